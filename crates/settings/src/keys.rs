@@ -1,0 +1,406 @@
+//! The catalogue of settings: every key, its Swedish and English label, where it may be set and
+//! how a typed value is checked.
+//!
+//! One table instead of one struct field per setting, because every level (system, user,
+//! account, webshop) stores a sparse subset of the same keys and inheritance works the same way
+//! for all of them; a table keeps the CLI, the store, the resolver and (later) the web UI in step.
+
+use std::fmt;
+
+use crate::scope::Level;
+
+/// What kind of value a key holds; decides parsing and display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A GUID such as an application (client) id.
+    Guid,
+    /// A tenant: GUID or verified domain; the multi-tenant aliases are refused.
+    Tenant,
+    Email,
+    /// One of a fixed set of values.
+    Choice(&'static [&'static str]),
+    /// Encrypted at rest, write-only, shown masked.
+    Secret,
+    /// A calendar date `YYYY-MM-DD`.
+    Date,
+    /// An `https://` URL (plain `http://` only to loopback, for the emulator).
+    Url,
+    Host,
+    Port,
+    /// A duration such as `60s`, `5m`, `1h`.
+    Duration,
+    /// A path to a PEM file on this machine.
+    Path,
+    /// A PEM certificate (public, not secret).
+    CertificatePem,
+    /// A comma-separated list of user codes or roles.
+    List,
+    /// Free text for the account type, with well-known values.
+    AccountType,
+}
+
+/// A setting key.
+#[derive(Debug)]
+pub struct KeyDef {
+    pub name: &'static str,
+    /// The label the users know from the ERP (Swedish).
+    pub label_sv: &'static str,
+    pub label_en: &'static str,
+    pub kind: Kind,
+    /// The levels at which the key may be written.
+    pub levels: &'static [Level],
+    pub help: &'static str,
+}
+
+impl KeyDef {
+    pub fn is_secret(&self) -> bool {
+        self.kind == Kind::Secret
+    }
+
+    pub fn allowed_at(&self, level: Level) -> bool {
+        self.levels.contains(&level)
+    }
+}
+
+impl fmt::Display for KeyDef {
+    /// `Username (Exchange)`: the label an admin recognises, used in messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label_en)
+    }
+}
+
+use Level::{Account as A, System as S, User as U, Webshop as W};
+
+pub const METHODS: &[&str] = &["exchange-online", "smtp", "none"];
+pub const WEBSHOP_METHODS: &[&str] = &[
+    "according-to-user-settings",
+    "exchange-online",
+    "smtp",
+    "none",
+];
+pub const AUTH_FLOWS: &[&str] = &[
+    "client-secret",
+    "username-password",
+    "certificate",
+    "device-code",
+];
+pub const CLOUDS: &[&str] = &["global", "usgov", "china"];
+pub const PROTOCOLS: &[&str] = &["graph", "imap", "pop3"];
+pub const TLS_MODES: &[&str] = &["starttls", "tls", "none"];
+pub const ACCOUNT_TYPES: &[&str] = &["monitor-to-monitor", "supplier-invoices", "general"];
+
+/// The exchange-related keys every level may override; listed once so the tables below stay in step.
+const EXCHANGE_LEVELS: &[Level] = &[S, U, A, W];
+const SENDER_LEVELS: &[Level] = &[U, W];
+const CREDENTIAL_LEVELS: &[Level] = &[U, A, W];
+
+pub static KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "method",
+        label_sv: "Metod för e-post",
+        label_en: "Method for e-mail",
+        kind: Kind::Choice(METHODS),
+        levels: EXCHANGE_LEVELS,
+        help: "exchange-online = Serverbaserat, via Microsoft Exchange Online; smtp = a classic (on-premises) SMTP server; none = no e-mail. On the webshop also according-to-user-settings (Enligt användarinställningar i Monitor G5).",
+    },
+    KeyDef {
+        name: "client_id",
+        label_sv: "Program-ID (klient)",
+        label_en: "Application (client) ID",
+        kind: Kind::Guid,
+        levels: EXCHANGE_LEVELS,
+        help: "The Application (client) ID on the Overview page of the app registration in Microsoft Entra ID.",
+    },
+    KeyDef {
+        name: "tenant_id",
+        label_sv: "Katalog-ID (klientorganisation)",
+        label_en: "Directory (tenant) ID",
+        kind: Kind::Tenant,
+        levels: EXCHANGE_LEVELS,
+        help: "The Directory (tenant) ID on the Overview page of the app registration (a GUID), or a verified domain such as contoso.onmicrosoft.com.",
+    },
+    KeyDef {
+        name: "auth_flow",
+        label_sv: "Autentiseringsflöde",
+        label_en: "Authentication flow",
+        kind: Kind::Choice(AUTH_FLOWS),
+        levels: EXCHANGE_LEVELS,
+        help: "client-secret (Klienthemlighet), username-password (Användarnamn/Lösenord), certificate, or device-code (a delegated sign-in once, for accounts with MFA).",
+    },
+    KeyDef {
+        name: "client_secret",
+        label_sv: "Klienthemlighet",
+        label_en: "Client secret",
+        kind: Kind::Secret,
+        levels: EXCHANGE_LEVELS,
+        help: "The Value (not the Secret ID) of a client secret under Certificates & secrets in the app registration.",
+    },
+    KeyDef {
+        name: "client_secret_expires",
+        label_sv: "Klienthemlighet upphör",
+        label_en: "Client secret expires",
+        kind: Kind::Date,
+        levels: EXCHANGE_LEVELS,
+        help: "The Expires date Entra shows beside the secret (YYYY-MM-DD); Kurir warns 30 days ahead.",
+    },
+    KeyDef {
+        name: "certificate",
+        label_sv: "Certifikat",
+        label_en: "Certificate",
+        kind: Kind::CertificatePem,
+        levels: EXCHANGE_LEVELS,
+        help: "The PEM certificate uploaded under Certificates & secrets (for the certificate flow).",
+    },
+    KeyDef {
+        name: "certificate_key",
+        label_sv: "Certifikatets privata nyckel",
+        label_en: "Certificate private key",
+        kind: Kind::Secret,
+        levels: EXCHANGE_LEVELS,
+        help: "The PEM private key that belongs to the certificate.",
+    },
+    KeyDef {
+        name: "email",
+        label_sv: "E-postadress",
+        label_en: "E-mail address",
+        kind: Kind::Email,
+        levels: SENDER_LEVELS,
+        help: "The address the user sends as (the mailbox in Exchange Online).",
+    },
+    KeyDef {
+        name: "default_sender",
+        label_sv: "Standardavsändare",
+        label_en: "Default sender address",
+        kind: Kind::Email,
+        levels: &[S],
+        help: "Used as From when a user has no E-postadress of their own.",
+    },
+    KeyDef {
+        name: "exchange_username",
+        label_sv: "Användarnamn (Exchange)",
+        label_en: "Username (Exchange)",
+        kind: Kind::Email,
+        levels: CREDENTIAL_LEVELS,
+        help: "The Exchange account's sign-in name (UPN) for the username-password flow.",
+    },
+    KeyDef {
+        name: "exchange_password",
+        label_sv: "Lösenord (Exchange)",
+        label_en: "Password (Exchange)",
+        kind: Kind::Secret,
+        levels: CREDENTIAL_LEVELS,
+        help: "The Exchange account's password for the username-password flow.",
+    },
+    KeyDef {
+        name: "cloud",
+        label_sv: "Moln",
+        label_en: "Cloud",
+        kind: Kind::Choice(CLOUDS),
+        levels: EXCHANGE_LEVELS,
+        help: "global (Microsoft 365), usgov (GCC High / DoD) or china (21Vianet); decides the default endpoints.",
+    },
+    KeyDef {
+        name: "authority",
+        label_sv: "Inloggningstjänst (authority)",
+        label_en: "Authority (sign-in endpoint)",
+        kind: Kind::Url,
+        levels: EXCHANGE_LEVELS,
+        help: "The Entra sign-in host, e.g. https://login.microsoftonline.com; set it only to point Kurir at the emulator or a national cloud.",
+    },
+    KeyDef {
+        name: "graph_endpoint",
+        label_sv: "Graph-adress",
+        label_en: "Graph endpoint",
+        kind: Kind::Url,
+        levels: EXCHANGE_LEVELS,
+        help: "The Microsoft Graph base URL, e.g. https://graph.microsoft.com.",
+    },
+    KeyDef {
+        name: "imap_host",
+        label_sv: "IMAP-server",
+        label_en: "IMAP server",
+        kind: Kind::Host,
+        levels: EXCHANGE_LEVELS,
+        help: "IMAP host for incoming mail, e.g. outlook.office365.com.",
+    },
+    KeyDef {
+        name: "imap_port",
+        label_sv: "IMAP-port",
+        label_en: "IMAP port",
+        kind: Kind::Port,
+        levels: EXCHANGE_LEVELS,
+        help: "IMAP port (993 = implicit TLS).",
+    },
+    KeyDef {
+        name: "pop3_host",
+        label_sv: "POP3-server",
+        label_en: "POP3 server",
+        kind: Kind::Host,
+        levels: EXCHANGE_LEVELS,
+        help: "POP3 host for incoming mail, e.g. outlook.office365.com.",
+    },
+    KeyDef {
+        name: "pop3_port",
+        label_sv: "POP3-port",
+        label_en: "POP3 port",
+        kind: Kind::Port,
+        levels: EXCHANGE_LEVELS,
+        help: "POP3 port (995 = implicit TLS).",
+    },
+    KeyDef {
+        name: "smtp_host",
+        label_sv: "SMTP-server",
+        label_en: "SMTP server",
+        kind: Kind::Host,
+        levels: EXCHANGE_LEVELS,
+        help: "SMTP host for outgoing mail: smtp.office365.com for Exchange Online, or your own server for method smtp.",
+    },
+    KeyDef {
+        name: "smtp_port",
+        label_sv: "SMTP-port",
+        label_en: "SMTP port",
+        kind: Kind::Port,
+        levels: EXCHANGE_LEVELS,
+        help: "SMTP port (587 with STARTTLS, 465 with implicit TLS).",
+    },
+    KeyDef {
+        name: "smtp_tls",
+        label_sv: "SMTP-kryptering",
+        label_en: "SMTP encryption",
+        kind: Kind::Choice(TLS_MODES),
+        levels: EXCHANGE_LEVELS,
+        help: "starttls, tls (implicit) or none (only for a server on this machine).",
+    },
+    KeyDef {
+        name: "smtp_username",
+        label_sv: "SMTP-användarnamn",
+        label_en: "SMTP username",
+        kind: Kind::Text,
+        levels: EXCHANGE_LEVELS,
+        help: "Username for a classic SMTP server (method smtp); leave unset for no authentication.",
+    },
+    KeyDef {
+        name: "smtp_password",
+        label_sv: "SMTP-lösenord",
+        label_en: "SMTP password",
+        kind: Kind::Secret,
+        levels: EXCHANGE_LEVELS,
+        help: "Password for a classic SMTP server (method smtp).",
+    },
+    KeyDef {
+        name: "ca_file",
+        label_sv: "Extra CA-certifikat",
+        label_en: "Extra CA certificate",
+        kind: Kind::Path,
+        levels: EXCHANGE_LEVELS,
+        help: "A PEM file of an extra certificate authority to trust, e.g. the emulator's ca.pem or an on-premises server's CA.",
+    },
+    KeyDef {
+        name: "type",
+        label_sv: "Typ",
+        label_en: "Type",
+        kind: Kind::AccountType,
+        levels: &[A],
+        help: "monitor-to-monitor (Monitor-till-Monitor), supplier-invoices, general, or your own type name.",
+    },
+    KeyDef {
+        name: "mailbox",
+        label_sv: "Brevlåda",
+        label_en: "Mailbox",
+        kind: Kind::Email,
+        levels: &[A],
+        help: "The address of the mailbox the account reads.",
+    },
+    KeyDef {
+        name: "protocol",
+        label_sv: "Protokoll",
+        label_en: "Protocol",
+        kind: Kind::Choice(PROTOCOLS),
+        levels: &[A],
+        help: "graph (Microsoft Graph), imap or pop3.",
+    },
+    KeyDef {
+        name: "source_folder",
+        label_sv: "Mapp att läsa",
+        label_en: "Source folder",
+        kind: Kind::Text,
+        levels: &[A],
+        help: "The folder new mail is read from.",
+    },
+    KeyDef {
+        name: "processed_folder",
+        label_sv: "Mapp för behandlad e-post",
+        label_en: "Processed folder",
+        kind: Kind::Text,
+        levels: &[A],
+        help: "Where a message is moved once it is stored in Kurir (created if missing; not used by POP3, which deletes).",
+    },
+    KeyDef {
+        name: "quarantine_folder",
+        label_sv: "Karantänmapp",
+        label_en: "Quarantine folder",
+        kind: Kind::Text,
+        levels: &[A],
+        help: "Where a message that cannot be handled is moved, with the reason kept in Kurir.",
+    },
+    KeyDef {
+        name: "poll_interval",
+        label_sv: "Hämtningsintervall",
+        label_en: "Poll interval",
+        kind: Kind::Duration,
+        levels: &[A],
+        help: "How often the mailbox is read, e.g. 60s or 5m (IMAP IDLE picks mail up sooner).",
+    },
+    KeyDef {
+        name: "visible_to",
+        label_sv: "Synlig för",
+        label_en: "Visible to",
+        kind: Kind::List,
+        levels: &[A],
+        help: "User codes or roles, comma separated, that may see this account's mail; * for everyone.",
+    },
+];
+
+pub fn key(name: &str) -> Option<&'static KeyDef> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// A lookup that tells the user what keys exist when the name is wrong.
+pub fn key_or_hint(name: &str, level: Level) -> Result<&'static KeyDef, String> {
+    let lowered = name.trim().to_ascii_lowercase().replace('-', "_");
+    match key(&lowered) {
+        Some(k) if k.allowed_at(level) => Ok(k),
+        Some(k) => {
+            let at: Vec<&str> = k.levels.iter().map(|l| level_name(*l)).collect();
+            Err(format!(
+                "{} ({}) cannot be set on the {}; it belongs on: {}",
+                k.name,
+                k.label_en,
+                level_name(level),
+                at.join(", ")
+            ))
+        }
+        None => {
+            let names: Vec<&str> = KEYS
+                .iter()
+                .filter(|k| k.allowed_at(level))
+                .map(|k| k.name)
+                .collect();
+            Err(format!(
+                "unknown setting '{name}'; settings on the {}: {}",
+                level_name(level),
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+pub fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::System => "system",
+        Level::User => "user",
+        Level::Account => "account",
+        Level::Webshop => "webshop",
+    }
+}

@@ -1,0 +1,376 @@
+//! Validation of effective settings as a whole (the second stage, after each value was parsed on
+//! its own): does this user, account or webshop have everything its method and authentication
+//! flow need? Each problem names the field (with the label the admin knows), the level where it
+//! should be fixed, and the exact command that fixes it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::keys::key;
+use crate::resolve::{Effective, SettingsSnapshot, WEBSHOP_USER};
+use crate::scope::{Level, Scope};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Kurir cannot work with these settings.
+    Error,
+    /// It works today, but something needs attention (an expiring secret, an odd choice).
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    /// The subject whose effective settings were checked.
+    #[serde(serialize_with = "ser_scope")]
+    pub subject: Scope,
+    /// The setting at fault.
+    pub field: &'static str,
+    /// Where the fix belongs (may differ from the subject: a missing client id is fixed in the
+    /// system settings even when found while checking user ANNA).
+    #[serde(serialize_with = "ser_scope")]
+    pub fix_at: Scope,
+    pub message: String,
+    pub fix: String,
+}
+
+fn ser_scope<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&scope.storage_key())
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}: {} Fix: {}", self.message, self.fix)
+    }
+}
+
+struct Checker<'a> {
+    eff: &'a Effective,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, severity: Severity, field: &'static str, message: String, fix: String) {
+        self.problems.push(Problem {
+            severity,
+            subject: self.eff.scope.clone(),
+            field,
+            fix_at: self.eff.fix_scope(field),
+            message,
+            fix,
+        });
+    }
+
+    /// The subject as the admin would name it; the webshop under according-to-user-settings is
+    /// really user WEBSHOP, so say so.
+    fn who(&self) -> String {
+        match (&self.eff.scope, &self.eff.sends_as) {
+            (Scope::Webshop, Some(u)) => format!("user {u} (the webshop sends as {u})"),
+            (s, _) => s.to_string(),
+        }
+    }
+
+    fn set_cmd(&self, field: &'static str, example: &str) -> String {
+        let scope = self.eff.fix_scope(field);
+        let def = key(field).expect("known key");
+        if def.is_secret() {
+            format!(
+                "kurir settings set{} {field}   (you are prompted for the value; or --secret-stdin {field})",
+                scope.cli_flag()
+            )
+        } else {
+            format!("kurir settings set{} {field}={example}", scope.cli_flag())
+        }
+    }
+
+    fn require(&mut self, field: &'static str, context: &str, example: &str) {
+        if !self.eff.is_set(field) {
+            let def = key(field).expect("known key");
+            let message = format!(
+                "{context}: {} has no {} ({field}).",
+                self.who(),
+                def.label_en
+            );
+            let fix = self.set_cmd(field, example);
+            self.push(Severity::Error, field, message, fix);
+        }
+    }
+}
+
+impl SettingsSnapshot {
+    /// Validates the effective settings of `scope`. `today` is passed in so that expiry checks
+    /// are testable.
+    pub fn validate(&self, scope: &Scope, today: time::Date) -> Vec<Problem> {
+        let eff = self.resolve(scope);
+        let mut c = Checker {
+            eff: &eff,
+            problems: Vec::new(),
+        };
+        if let (Scope::Webshop, Some(user)) = (&eff.scope, &eff.sends_as) {
+            if !self.users.contains_key(user) {
+                c.push(
+                    Severity::Error,
+                    "method",
+                    format!("the webshop's method is according to user settings, so it sends as user {user}, but there is no user {user}."),
+                    format!("kurir users add {user} --email webshop@your-domain   (or give the webshop a method of its own: kurir settings set --webshop method=exchange-online)"),
+                );
+                return c.problems;
+            }
+        }
+        let method = eff.get("method").unwrap_or("none").to_owned();
+        let level = eff.scope.level();
+        match method.as_str() {
+            "exchange-online" => check_exchange(&mut c, today),
+            "smtp" => {
+                if level == Level::Account {
+                    c.push(
+                        Severity::Error,
+                        "method",
+                        format!("{}: method smtp only sends mail; an incoming-mail account is read from Exchange Online.", c.who()),
+                        c.set_cmd("method", "exchange-online"),
+                    );
+                } else {
+                    check_smtp(&mut c);
+                }
+            }
+            _ => {
+                if level != Level::System {
+                    let severity = if level == Level::Account {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    };
+                    c.push(
+                        severity,
+                        "method",
+                        format!("{} has Method for e-mail (method) none, so it can neither send nor receive e-mail.", c.who()),
+                        c.set_cmd("method", "exchange-online"),
+                    );
+                }
+            }
+        }
+        if level == Level::Account {
+            check_account(&mut c, self);
+        }
+        if let Some(path) = eff.get("ca_file") {
+            if !std::path::Path::new(path).is_file() {
+                c.push(
+                    Severity::Error,
+                    "ca_file",
+                    format!("{}: Extra CA certificate (ca_file) {path} does not exist or is not a file.", c.who()),
+                    c.set_cmd("ca_file", "/path/to/ca.pem"),
+                );
+            }
+        }
+        c.problems
+    }
+
+    /// Validates the system, every user, every account and the webshop.
+    pub fn validate_all(&self, today: time::Date) -> Vec<Problem> {
+        let mut scopes = vec![Scope::System];
+        scopes.extend(self.users.keys().map(|u| Scope::User(u.clone())));
+        scopes.extend(self.accounts.keys().map(|a| Scope::Account(a.clone())));
+        scopes.push(Scope::Webshop);
+        let mut all: Vec<Problem> = Vec::new();
+        for scope in scopes {
+            for p in self.validate(&scope, today) {
+                // The same missing system value shows up for every user that inherits it; report
+                // it once, at the system.
+                let dup = all.iter().any(|q| {
+                    q.field == p.field && q.fix_at == p.fix_at && p.fix_at == Scope::System
+                });
+                if !dup {
+                    all.push(p);
+                }
+            }
+        }
+        all
+    }
+}
+
+fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
+    let level = c.eff.scope.level();
+    c.require(
+        "client_id",
+        "Exchange Online",
+        "<Application (client) ID GUID>",
+    );
+    c.require(
+        "tenant_id",
+        "Exchange Online",
+        "<Directory (tenant) ID GUID or contoso.onmicrosoft.com>",
+    );
+    let flow = c.eff.get("auth_flow").unwrap_or("client-secret").to_owned();
+    match flow.as_str() {
+        "client-secret" => {
+            c.require("client_secret", "client-secret flow", "");
+            check_expiry(c, today);
+        }
+        "username-password" => {
+            if level != Level::System {
+                c.require(
+                    "exchange_username",
+                    "username-password flow",
+                    "name@your-domain",
+                );
+                c.require("exchange_password", "username-password flow", "");
+            }
+        }
+        "certificate" => {
+            c.require("certificate", "certificate flow", "\"$(cat cert.pem)\"");
+            c.require("certificate_key", "certificate flow", "");
+        }
+        _ => {}
+    }
+    if matches!(level, Level::User | Level::Webshop) {
+        if !c.eff.is_set("email") {
+            let who = c.who();
+            let fix = c.set_cmd("email", "name@your-domain");
+            c.push(
+                Severity::Error,
+                "email",
+                format!("{who} has no E-mail address (email) and the system settings have no Default sender address (default_sender): Exchange Online needs a mailbox to send as."),
+                fix,
+            );
+        }
+    }
+}
+
+fn check_expiry(c: &mut Checker<'_>, today: time::Date) {
+    let Some(raw) = c.eff.get("client_secret_expires") else {
+        return;
+    };
+    let Ok(date) = time::Date::parse(
+        raw,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    ) else {
+        return;
+    };
+    let days = (date - today).whole_days();
+    let renew = "create a new secret in Entra ID → App registrations → Certificates & secrets, then set client_secret to its Value and client_secret_expires to its date";
+    if days < 0 {
+        c.push(
+            Severity::Error,
+            "client_secret_expires",
+            format!("{}: the Client secret expired on {date}; Entra answers AADSTS7000222 and no mail moves.", c.who()),
+            renew.to_owned(),
+        );
+    } else if days <= 30 {
+        c.push(
+            Severity::Warning,
+            "client_secret_expires",
+            format!(
+                "{}: the Client secret expires on {date}, in {days} days.",
+                c.who()
+            ),
+            renew.to_owned(),
+        );
+    }
+}
+
+fn check_smtp(c: &mut Checker<'_>) {
+    c.require("smtp_host", "method smtp", "mail.your-domain");
+    let has_user = c.eff.is_set("smtp_username");
+    let has_pass = c.eff.is_set("smtp_password");
+    if has_user && !has_pass {
+        c.require("smtp_password", "method smtp with an SMTP username", "");
+    }
+    if has_pass && !has_user {
+        let fix = c.set_cmd("smtp_username", "name");
+        c.push(
+            Severity::Warning,
+            "smtp_username",
+            format!(
+                "{}: an SMTP password is set but no SMTP username, so the password is not used.",
+                c.who()
+            ),
+            fix,
+        );
+    }
+    let host = c.eff.get("smtp_host").unwrap_or_default();
+    let local = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if c.eff.get("smtp_tls") == Some("none") && has_user && !local {
+        let fix = c.set_cmd("smtp_tls", "starttls");
+        c.push(
+            Severity::Warning,
+            "smtp_tls",
+            format!("{}: SMTP encryption is none, so the SMTP password crosses the network in clear text.", c.who()),
+            fix,
+        );
+    }
+}
+
+fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
+    c.require("mailbox", "incoming mail", "orders@your-domain");
+    let folder = |n: &str| c.eff.get(n).unwrap_or_default().to_lowercase();
+    let (source, processed, quarantine) = (
+        folder("source_folder"),
+        folder("processed_folder"),
+        folder("quarantine_folder"),
+    );
+    let pop3 = c.eff.get("protocol") == Some("pop3");
+    if !pop3 && source == processed {
+        let fix = c.set_cmd("processed_folder", "Processed");
+        c.push(
+            Severity::Error,
+            "processed_folder",
+            format!("{}: Processed folder and Source folder are both '{source}', so stored mail would be read again forever.", c.who()),
+            fix,
+        );
+    }
+    if !pop3 && source == quarantine {
+        let fix = c.set_cmd("quarantine_folder", "Quarantine");
+        c.push(
+            Severity::Error,
+            "quarantine_folder",
+            format!("{}: Quarantine folder and Source folder are both '{source}', so a broken message would be retried forever.", c.who()),
+            fix,
+        );
+    }
+    if let Some(Ok(d)) = c.eff.get("poll_interval").map(crate::parse::parse_duration) {
+        if d.as_secs() < 10 {
+            let fix = c.set_cmd("poll_interval", "1m");
+            c.push(
+                Severity::Error,
+                "poll_interval",
+                format!("{}: a Poll interval of {}s is too short; Exchange Online throttles mailboxes polled that often.", c.who(), d.as_secs()),
+                fix,
+            );
+        } else if d.as_secs() > 24 * 3600 {
+            let fix = c.set_cmd("poll_interval", "5m");
+            c.push(
+                Severity::Warning,
+                "poll_interval",
+                format!(
+                    "{}: a Poll interval over a day means incoming mail waits that long.",
+                    c.who()
+                ),
+                fix,
+            );
+        }
+    }
+    if let Some(list) = c.eff.get("visible_to") {
+        let unknown: Vec<&str> = list
+            .split(',')
+            .filter(|u| *u != "*" && !snapshot.users.contains_key(*u) && *u != WEBSHOP_USER)
+            .collect();
+        if !unknown.is_empty() {
+            let fix = c.set_cmd("visible_to", "ANNA,EKONOMI");
+            c.push(
+                Severity::Warning,
+                "visible_to",
+                format!("{}: Visible to names {}, which {} not a Kurir user (fine if it is a role in the ERP).", c.who(), unknown.join(", "), if unknown.len() == 1 { "is" } else { "are" }),
+                fix,
+            );
+        }
+    }
+}
