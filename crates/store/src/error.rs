@@ -1,0 +1,78 @@
+//! Store errors: each says what went wrong and what the administrator can do about it. None of
+//! them carries a secret's value.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::crypto::{KeyOrigin, MASTER_KEY_ENV, MASTER_KEY_FILE};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "the master key from {origin} is not 32 bytes written as base64 (44 characters) or hex (64 characters); generate one with `openssl rand -base64 32`, or unset {MASTER_KEY_ENV} to let Kurir use its key file"
+    )]
+    BadMasterKeyFormat { origin: KeyOrigin },
+
+    #[error(
+        "the master key from {origin} (fingerprint {given}) is not the key this data directory was encrypted with (fingerprint {expected}); set {MASTER_KEY_ENV} to the original key or restore the original {MASTER_KEY_FILE} in the data directory. Without it the stored secrets cannot be read: they would have to be entered again in a new data directory"
+    )]
+    WrongMasterKey {
+        origin: KeyOrigin,
+        given: String,
+        expected: String,
+    },
+
+    #[error(
+        "the master key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}` (and check who may have copied it)",
+        path = path.display()
+    )]
+    KeyFileTooOpen { path: PathBuf, mode: u32 },
+
+    #[error(
+        "the stored secret {place} cannot be decrypted: it was altered, or encrypted under another master key; set it again with `kurir settings set`"
+    )]
+    CorruptSecret { place: String },
+
+    #[error("could not {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "the database {path} could not be opened: {source}. Check that the data directory (--data-dir / KURIR_DATA_DIR) is writable and not on a network share that breaks SQLite locking",
+        path = path.display()
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error(
+        "the database schema could not be brought up to date: {0}. If this data directory was used by a newer Kurir, use that version"
+    )]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+
+    #[error("there is no user {0}; add it with `kurir users add {0}`")]
+    NoSuchUser(String),
+
+    #[error("there is no incoming-mail account '{0}'; list them with `kurir accounts list`")]
+    NoSuchAccount(String),
+
+    #[error("user {0} already exists")]
+    UserExists(String),
+
+    #[error("incoming-mail account '{0}' already exists")]
+    AccountExists(String),
+
+    #[error(
+        "this export was encrypted under another master key (fingerprint {given}, this data directory uses {expected}); import it where that key is, or export again without secrets and enter them by hand"
+    )]
+    ForeignExport { given: String, expected: String },
+}

@@ -1,0 +1,95 @@
+//! Kurir's durable store.
+//!
+//! [`Store`] is what the rest of Kurir uses; [`sqlite::SqliteStore`] is the default
+//! implementation (one file in the data directory). A PostgreSQL implementation for several
+//! instances sharing the work satisfies the same trait. Secrets are sealed with the
+//! [`crypto::MasterKey`] before they reach either database, and only [`Store::reveal`] opens one.
+
+pub mod crypto;
+pub mod error;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use kurir_settings::{Scope, SettingsSnapshot};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use crypto::MasterKey;
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// A value to write.
+pub enum NewValue {
+    Plain(String),
+    Secret(SecretString),
+}
+
+/// One change to a scope's layer; several are applied in one transaction.
+pub enum Change {
+    Set(String, NewValue),
+    Unset(String),
+}
+
+/// A stored setting as it leaves or enters the store for export/import: plain values as text,
+/// secrets still sealed (base64), so an export file never holds a plaintext secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRow {
+    pub scope: String,
+    pub key: String,
+    pub value: ExportValue,
+    pub set_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportValue {
+    Plain(String),
+    Sealed(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Every layer, with secrets as masked [`kurir_settings::SecretInfo`].
+    async fn snapshot(&self) -> Result<SettingsSnapshot, StoreError>;
+
+    /// Applies changes to one scope atomically. The scope (user, account) must exist. Returns
+    /// how many rows changed.
+    async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<usize, StoreError>;
+
+    /// The plaintext of a secret setting stored exactly at `scope` (no inheritance: resolve
+    /// first to learn where the effective value lives).
+    async fn reveal(&self, scope: &Scope, key: &str) -> Result<Option<SecretString>, StoreError>;
+
+    async fn add_user(&self, code: &str) -> Result<(), StoreError>;
+    /// Removes the user and every setting written for it.
+    async fn remove_user(&self, code: &str) -> Result<(), StoreError>;
+    async fn add_account(&self, name: &str) -> Result<(), StoreError>;
+    async fn remove_account(&self, name: &str) -> Result<(), StoreError>;
+
+    async fn export_rows(&self, include_secrets: bool) -> Result<Vec<ExportRow>, StoreError>;
+    /// Imports rows in one transaction, creating users and accounts they name. Sealed values
+    /// must come from a store with the same master key.
+    async fn import_rows(
+        &self,
+        rows: Vec<ExportRow>,
+        key_fingerprint: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Refresh tokens of delegated sign-ins, sealed like secrets.
+    async fn load_refresh_token(&self, cache_key: &str)
+    -> Result<Option<SecretString>, StoreError>;
+    async fn save_refresh_token(
+        &self,
+        cache_key: &str,
+        token: &SecretString,
+    ) -> Result<(), StoreError>;
+    async fn delete_refresh_token(&self, cache_key: &str) -> Result<(), StoreError>;
+
+    /// The non-secret fingerprint of the master key in use.
+    fn key_fingerprint(&self) -> String;
+}
+
+/// The associated data a secret is sealed with: its place.
+pub(crate) fn aad(scope_key: &str, key: &str) -> String {
+    format!("{scope_key}/{key}")
+}
