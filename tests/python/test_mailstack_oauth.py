@@ -60,12 +60,11 @@ def run_script(*args, timeout=600):
 
 
 def report(request, line):
-    """Show a figure in pytest's terminal output even when output is captured."""
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
+    """Shows a figure in pytest's terminal output even while output is captured."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    tr = request.config.pluginmanager.getplugin("terminalreporter")
+    with capman.global_and_fixture_disabled():
         tr.write_line(f"[mailstack] {line}")
-    else:
-        print(f"[mailstack] {line}")
 
 
 @pytest.fixture(scope="module")
