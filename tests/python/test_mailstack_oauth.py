@@ -435,9 +435,11 @@ def test_smtp_refuses_auth_before_starttls(mailstack):
 # ----------------------------------------------------------------------------- refusals
 def refusal_cases(emulator, tokens, user, other):
     app, usr = tokens["app"], tokens["user"]
+    stale = issued_expired_tokens(emulator)
     return {
-        "expired": (user, expired(emulator, usr, "user")),
-        "app-token-expired": (other, expired(emulator, app, "app")),
+        "expired": (user, stale["user"]),
+        "app-token-expired": (other, stale["app"]),
+        "expired-resigned": (user, expired(emulator, usr, "user")),
         "wrong-audience-graph": (user, graph_token(emulator)),
         "bad-signature": (user, resign_with_foreign_key(usr)),
         "tampered-claims": (user, tamper(usr, exp=int(time.time()) + 86400 * 365)),
@@ -471,6 +473,36 @@ def resign_with_emulator_key(emulator, token, kind, **changes):
     return f"{signed}.{b64u(sig)}"
 
 
+def emulator_faults(emulator, body=None):
+    """GET or POST the emulator's fault knobs (/_emulator/faults)."""
+    url = f"{emulator['base_url'].rstrip('/')}/_emulator/faults"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    ctx = ssl.create_default_context(cafile=emulator["ca_path"])
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.URLError as e:
+        pytest.fail(f"{'POST' if body else 'GET'} {url} failed: {e}; the expired-token tests need the "
+                    "emulator's fault endpoint")
+
+
+def issued_expired_tokens(emulator):
+    """Tokens the emulator itself issued with a 1-second lifetime (its fault endpoint), used
+    once they have expired: exactly what a client holding a stale token presents."""
+    before = emulator_faults(emulator)["token_lifetime_secs"]
+    emulator_faults(emulator, {"token_lifetime_secs": 1})
+    try:
+        toks = {"app": app_token(emulator), "user": user_token(emulator)}
+    finally:
+        emulator_faults(emulator, {"token_lifetime_secs": before})
+    latest = max(claims(t)["exp"] for t in toks.values())
+    assert latest - time.time() < 5, f"the emulator ignored token_lifetime_secs=1 (exp {latest})"
+    while time.time() < latest + 1.1:  # Dovecot compares whole seconds
+        time.sleep(0.2)
+    return toks
+
+
 def expired(emulator, token, kind):
     """Validly signed but an hour past its exp (nbf/iat moved back to match): only the expiry is
     wrong, so a refusal proves the server checks exp (see the positive control below)."""
@@ -486,7 +518,7 @@ def test_resigning_with_the_emulator_key_keeps_a_token_valid(mailstack, emulator
         imap_login(mailstack, "XOAUTH2", mailbox, tok).logout()
 
 
-REFUSALS = ["expired", "app-token-expired", "wrong-audience-graph", "bad-signature", "tampered-claims", "user-token-other-mailbox",
+REFUSALS = ["expired", "app-token-expired", "expired-resigned", "wrong-audience-graph", "bad-signature", "tampered-claims", "user-token-other-mailbox",
             "user-token-upn-swapped", "app-token-bad-signature", "app-token-outside-tenant-domains"]
 
 
