@@ -1,0 +1,99 @@
+//! The command line: argument definitions and dispatch. Each command group has its own file.
+
+mod accounts;
+mod output;
+mod settings;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kurir_settings::{Scope, normalize_account_name, normalize_user_code};
+use kurir_store::SqliteStore;
+
+use crate::fail::bad;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kurir",
+    version,
+    about = "E-mail for the ERP through Microsoft Exchange Online with OAuth 2.0 / Microsoft Entra ID",
+    long_about = "Kurir gives an ERP and its webshop e-mail through Microsoft Exchange Online with OAuth 2.0 (Microsoft Entra ID): the e-mail settings of the ERP (system settings, users such as WEBSHOP, incoming-mail accounts, the webshop), tokens from Entra ID, incoming and outgoing mail.\n\nStart with `kurir settings show`, then `kurir settings keys` for every setting."
+)]
+pub struct Cli {
+    /// Where Kurir keeps its database and master key file.
+    #[arg(
+        long,
+        global = true,
+        env = "KURIR_DATA_DIR",
+        default_value = "./kurir-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// More log output on stderr (-v, -vv); KURIR_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show, change, validate, export and import the e-mail settings.
+    #[command(subcommand)]
+    Settings(settings::SettingsCmd),
+    /// ERP users (Användare) with e-mail settings of their own, such as WEBSHOP.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// Incoming-mail accounts (Inställningar för inkommande e-post), e.g. Monitor-to-Monitor.
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCmd),
+}
+
+/// Which subject a settings command is about; none of the flags means the system settings.
+#[derive(Args, Debug, Clone, Default)]
+#[group(multiple = false)]
+pub struct ScopeArgs {
+    /// A user (ERP user code, e.g. ANNA or WEBSHOP).
+    #[arg(long, value_name = "CODE")]
+    pub user: Option<String>,
+    /// An incoming-mail account by name.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// The webshop (Webbshop Administration).
+    #[arg(long)]
+    pub webshop: bool,
+}
+
+impl ScopeArgs {
+    pub fn scope(&self) -> anyhow::Result<Scope> {
+        Ok(if let Some(u) = &self.user {
+            Scope::User(normalize_user_code(u).map_err(bad)?)
+        } else if let Some(a) = &self.account {
+            Scope::Account(normalize_account_name(a).map_err(bad)?)
+        } else if self.webshop {
+            Scope::Webshop
+        } else {
+            Scope::System
+        })
+    }
+}
+
+pub async fn open_store(cli_data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open(cli_data_dir).await?)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Settings(cmd) => settings::run(&cli.data_dir, cmd).await,
+        Command::Users(cmd) => users::run(&cli.data_dir, cmd).await,
+        Command::Accounts(cmd) => accounts::run(&cli.data_dir, cmd).await,
+    }
+}
+
+/// Today's date for expiry checks.
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}

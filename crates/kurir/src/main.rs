@@ -1,0 +1,50 @@
+//! `kurir`: the one binary. Subcommands live in `cli/`, one file per command group; this file only
+//! turns their outcome into an exit status.
+//!
+//! Exit status: 0 success; 2 bad input (a one-line reason on stderr); 1 anything else (the
+//! environment failed: database, master key, network).
+
+mod cli;
+mod fail;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_logging(args.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kurir: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(err) => {
+            let (code, text) = fail::describe(&err);
+            eprintln!("kurir: {text}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays machine-readable (`--json`, the emulator's JSON line).
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,kurir=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KURIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
