@@ -1,0 +1,142 @@
+//! The built-in demo directory and the names other crates' tests use to reach it.
+//!
+//! Every AADSTS error the emulator knows can be produced with an entity from here (an expired
+//! secret, an app without admin consent, an MFA user, …), so a test elsewhere in the workspace
+//! can provoke any of them without writing a fixture. The demo app's certificate is generated
+//! into the state dir at first start (a private key in the source would be copied into real
+//! configurations); its paths come from [`crate::RunningEmulator::demo_certificate`].
+
+/// The demo tenant's id.
+pub const TENANT_ID: &str = "6d3c9f0a-2b4e-4c1d-9a8f-5e7b0c2d4f61";
+/// The demo tenant's verified (initial) domain.
+pub const TENANT_DOMAIN: &str = "kurirdemo.onmicrosoft.com";
+/// A second tenant with no apps: using the demo app there gives AADSTS700016.
+pub const OTHER_TENANT_ID: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+pub const OTHER_TENANT_DOMAIN: &str = "kurirother.onmicrosoft.com";
+
+/// The demo app: consented, a valid secret, a generated certificate, public client flows on.
+pub const CLIENT_ID: &str = "3b1d7c52-8e4f-4a09-b6d2-91f0e5a7c3d8";
+pub const CLIENT_NAME: &str = "Kurir Demo";
+pub const CLIENT_SECRET_ID: &str = "c2a4e6f8-1b3d-4f5a-8c7e-9d0b2a4c6e8f";
+pub const CLIENT_SECRET: &str = "kUr~8Q.demo_SecretValue-7fJ2xLw9pZ4tN6vB1mC3";
+/// A second secret of the demo app that expired: using it gives AADSTS7000222.
+pub const EXPIRED_SECRET_ID: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
+pub const EXPIRED_SECRET: &str = "kUr~3X.expired_SecretValue-Qw8Er7Ty6Ui5Op4A";
+
+/// An app whose permissions were never granted admin consent: delegated flows give AADSTS65001,
+/// app-only tokens carry no roles (as Microsoft issues them).
+pub const UNCONSENTED_CLIENT_ID: &str = "7a9c1e3f-5b7d-4f1a-8c3e-5a7c9e1b3d5f";
+pub const UNCONSENTED_CLIENT_SECRET: &str = "kUr~5Z.unconsented_Secret-Hj4Kl6Mn8Bv0Cx2Z";
+
+/// The default password of every demo user.
+pub const PASSWORD: &str = "Kurir-Demo-Passw0rd!";
+/// A user who can sign in.
+pub const USER: &str = "adele.vance@kurirdemo.onmicrosoft.com";
+/// A second ordinary user (for tests that need two mailboxes).
+pub const USER2: &str = "megan.bowen@kurirdemo.onmicrosoft.com";
+/// MFA required (AADSTS50076).
+pub const MFA_USER: &str = "mfa.user@kurirdemo.onmicrosoft.com";
+/// MFA registration required (AADSTS50079).
+pub const MFA_ENROLL_USER: &str = "mfa.enroll@kurirdemo.onmicrosoft.com";
+/// Account disabled (AADSTS50057).
+pub const DISABLED_USER: &str = "disabled.user@kurirdemo.onmicrosoft.com";
+/// Account locked (AADSTS50053).
+pub const LOCKED_USER: &str = "locked.user@kurirdemo.onmicrosoft.com";
+/// Password expired (AADSTS50055).
+pub const EXPIRED_PASSWORD_USER: &str = "expired.password@kurirdemo.onmicrosoft.com";
+/// Blocked by Conditional Access (AADSTS53003).
+pub const CA_BLOCKED_USER: &str = "ca.blocked@kurirdemo.onmicrosoft.com";
+
+/// The demo fixture in the documented TOML format (also a worked example of it).
+pub fn toml() -> String {
+    format!(
+        r#"
+[[tenants]]
+id = "{TENANT_ID}"
+display_name = "Kurir Demo"
+domains = ["{TENANT_DOMAIN}"]
+
+[[tenants]]
+id = "{OTHER_TENANT_ID}"
+display_name = "Kurir Other"
+domains = ["{OTHER_TENANT_DOMAIN}"]
+
+[[apps]]
+client_id = "{CLIENT_ID}"
+display_name = "{CLIENT_NAME}"
+tenant = "{TENANT_ID}"
+public_client = true
+admin_consent = true
+generate_certificate = true
+secrets = [
+  {{ id = "{CLIENT_SECRET_ID}", value = "{CLIENT_SECRET}", expires = 2099-12-31T00:00:00Z }},
+  {{ id = "{EXPIRED_SECRET_ID}", value = "{EXPIRED_SECRET}", expires = 2024-01-31T00:00:00Z }},
+]
+[apps.application_permissions]
+"https://graph.microsoft.com" = ["Mail.Read", "Mail.ReadWrite", "Mail.Send", "User.Read.All"]
+"https://outlook.office365.com" = ["IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp"]
+[apps.delegated_permissions]
+"https://graph.microsoft.com" = ["User.Read", "Mail.Read", "Mail.ReadWrite", "Mail.Send"]
+"https://outlook.office.com" = ["IMAP.AccessAsUser.All", "POP.AccessAsUser.All", "SMTP.Send"]
+
+[[apps]]
+client_id = "{UNCONSENTED_CLIENT_ID}"
+display_name = "Kurir Unconsented"
+tenant = "{TENANT_ID}"
+public_client = true
+admin_consent = false
+secrets = [
+  {{ id = "d4c3b2a1-0f9e-4d8c-b7a6-f5e4d3c2b1a0", value = "{UNCONSENTED_CLIENT_SECRET}", expires = 2099-12-31T00:00:00Z }},
+]
+[apps.application_permissions]
+"https://graph.microsoft.com" = ["Mail.Read"]
+"https://outlook.office365.com" = ["IMAP.AccessAsApp"]
+[apps.delegated_permissions]
+"https://outlook.office.com" = ["IMAP.AccessAsUser.All", "SMTP.Send"]
+
+[[users]]
+upn = "{USER}"
+display_name = "Adele Vance"
+password = "{PASSWORD}"
+
+[[users]]
+upn = "{USER2}"
+display_name = "Megan Bowen"
+password = "{PASSWORD}"
+
+[[users]]
+upn = "{MFA_USER}"
+password = "{PASSWORD}"
+mfa_required = true
+
+[[users]]
+upn = "{MFA_ENROLL_USER}"
+password = "{PASSWORD}"
+mfa_registration_required = true
+
+[[users]]
+upn = "{DISABLED_USER}"
+password = "{PASSWORD}"
+disabled = true
+
+[[users]]
+upn = "{LOCKED_USER}"
+password = "{PASSWORD}"
+locked = true
+
+[[users]]
+upn = "{EXPIRED_PASSWORD_USER}"
+password = "{PASSWORD}"
+password_expired = true
+
+[[users]]
+upn = "{CA_BLOCKED_USER}"
+password = "{PASSWORD}"
+conditional_access_blocked = true
+"#
+    )
+}
+
+pub(crate) fn fixture() -> crate::Fixture {
+    crate::Fixture::from_toml(&toml()).expect("the built-in demo fixture is valid")
+}
