@@ -126,8 +126,9 @@ struct AssertionClaims {
     aud: Option<serde_json::Value>,
     iss: Option<String>,
     sub: Option<String>,
-    exp: Option<i64>,
-    nbf: Option<i64>,
+    // Numbers, not integers: MSAL for Python sends `time.time() + 600`, a float.
+    exp: Option<f64>,
+    nbf: Option<f64>,
 }
 
 fn verify_assertion(
@@ -217,7 +218,7 @@ fn verify_assertion(
         )));
     }
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let (Some(exp), nbf) = (claims.exp, claims.nbf) else {
+    let (Some(exp), nbf) = (claims.exp.map(|v| v as i64), claims.nbf.map(|v| v as i64)) else {
         return Err(malformed("The client assertion has no 'exp' claim."));
     };
     let nbf_v = nbf.unwrap_or(i64::MIN);
