@@ -50,6 +50,10 @@ pub enum Command {
     /// Incoming-mail accounts (Inställningar för inkommande e-post), e.g. Monitor-to-Monitor.
     #[command(subcommand)]
     Accounts(accounts::AccountsCmd),
+    /// Run the offline emulator of Microsoft Entra ID (like Azurite for Azure Storage): the demo
+    /// and the tests run against it. Without --fixture it serves a ready demo tenant and prints
+    /// one JSON line with everything needed to try it (URL, tenant, client, secret, CA).
+    Emulator(kurir_emulator::cli::EmulatorArgs),
 }
 
 /// Which subject a settings command is about; none of the flags means the system settings.
@@ -90,6 +94,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Settings(cmd) => settings::run(&cli.data_dir, cmd).await,
         Command::Users(cmd) => users::run(&cli.data_dir, cmd).await,
         Command::Accounts(cmd) => accounts::run(&cli.data_dir, cmd).await,
+        Command::Emulator(args) => {
+            kurir_emulator::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
