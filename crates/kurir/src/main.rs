@@ -5,6 +5,7 @@
 //! environment failed: database, master key, network).
 
 mod cli;
+mod connect;
 mod fail;
 
 use std::process::ExitCode;

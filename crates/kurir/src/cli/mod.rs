@@ -3,6 +3,7 @@
 mod accounts;
 mod output;
 mod settings;
+mod token;
 mod users;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub enum Command {
     /// Incoming-mail accounts (Inställningar för inkommande e-post), e.g. Monitor-to-Monitor.
     #[command(subcommand)]
     Accounts(accounts::AccountsCmd),
+    /// Get an access token from Entra ID with the effective settings and show what it allows.
+    Token(token::TokenArgs),
     /// Run the offline emulator of Microsoft Entra ID (like Azurite for Azure Storage): the demo
     /// and the tests run against it. Without --fixture it serves a ready demo tenant and prints
     /// one JSON line with everything needed to try it (URL, tenant, client, secret, CA).
@@ -94,6 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Settings(cmd) => settings::run(&cli.data_dir, cmd).await,
         Command::Users(cmd) => users::run(&cli.data_dir, cmd).await,
         Command::Accounts(cmd) => accounts::run(&cli.data_dir, cmd).await,
+        Command::Token(args) => token::run(&cli.data_dir, args).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

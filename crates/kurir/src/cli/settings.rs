@@ -187,7 +187,10 @@ async fn show(data_dir: &Path, scope: &Scope, json: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_exists(snap: &kurir_settings::SettingsSnapshot, scope: &Scope) -> anyhow::Result<()> {
+pub(super) fn check_exists(
+    snap: &kurir_settings::SettingsSnapshot,
+    scope: &Scope,
+) -> anyhow::Result<()> {
     match scope {
         Scope::User(c) if !snap.users.contains_key(c) => Err(bad(format!(
             "there is no user {c}; add it with `kurir users add {c}` (users: {})",
