@@ -9,7 +9,8 @@ points REQUESTS_CA_BUNDLE / SSL_CERT_FILE at the emulator's CA for the whole tes
 
 A distinct loopback address per session lets several test runs (several engineers, CI) each own
 a :443 at the same time. If :443 cannot be bound (not root, or taken), the emulator starts
-without it and `emulator["userrealm_port"]` is None; tests that need it skip with the reason.
+without it and `emulator["userrealm_port"]` is None; tests that need it fail with the reason
+(or skip, only when KURIR_ALLOW_NO_USERREALM=1 is set explicitly).
 """
 
 import json
