@@ -459,7 +459,9 @@ static CATALOGUE: &[Entry] = &[
         ),
     },
     Entry {
-        codes: &[],
+        // Microsoft documents only the error name; 65004 ("User declined to consent") is what
+        // the consent screen's decline produces, so both lead here.
+        codes: &[65004],
         error: Some("authorization_declined"),
         en: (
             "The user declined the device-code sign-in.",
