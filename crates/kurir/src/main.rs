@@ -5,8 +5,12 @@
 //! environment failed: database, master key, network).
 
 mod cli;
-mod connect;
 mod fail;
+
+/// Settings → token requests lives in a library crate so the daemon, intake and outbox share it.
+mod connect {
+    pub use kurir_connect::*;
+}
 
 use std::process::ExitCode;
 

@@ -13,7 +13,22 @@ use kurir_entra::{
 use kurir_settings::{Effective, Scope, SettingsSnapshot, Severity};
 use kurir_store::{SqliteStore, Store};
 
-use crate::fail::bad;
+/// Settings that cannot work (incomplete, or not Exchange Online): the caller's input is wrong,
+/// not the network. The CLI maps it to exit status 2.
+#[derive(Debug)]
+pub struct SettingsProblem(pub String);
+
+impl std::fmt::Display for SettingsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsProblem {}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(SettingsProblem(msg.into()))
+}
 
 /// Which resource a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
