@@ -143,6 +143,15 @@ impl Authority {
                 ),
             });
         }
+        if Cloud::from_host(&host).is_some() && url.path().trim_matches('/') != "" {
+            // A common paste: the authority with the tenant (or /oauth2/…) already appended.
+            return Err(EntraError::Config {
+                setting: "authority",
+                problem: format!(
+                    "'{raw}' has a path after Microsoft's sign-in host; use only https://{host} and put the tenant into Katalog-ID (klientorganisation)"
+                ),
+            });
+        }
         let mut base = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
         if let Some(port) = url.port() {
             base.push_str(&format!(":{port}"));
@@ -306,6 +315,9 @@ mod tests {
         assert!(Authority::parse("not a url").is_err());
         assert!(Authority::parse("https://user:pw@login.microsoftonline.com").is_err());
         assert!(Authority::parse("https://login.microsoftonline.com/?x=1").is_err());
+        let err = Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com")
+            .unwrap_err();
+        assert!(err.to_string().contains("Katalog-ID"), "{err}");
     }
 
     #[test]

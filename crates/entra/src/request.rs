@@ -160,3 +160,43 @@ pub struct TokenRequest {
     /// ignored for app-only flows, whose token is the app's whatever mailbox it is used on.
     pub user: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let creds = [
+            Credential::ClientSecret {
+                secret: SecretString::from("S3CRET-1"),
+                basic_auth: true,
+            },
+            Credential::Certificate {
+                cert_pem: "-----BEGIN CERTIFICATE-----".into(),
+                key_pem: SecretString::from("S3CRET-2"),
+                alg: AssertionAlg::Ps256,
+            },
+            Credential::UsernamePassword {
+                username: "adele@x".into(),
+                password: SecretString::from("S3CRET-3"),
+                client_secret: Some(SecretString::from("S3CRET-4")),
+            },
+            Credential::DeviceCode {
+                prompt: Arc::new(|_| {}),
+            },
+        ];
+        for c in creds {
+            let req = TokenRequest {
+                authority: Authority::global(),
+                tenant: "t".into(),
+                client_id: "c".into(),
+                credential: c,
+                scope: Scope::parse("s"),
+                user: None,
+            };
+            let shown = format!("{req:?}");
+            assert!(!shown.contains("S3CRET"), "{shown}");
+        }
+    }
+}
