@@ -4,56 +4,16 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+mod common;
+use common::{kurir, ok, ok_stdin, refused};
 
 const CLIENT: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const ANNA_TENANT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const SECRET: &str = "Xy8Q~TheClientSecretValueNeverShown_9cdef";
 const PASSWORD: &str = "Sommar-2026-Lösenord!";
-
-fn kurir(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("kurir").unwrap();
-    c.env("KURIR_DATA_DIR", dir)
-        .env_remove("KURIR_MASTER_KEY")
-        .env_remove("KURIR_LOG");
-    c
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = kurir(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kurir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn ok_stdin(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let out = kurir(dir).args(args).write_stdin(stdin).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kurir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must be refused as bad input: exit 2, one line on stderr containing
-/// `needle`. Returns stderr.
-fn refused(dir: &Path, args: &[&str], needle: &str) -> String {
-    let out = kurir(dir).args(args).output().unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(out.status.code(), Some(2), "kurir {args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "kurir {args:?}: expected '{needle}' in: {stderr}"
-    );
-    stderr
-}
 
 fn show_json(dir: &Path, scope: &[&str]) -> Value {
     let mut args = vec!["settings", "show", "--json"];
@@ -308,93 +268,80 @@ fn bad_values_are_refused_with_a_reason_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(dir, &["users", "add", "ANNA"]);
-    refused(
-        dir,
-        &[
-            "settings",
-            "set",
-            "client_id=3f2504e0-4f89-11d3-9a0c-0305e82c330",
-        ],
-        "is not a GUID",
-    );
-    refused(
-        dir,
-        &["settings", "set", "tenant_id=common"],
-        "multi-tenant alias",
-    );
-    refused(
-        dir,
-        &["settings", "set", "tenant_id=contoso"],
-        "neither a GUID nor a domain",
-    );
-    refused(
-        dir,
-        &["settings", "set", "method=exchange"],
-        "is not one of: exchange-online, smtp, none",
-    );
-    refused(
-        dir,
-        &["settings", "set", "auth_flow=oauth"],
-        "client-secret, username-password, certificate",
-    );
-    refused(
-        dir,
-        &["settings", "set", "client_secret_expires=31/12/2026"],
-        "YYYY-MM-DD",
-    );
-    refused(
-        dir,
-        &["settings", "set", "authority=http://login.example.com"],
-        "plain http",
-    );
-    refused(
-        dir,
-        &["settings", "set", "imap_port=99999"],
-        "not a port number",
-    );
-    refused(
-        dir,
-        &["settings", "set", "--user", "ANNA", "email=anna"],
-        "not an e-mail address",
-    );
-    refused(
-        dir,
-        &["settings", "set", "no_such_key=1"],
-        "unknown setting 'no_such_key'",
-    );
-    refused(
-        dir,
-        &["settings", "set", "mailbox=a@b.se"],
-        "cannot be set on the system",
-    );
-    refused(
-        dir,
-        &[
-            "settings",
-            "set",
-            "--user",
-            "OLLE",
-            "email=olle@contoso.com",
-        ],
-        "there is no user OLLE",
-    );
-    refused(
-        dir,
-        &["settings", "show", "--account", "Nope"],
-        "there is no incoming-mail account 'Nope'",
-    );
-    refused(dir, &["users", "add", "ANNA"], "already exists");
-    refused(dir, &["users", "add", "AN NA"], "is not a user code");
-    refused(
-        dir,
-        &["accounts", "add", "X", "--protocol", "ews"],
-        "is not one of: graph, imap, pop3",
-    );
-    refused(
-        dir,
-        &["settings", "set", "--webshop", "method=sometimes"],
-        "according-to-user-settings",
-    );
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "settings",
+                "set",
+                "client_id=3f2504e0-4f89-11d3-9a0c-0305e82c330",
+            ],
+            "is not a GUID",
+        ),
+        (
+            &["settings", "set", "tenant_id=common"],
+            "multi-tenant alias",
+        ),
+        (
+            &["settings", "set", "tenant_id=contoso"],
+            "neither a GUID nor a domain",
+        ),
+        (
+            &["settings", "set", "method=exchange"],
+            "is not one of: exchange-online, smtp, none",
+        ),
+        (
+            &["settings", "set", "auth_flow=oauth"],
+            "client-secret, username-password, certificate",
+        ),
+        (
+            &["settings", "set", "client_secret_expires=31/12/2026"],
+            "YYYY-MM-DD",
+        ),
+        (
+            &["settings", "set", "authority=http://login.example.com"],
+            "plain http",
+        ),
+        (&["settings", "set", "imap_port=99999"], "not a port number"),
+        (
+            &["settings", "set", "--user", "ANNA", "email=anna"],
+            "not an e-mail address",
+        ),
+        (
+            &["settings", "set", "no_such_key=1"],
+            "unknown setting 'no_such_key'",
+        ),
+        (
+            &["settings", "set", "mailbox=a@b.se"],
+            "cannot be set on the system",
+        ),
+        (
+            &[
+                "settings",
+                "set",
+                "--user",
+                "OLLE",
+                "email=olle@contoso.com",
+            ],
+            "there is no user OLLE",
+        ),
+        (
+            &["settings", "show", "--account", "Nope"],
+            "there is no incoming-mail account 'Nope'",
+        ),
+        (&["users", "add", "ANNA"], "already exists"),
+        (&["users", "add", "AN NA"], "is not a user code"),
+        (
+            &["accounts", "add", "X", "--protocol", "ews"],
+            "is not one of: graph, imap, pop3",
+        ),
+        (
+            &["settings", "set", "--webshop", "method=sometimes"],
+            "according-to-user-settings",
+        ),
+    ];
+    for (args, needle) in cases {
+        refused(dir, args, needle);
+    }
     let id = "0a1b2c3d-1111-2222-3333-444455556666";
     let out = kurir(dir)
         .args(["settings", "set", "--secret-stdin", "client_secret"])

@@ -6,8 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+mod common;
+use common::{kurir, ok, set_secret};
 
 struct Emulator {
     child: Child,
@@ -42,41 +44,6 @@ fn start_emulator() -> Emulator {
         info,
         _state: state,
     }
-}
-
-fn kurir(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("kurir").unwrap();
-    c.env("KURIR_DATA_DIR", dir)
-        .env_remove("KURIR_MASTER_KEY")
-        .env_remove("KURIR_LANG");
-    c
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = kurir(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kurir {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn set_secret(dir: &Path, scope: &[&str], key: &str, value: &str) {
-    let mut args = vec!["settings", "set"];
-    args.extend_from_slice(scope);
-    let env_arg = format!("{key}=KURIR_TEST_SECRET");
-    args.extend(["--secret-env", &env_arg]);
-    let out = kurir(dir)
-        .args(&args)
-        .env("KURIR_TEST_SECRET", value)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
