@@ -7,6 +7,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod messages;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crypto::MasterKey;
 pub use error::StoreError;
+pub use messages::MessageStore;
 pub use sqlite::SqliteStore;
 
 /// A value to write.

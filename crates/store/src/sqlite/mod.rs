@@ -19,6 +19,8 @@ use crate::crypto::MasterKey;
 use crate::error::StoreError;
 use crate::{Change, ExportRow, ExportValue, NewValue, Store, aad};
 
+pub mod messages;
+
 pub const DB_FILE: &str = "kurir.db";
 
 /// A known plaintext sealed under the master key at creation; opening it proves a later key is

@@ -1,0 +1,234 @@
+//! Incoming mail in the store: the messages Kurir took in, the server ids it saw them under, the
+//! import queue the ERP picks documents up from, and a health record per account.
+//!
+//! The store is what makes intake exactly-once. A batch of messages is recorded in ONE
+//! transaction ([`MessageStore::record_batch`]) before anything happens on the mail server; only
+//! then does intake move the messages to the processed folder (or DELE them) and mark their
+//! server ids done. After a crash, a listed server id that the store knows is only moved, never
+//! fetched again, and a message that reappears under a new server id is recognised by its
+//! Message-ID (or, without one, the hash of its raw MIME) through the `dedupe_key`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// Whether a message was taken in normally or put aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Parsed and handled by its account type's handler.
+    Stored,
+    /// Could not be parsed or handled: kept with the reason, moved to the quarantine folder,
+    /// never retried automatically.
+    Quarantined,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Stored => "stored",
+            MessageStatus::Quarantined => "quarantined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        match s {
+            "stored" => Some(MessageStatus::Stored),
+            "quarantined" => Some(MessageStatus::Quarantined),
+            _ => None,
+        }
+    }
+}
+
+/// Where the raw MIME of a message lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawMime {
+    /// In the database row (small messages: one fsync per batch instead of one per file).
+    Inline(Vec<u8>),
+    /// A file under the data directory (path relative to it), written and synced before the
+    /// row was committed. Large messages go here so they are never held whole in memory.
+    File(String),
+}
+
+/// One attachment as listed in the metadata (the content stays in the raw MIME).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A document a handler extracted for the ERP; its file already waits in the staging folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImport {
+    /// `xml`, `pdf`, … (what the ERP's import looks at).
+    pub kind: String,
+    /// The file name in `<data>/import/<account>/`, unique per account.
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+}
+
+/// A message to record.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `imap:<UIDVALIDITY>:<UID>`, `pop3:<UIDL>` or `graph:<id>`.
+    pub server_id: String,
+    /// Normalised Message-ID, else `sha256:<content hash>`.
+    pub dedupe_key: String,
+    pub message_id: Option<String>,
+    /// Hex SHA-256 of the raw MIME.
+    pub content_hash: String,
+    pub status: MessageStatus,
+    pub reason: Option<String>,
+    /// The handler (account type) that took it in.
+    pub handler: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    /// The Date header as RFC 3339, when it could be read.
+    pub date: Option<String>,
+    pub size: u64,
+    pub attachments: Vec<AttachmentInfo>,
+    pub raw: RawMime,
+    pub imports: Vec<NewImport>,
+}
+
+/// What [`MessageStore::record_batch`] did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new row.
+    New { id: i64 },
+    /// The account already had this message (same dedupe key): only the server id was added.
+    Duplicate { id: i64 },
+}
+
+impl Recorded {
+    pub fn id(self) -> i64 {
+        match self {
+            Recorded::New { id } | Recorded::Duplicate { id } => id,
+        }
+    }
+}
+
+/// A stored message's metadata, as `kurir messages` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub account: String,
+    pub message_id: Option<String>,
+    pub content_hash: String,
+    pub status: MessageStatus,
+    pub reason: Option<String>,
+    pub handler: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub size: u64,
+    pub attachments: Vec<AttachmentInfo>,
+    pub raw_path: Option<String>,
+    pub server_ids: Vec<String>,
+    pub received_at: String,
+}
+
+/// One entry of the import queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportEntry {
+    pub id: i64,
+    pub account: String,
+    pub message: i64,
+    pub kind: String,
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+    /// `staged` (committed, file not yet renamed into place), `ready`, `picked_up`.
+    pub state: String,
+    pub created_at: String,
+}
+
+/// The health record of an account.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    pub account: String,
+    pub last_attempt: Option<String>,
+    pub last_success: Option<String>,
+    /// The last error with its explanation; kept after a later success (compare the times).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    /// Failures in a row (drives the backoff).
+    pub failures: u32,
+    pub taken_in_total: u64,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub account: Option<String>,
+    pub status: Option<MessageStatus>,
+    /// Newest first; 0 means no limit.
+    pub limit: u32,
+}
+
+/// Counts per account, for summaries and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MessageCounts {
+    pub stored: u64,
+    pub quarantined: u64,
+    /// Server ids whose server-side step (move/DELE) is not yet known to be done.
+    pub pending_server_steps: u64,
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Which of `server_ids` this account already recorded (whatever their state).
+    async fn known_server_ids(
+        &self,
+        account: &str,
+        server_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError>;
+
+    /// Records a batch in one transaction: new messages, their import entries (state
+    /// `staged`), and every server id. A message whose dedupe key the account already has is
+    /// not stored again; its server id is linked to the existing row.
+    async fn record_batch(
+        &self,
+        account: &str,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Recorded>, StoreError>;
+
+    /// The server-side step (move to processed/quarantine, DELE + QUIT) is done for these ids.
+    async fn mark_done(&self, account: &str, server_ids: &[String]) -> Result<(), StoreError>;
+
+    /// The status (stored or quarantined) of the messages behind known server ids, so intake
+    /// knows which folder to move a re-listed message to.
+    async fn status_of_server_ids(
+        &self,
+        account: &str,
+        server_ids: &[String],
+    ) -> Result<Vec<(String, MessageStatus)>, StoreError>;
+
+    /// Import entries committed but whose file may not be in place yet.
+    async fn staged_imports(&self, account: &str) -> Result<Vec<ImportEntry>, StoreError>;
+    async fn mark_imports_ready(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    async fn list_messages(&self, filter: &MessageFilter)
+    -> Result<Vec<StoredMessage>, StoreError>;
+    async fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
+    async fn raw_message(&self, id: i64) -> Result<Option<RawMime>, StoreError>;
+    async fn count_messages(&self, account: &str) -> Result<MessageCounts, StoreError>;
+    async fn list_imports(&self, account: Option<&str>) -> Result<Vec<ImportEntry>, StoreError>;
+
+    /// The health records (one account, or all).
+    async fn health(&self, account: Option<&str>) -> Result<Vec<Health>, StoreError>;
+    /// Records the outcome of one intake pass: `Ok(n)` messages taken in, or the error text
+    /// (with its explanation) that stopped it.
+    async fn record_pass(
+        &self,
+        account: &str,
+        outcome: Result<u64, String>,
+    ) -> Result<(), StoreError>;
+}

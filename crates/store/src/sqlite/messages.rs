@@ -1,0 +1,423 @@
+//! [`MessageStore`] on SQLite (tables from `migrations/sqlite/0002_intake.sql`).
+//!
+//! A batch is one transaction, and the database runs with `synchronous = FULL` in WAL mode: one
+//! fsync makes a whole batch durable, which is what lets intake be both exactly-once and fast.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+// Dynamic SQL here only ever adds `?` placeholders and fixed clauses; values are bound.
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{SqliteStore, now};
+use crate::StoreError;
+use crate::messages::{
+    AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus, MessageStore,
+    NewMessage, RawMime, Recorded, StoredMessage,
+};
+
+/// SQLite's default limit on bound parameters is far above this; chunks keep `IN (…)` lists sane.
+const IN_CHUNK: usize = 500;
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+const MESSAGE_COLUMNS: &str = "id, account, message_id, content_hash, status, reason, handler, \
+    from_addr, to_addrs, subject, date, size, attachments, raw_path, received_at";
+
+fn message_from_row(row: &SqliteRow) -> StoredMessage {
+    let attachments: String = row.get("attachments");
+    let status: String = row.get("status");
+    StoredMessage {
+        id: row.get("id"),
+        account: row.get("account"),
+        message_id: row.get("message_id"),
+        content_hash: row.get("content_hash"),
+        // The CHECK constraint allows only the two values.
+        status: MessageStatus::parse(&status).unwrap_or(MessageStatus::Quarantined),
+        reason: row.get("reason"),
+        handler: row.get("handler"),
+        from: row.get("from_addr"),
+        to: row.get("to_addrs"),
+        subject: row.get("subject"),
+        date: row.get("date"),
+        size: row.get::<i64, _>("size") as u64,
+        attachments: serde_json::from_str::<Vec<AttachmentInfo>>(&attachments).unwrap_or_default(),
+        raw_path: row.get("raw_path"),
+        server_ids: Vec::new(),
+        received_at: row.get("received_at"),
+    }
+}
+
+fn import_from_row(row: &SqliteRow) -> ImportEntry {
+    ImportEntry {
+        id: row.get("id"),
+        account: row.get("account"),
+        message: row.get("message"),
+        kind: row.get("kind"),
+        file_name: row.get("file_name"),
+        content_type: row.get("content_type"),
+        size: row.get::<i64, _>("size") as u64,
+        state: row.get("state"),
+        created_at: row.get("created_at"),
+    }
+}
+
+impl SqliteStore {
+    async fn server_ids_of(&self, id: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT server_id FROM message_server_ids WHERE message = ? ORDER BY seen_at, server_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn known_server_ids(
+        &self,
+        account: &str,
+        server_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut known = HashSet::new();
+        for chunk in server_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT server_id FROM message_server_ids WHERE account = ? AND server_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                known.insert(row.get(0));
+            }
+        }
+        Ok(known)
+    }
+
+    async fn record_batch(
+        &self,
+        account: &str,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let at = now();
+        let mut out = Vec::with_capacity(batch.len());
+        let mut tx = self.pool.begin().await?;
+        for m in batch {
+            let (raw, raw_path) = match m.raw {
+                RawMime::Inline(bytes) => (Some(bytes), None),
+                RawMime::File(path) => (None, Some(path)),
+            };
+            let attachments =
+                serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".to_owned());
+            let inserted = sqlx::query(
+                "INSERT INTO messages (account, dedupe_key, message_id, content_hash, status, reason, handler, \
+                 from_addr, to_addrs, subject, date, size, attachments, raw, raw_path, first_server_id, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (account, dedupe_key) DO NOTHING RETURNING id",
+            )
+            .bind(account)
+            .bind(&m.dedupe_key)
+            .bind(&m.message_id)
+            .bind(&m.content_hash)
+            .bind(m.status.as_str())
+            .bind(&m.reason)
+            .bind(&m.handler)
+            .bind(&m.from)
+            .bind(&m.to)
+            .bind(&m.subject)
+            .bind(&m.date)
+            .bind(m.size as i64)
+            .bind(attachments)
+            .bind(raw)
+            .bind(raw_path)
+            .bind(&m.server_id)
+            .bind(&at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let recorded = match inserted {
+                Some(row) => {
+                    let id: i64 = row.get(0);
+                    for imp in &m.imports {
+                        sqlx::query(
+                            "INSERT INTO import_queue (account, message, kind, file_name, content_type, size, state, created_at) \
+                             VALUES (?, ?, ?, ?, ?, ?, 'staged', ?) ON CONFLICT (account, file_name) DO NOTHING",
+                        )
+                        .bind(account)
+                        .bind(id)
+                        .bind(&imp.kind)
+                        .bind(&imp.file_name)
+                        .bind(&imp.content_type)
+                        .bind(imp.size as i64)
+                        .bind(&at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Recorded::New { id }
+                }
+                None => {
+                    let row =
+                        sqlx::query("SELECT id FROM messages WHERE account = ? AND dedupe_key = ?")
+                            .bind(account)
+                            .bind(&m.dedupe_key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    Recorded::Duplicate { id: row.get(0) }
+                }
+            };
+            sqlx::query(
+                "INSERT INTO message_server_ids (account, server_id, message, state, seen_at) \
+                 VALUES (?, ?, ?, 'stored', ?) ON CONFLICT (account, server_id) DO NOTHING",
+            )
+            .bind(account)
+            .bind(&m.server_id)
+            .bind(recorded.id())
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+            out.push(recorded);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn mark_done(&self, account: &str, server_ids: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in server_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "UPDATE message_server_ids SET state = 'done' WHERE account = ? AND server_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn status_of_server_ids(
+        &self,
+        account: &str,
+        server_ids: &[String],
+    ) -> Result<Vec<(String, MessageStatus)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in server_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT s.server_id, m.status FROM message_server_ids s JOIN messages m ON m.id = s.message \
+                 WHERE s.account = ? AND s.server_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let status: String = row.get(1);
+                out.push((
+                    row.get(0),
+                    MessageStatus::parse(&status).unwrap_or(MessageStatus::Quarantined),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn staged_imports(&self, account: &str) -> Result<Vec<ImportEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM import_queue WHERE account = ? AND state = 'staged' ORDER BY id",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(import_from_row).collect())
+    }
+
+    async fn mark_imports_ready(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "UPDATE import_queue SET state = 'ready' WHERE state = 'staged' AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1");
+        if filter.account.is_some() {
+            sql.push_str(" AND account = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if filter.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", filter.limit));
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(a) = &filter.account {
+            q = q.bind(a);
+        }
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        Ok(q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect())
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let mut m = message_from_row(&row);
+                m.server_ids = self.server_ids_of(id).await?;
+                Ok(Some(m))
+            }
+        }
+    }
+
+    async fn raw_message(&self, id: i64) -> Result<Option<RawMime>, StoreError> {
+        let row = sqlx::query("SELECT raw, raw_path FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| {
+            let raw: Option<Vec<u8>> = r.get(0);
+            let path: Option<String> = r.get(1);
+            raw.map(RawMime::Inline).or(path.map(RawMime::File))
+        }))
+    }
+
+    async fn count_messages(&self, account: &str) -> Result<MessageCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(status = 'stored'), 0), COALESCE(SUM(status = 'quarantined'), 0) \
+             FROM messages WHERE account = ?",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        let pending = sqlx::query(
+            "SELECT COUNT(*) FROM message_server_ids WHERE account = ? AND state = 'stored'",
+        )
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MessageCounts {
+            stored: row.get::<i64, _>(0) as u64,
+            quarantined: row.get::<i64, _>(1) as u64,
+            pending_server_steps: pending.get::<i64, _>(0) as u64,
+        })
+    }
+
+    async fn list_imports(&self, account: Option<&str>) -> Result<Vec<ImportEntry>, StoreError> {
+        let rows = match account {
+            Some(a) => {
+                sqlx::query("SELECT * FROM import_queue WHERE account = ? ORDER BY id")
+                    .bind(a)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM import_queue ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(import_from_row).collect())
+    }
+
+    async fn health(&self, account: Option<&str>) -> Result<Vec<Health>, StoreError> {
+        let rows = match account {
+            Some(a) => {
+                sqlx::query("SELECT * FROM intake_health WHERE account = ?")
+                    .bind(a)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM intake_health ORDER BY account")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(|r| Health {
+                account: r.get("account"),
+                last_attempt: r.get("last_attempt"),
+                last_success: r.get("last_success"),
+                last_error: r.get("last_error"),
+                last_error_at: r.get("last_error_at"),
+                failures: r.get::<i64, _>("failures") as u32,
+                taken_in_total: r.get::<i64, _>("taken_in_total") as u64,
+            })
+            .collect())
+    }
+
+    async fn record_pass(
+        &self,
+        account: &str,
+        outcome: Result<u64, String>,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        match outcome {
+            Ok(n) => {
+                sqlx::query(
+                    "INSERT INTO intake_health (account, last_attempt, last_success, failures, taken_in_total) \
+                     VALUES (?, ?, ?, 0, ?) ON CONFLICT (account) DO UPDATE SET \
+                     last_attempt = excluded.last_attempt, last_success = excluded.last_success, \
+                     failures = 0, taken_in_total = taken_in_total + excluded.taken_in_total",
+                )
+                .bind(account)
+                .bind(&at)
+                .bind(&at)
+                .bind(n as i64)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(text) => {
+                sqlx::query(
+                    "INSERT INTO intake_health (account, last_attempt, last_error, last_error_at, failures) \
+                     VALUES (?, ?, ?, ?, 1) ON CONFLICT (account) DO UPDATE SET \
+                     last_attempt = excluded.last_attempt, last_error = excluded.last_error, \
+                     last_error_at = excluded.last_error_at, failures = failures + 1",
+                )
+                .bind(account)
+                .bind(&at)
+                .bind(text)
+                .bind(&at)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
