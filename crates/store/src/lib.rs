@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod messages;
 pub mod sqlite;
+pub mod web;
 
 use async_trait::async_trait;
 use kurir_settings::{Scope, SettingsSnapshot};
@@ -19,6 +20,7 @@ pub use crypto::MasterKey;
 pub use error::StoreError;
 pub use messages::MessageStore;
 pub use sqlite::SqliteStore;
+pub use web::AdminStore;
 
 /// A value to write.
 pub enum NewValue {
