@@ -1,6 +1,8 @@
 //! The command line: argument definitions and dispatch. Each command group has its own file.
 
 mod accounts;
+mod fetch;
+mod messages;
 mod output;
 mod settings;
 mod token;
@@ -53,6 +55,11 @@ pub enum Command {
     Accounts(accounts::AccountsCmd),
     /// Get an access token from Entra ID with the effective settings and show what it allows.
     Token(token::TokenArgs),
+    /// Take in incoming mail (IMAP, POP3, Graph): one pass, or --watch to keep going.
+    Fetch(fetch::FetchArgs),
+    /// What intake stored: messages, the ERP's import queue, each account's health.
+    #[command(subcommand)]
+    Messages(messages::MessagesCmd),
     /// Run the offline emulator of Microsoft Entra ID (like Azurite for Azure Storage): the demo
     /// and the tests run against it. Without --fixture it serves a ready demo tenant and prints
     /// one JSON line with everything needed to try it (URL, tenant, client, secret, CA).
@@ -98,6 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => users::run(&cli.data_dir, cmd).await,
         Command::Accounts(cmd) => accounts::run(&cli.data_dir, cmd).await,
         Command::Token(args) => token::run(&cli.data_dir, args).await,
+        Command::Fetch(args) => fetch::run(&cli.data_dir, args).await,
+        Command::Messages(cmd) => messages::run(&cli.data_dir, cmd).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

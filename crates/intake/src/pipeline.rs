@@ -1,0 +1,592 @@
+//! One intake pass over one account: list → fetch → parse → handle → record (one transaction per
+//! batch) → only then move to the processed/quarantine folder (or DELE) → mark done.
+//!
+//! Why this order gives exactly-once under crashes (kill -9 at any instruction):
+//! - Before the batch's transaction commits, nothing changed on the server and nothing reached
+//!   the ERP's import folder (documents wait in `.staging/`); the next pass fetches them again.
+//! - After it commits, the server ids are recorded. The next pass sees them listed, does not
+//!   fetch them, and finishes the server-side move it may have missed ("stored but not moved").
+//! - A message that shows up under a new server id (UIDVALIDITY reset, re-delivery, a Graph move
+//!   that changed its id) carries the same Message-ID (or, without one, the same content hash):
+//!   the store links the new id to the existing row instead of storing it again.
+//! - Import documents are renamed into the ERP's folder only after the commit; entries still
+//!   `staged` at the start of a pass are completed first.
+//!
+//! A per-account lock file keeps two Kurir processes from taking in the same account at once.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kurir_store::MessageStore;
+use kurir_store::messages::{MessageStatus, NewImport, NewMessage, RawMime, Recorded};
+
+use crate::IntakeError;
+use crate::handler::Handler;
+use crate::parse;
+use crate::transport::{Destination, Fetched, Listed, SpoolDir, Spooled, Transport};
+
+/// Raw MIME up to this size is kept in the database row; larger goes to a file.
+pub const INLINE_MAX: u64 = 1024 * 1024;
+
+/// How big a batch may get (messages, and bytes as the server announced them).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub messages: usize,
+    pub bytes: u64,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            messages: 500,
+            bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Progress of a pass, for a progress bar or a log.
+pub trait Progress: Send {
+    fn listed(&mut self, _total: u64) {}
+    fn advanced(&mut self, _messages: u64) {}
+}
+
+/// No progress output.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PassSummary {
+    pub account: String,
+    pub protocol: String,
+    /// Messages in the source folder at the start.
+    pub listed: u64,
+    /// New messages stored normally.
+    pub stored: u64,
+    /// New messages stored as quarantined.
+    pub quarantined: u64,
+    /// Fetched again under a new server id but already stored (same Message-ID or content).
+    pub duplicates: u64,
+    /// Already recorded by an earlier (interrupted) pass: only moved now.
+    pub finished_from_earlier: u64,
+    /// Documents put into the import queue.
+    pub documents: u64,
+    pub bytes: u64,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// Everything a pass needs besides the transport.
+pub struct Intake {
+    pub account: String,
+    pub data_dir: PathBuf,
+    pub store: Arc<dyn MessageStore>,
+    pub handler: Arc<dyn Handler>,
+    pub limits: BatchLimits,
+}
+
+/// A message made ready for the store; files it refers to are already durable.
+struct Prepared {
+    new: NewMessage,
+    /// Staged import files: (staging path, final path).
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// A raw file this message created (removed again if it turns out to be a duplicate).
+    created_raw: Option<PathBuf>,
+}
+
+/// The held per-account lock; released when dropped (or when the process dies).
+pub struct AccountLock(#[allow(dead_code)] File);
+
+impl Intake {
+    fn account_dir_name(&self) -> String {
+        crate::handler::clean_name(&self.account).replace(' ', "_")
+    }
+
+    pub fn import_dir(&self) -> PathBuf {
+        self.data_dir.join("import").join(self.account_dir_name())
+    }
+
+    fn staging_dir(&self) -> PathBuf {
+        self.import_dir().join(".staging")
+    }
+
+    fn spool(&self) -> SpoolDir {
+        SpoolDir(self.data_dir.join("spool").join(self.account_dir_name()))
+    }
+
+    /// Takes the account's lock, or says who holds it.
+    pub fn lock(&self) -> Result<AccountLock, IntakeError> {
+        let dir = self.data_dir.join("locks");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| IntakeError::disk("create the lock directory", &dir, e))?;
+        let path = dir.join(format!("{}.lock", self.account_dir_name()));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| IntakeError::disk("open the account's lock file", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(AccountLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(IntakeError::Config {
+                account: self.account.clone(),
+                problem: format!(
+                    "another Kurir process is taking in this account right now (lock {}); wait for it to finish",
+                    path.display()
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(IntakeError::disk("lock the account's lock file", &path, e))
+            }
+        }
+    }
+
+    /// Completes what an interrupted pass left: import files of committed rows still in
+    /// staging, staging files of rows never committed, and spool files.
+    async fn recover(&self) -> Result<(), IntakeError> {
+        let staged = self.store.staged_imports(&self.account).await?;
+        let staging = self.staging_dir();
+        let mut ready = Vec::new();
+        let mut expected: HashSet<String> = HashSet::new();
+        for entry in &staged {
+            let from = staging.join(&entry.file_name);
+            let to = self.import_dir().join(&entry.file_name);
+            if from.exists() {
+                std::fs::rename(&from, &to)
+                    .map_err(|e| IntakeError::disk("move an import document into place", &to, e))?;
+            }
+            if to.exists() {
+                ready.push(entry.id);
+            } else {
+                expected.insert(entry.file_name.clone());
+                tracing::warn!(account = %self.account, file = %entry.file_name, "an import document of a stored message is missing; it stays staged");
+            }
+        }
+        if !ready.is_empty() {
+            sync_dir(&self.import_dir());
+            self.store.mark_imports_ready(&ready).await?;
+        }
+        // Anything else in staging belongs to a batch that never committed.
+        if let Ok(entries) = std::fs::read_dir(&staging) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !expected.contains(&name) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.spool().0) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass: everything in the source folder is taken in (or finished) when it returns Ok.
+    pub async fn pass(
+        &self,
+        transport: &mut dyn Transport,
+        progress: &mut dyn Progress,
+    ) -> Result<PassSummary, IntakeError> {
+        let started = Instant::now();
+        let _lock = self.lock()?;
+        for dir in [self.import_dir(), self.staging_dir()] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| IntakeError::disk("create the import folder", &dir, e))?;
+        }
+        self.recover().await?;
+        let mut summary = PassSummary {
+            account: self.account.clone(),
+            protocol: transport.protocol().to_owned(),
+            ..Default::default()
+        };
+        let listed = transport.list().await?;
+        summary.listed = listed.len() as u64;
+        progress.listed(summary.listed);
+
+        // Recorded by an earlier pass but still in the source folder: finish, do not fetch.
+        let ids: Vec<String> = listed.iter().map(|l| l.server_id.clone()).collect();
+        let known = self.store.known_server_ids(&self.account, &ids).await?;
+        if !known.is_empty() {
+            let known_ids: Vec<String> = known.iter().cloned().collect();
+            let statuses = self
+                .store
+                .status_of_server_ids(&self.account, &known_ids)
+                .await?;
+            let (processed, quarantine): (Vec<_>, Vec<_>) = statuses
+                .into_iter()
+                .partition(|(_, s)| *s == MessageStatus::Stored);
+            let processed: Vec<String> = processed.into_iter().map(|(id, _)| id).collect();
+            let quarantine: Vec<String> = quarantine.into_iter().map(|(id, _)| id).collect();
+            transport.finish(&processed, Destination::Processed).await?;
+            transport
+                .finish(&quarantine, Destination::Quarantine)
+                .await?;
+            transport.commit().await?;
+            self.store.mark_done(&self.account, &known_ids).await?;
+            summary.finished_from_earlier = known.len() as u64;
+            progress.advanced(known.len() as u64);
+        }
+
+        let new: Vec<Listed> = listed
+            .into_iter()
+            .filter(|l| !known.contains(&l.server_id))
+            .collect();
+        for batch in batches(&new, self.limits) {
+            let fetched = transport.fetch(batch, &self.spool()).await?;
+            let prepared = self.prepare_all(fetched).await?;
+            let news: Vec<NewMessage> = prepared.iter().map(|p| p.new.clone()).collect();
+            let recorded = self.store.record_batch(&self.account, news).await?;
+
+            let mut ready_names = Vec::new();
+            let mut processed = Vec::new();
+            let mut quarantine = Vec::new();
+            for (p, r) in prepared.iter().zip(&recorded) {
+                summary.bytes += p.new.size;
+                match r {
+                    Recorded::New { .. } => {
+                        match p.new.status {
+                            MessageStatus::Stored => summary.stored += 1,
+                            MessageStatus::Quarantined => summary.quarantined += 1,
+                        }
+                        for (from, to) in &p.staged {
+                            std::fs::rename(from, to).map_err(|e| {
+                                IntakeError::disk("move an import document into place", to, e)
+                            })?;
+                            ready_names.push(to.clone());
+                        }
+                        summary.documents += p.staged.len() as u64;
+                    }
+                    Recorded::Duplicate { .. } => {
+                        summary.duplicates += 1;
+                        for (from, _) in &p.staged {
+                            let _ = std::fs::remove_file(from);
+                        }
+                        if let Some(raw) = &p.created_raw {
+                            let _ = std::fs::remove_file(raw);
+                        }
+                    }
+                }
+                match p.new.status {
+                    MessageStatus::Stored => processed.push(p.new.server_id.clone()),
+                    MessageStatus::Quarantined => quarantine.push(p.new.server_id.clone()),
+                }
+            }
+            if !ready_names.is_empty() {
+                sync_dir(&self.import_dir());
+                let staged = self.store.staged_imports(&self.account).await?;
+                let ids: Vec<i64> = staged
+                    .iter()
+                    .filter(|e| self.import_dir().join(&e.file_name).exists())
+                    .map(|e| e.id)
+                    .collect();
+                self.store.mark_imports_ready(&ids).await?;
+            }
+            transport.finish(&processed, Destination::Processed).await?;
+            transport
+                .finish(&quarantine, Destination::Quarantine)
+                .await?;
+            transport.commit().await?;
+            let done: Vec<String> = processed.into_iter().chain(quarantine).collect();
+            self.store.mark_done(&self.account, &done).await?;
+            progress.advanced(batch.len() as u64);
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Parses, handles and makes durable every fetched message of a batch, off the async
+    /// threads (parsing is CPU work). A panic in the parser quarantines that one message.
+    async fn prepare_all(&self, fetched: Vec<Fetched>) -> Result<Vec<Prepared>, IntakeError> {
+        let ctx = PrepareCtx {
+            data_dir: self.data_dir.clone(),
+            staging: self.staging_dir(),
+            import_dir: self.import_dir(),
+            handler: self.handler.clone(),
+        };
+        tokio::task::spawn_blocking(move || {
+            fetched
+                .into_iter()
+                .map(|f| ctx.prepare(f))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| IntakeError::Config {
+            account: self.account.clone(),
+            problem: format!("the intake worker stopped unexpectedly: {e}"),
+        })?
+    }
+}
+
+struct PrepareCtx {
+    data_dir: PathBuf,
+    staging: PathBuf,
+    import_dir: PathBuf,
+    handler: Arc<dyn Handler>,
+}
+
+/// The bytes of a fetched message, from memory or a memory-mapped spool file.
+enum RawBytes {
+    Vec(Vec<u8>),
+    Map(memmap2::Mmap),
+    Empty,
+}
+
+impl std::ops::Deref for RawBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RawBytes::Vec(v) => v,
+            RawBytes::Map(m) => m,
+            RawBytes::Empty => &[],
+        }
+    }
+}
+
+impl PrepareCtx {
+    fn prepare(&self, f: Fetched) -> Result<Prepared, IntakeError> {
+        let (raw, spool_path) = match f.body {
+            Spooled::Memory(v) => (RawBytes::Vec(v), None),
+            Spooled::File { path, size } => {
+                let file = File::open(&path)
+                    .map_err(|e| IntakeError::disk("open a spool file", &path, e))?;
+                let raw = if size == 0 {
+                    RawBytes::Empty
+                } else {
+                    // SAFETY: the spool file is ours alone (per-account lock) and is not
+                    // modified while mapped.
+                    RawBytes::Map(
+                        unsafe { memmap2::Mmap::map(&file) }
+                            .map_err(|e| IntakeError::disk("map a spool file", &path, e))?,
+                    )
+                };
+                (raw, Some(path))
+            }
+        };
+        let size = raw.len() as u64;
+        let hash = parse::content_hash(&raw);
+
+        // Parsing and handling: any failure (or parser panic) becomes a quarantine reason.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.examine(&raw, &hash)));
+        let (meta, status, reason, staged) = match outcome {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => (
+                parse::Meta::default(),
+                MessageStatus::Quarantined,
+                Some("the MIME parser failed on this message".to_owned()),
+                Vec::new(),
+            ),
+        };
+
+        let (raw_mime, created_raw) = self.keep_raw(raw, spool_path, &hash, size)?;
+        let dedupe_key = match &meta.message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{hash}"),
+        };
+        let imports = staged.iter().map(|(_, _, imp)| imp.clone()).collect();
+        Ok(Prepared {
+            new: NewMessage {
+                server_id: f.server_id,
+                dedupe_key,
+                message_id: meta.message_id,
+                content_hash: hash,
+                status,
+                reason,
+                handler: self.handler.name().to_owned(),
+                from: meta.from,
+                to: meta.to,
+                subject: meta.subject,
+                date: meta.date,
+                size,
+                attachments: meta.attachments,
+                raw: raw_mime,
+                imports,
+            },
+            staged: staged.into_iter().map(|(from, to, _)| (from, to)).collect(),
+            created_raw,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn examine(
+        &self,
+        raw: &[u8],
+        hash: &str,
+    ) -> Result<
+        (
+            parse::Meta,
+            MessageStatus,
+            Option<String>,
+            Vec<(PathBuf, PathBuf, NewImport)>,
+        ),
+        IntakeError,
+    > {
+        let msg = match parse::parse(raw) {
+            Ok(m) => m,
+            Err(reason) => {
+                return Ok((
+                    parse::Meta::default(),
+                    MessageStatus::Quarantined,
+                    Some(reason),
+                    Vec::new(),
+                ));
+            }
+        };
+        let meta = parse::meta(&msg);
+        let docs = match self.handler.handle(&msg) {
+            Ok(d) => d,
+            Err(rejection) => {
+                return Ok((
+                    meta,
+                    MessageStatus::Quarantined,
+                    Some(rejection.0),
+                    Vec::new(),
+                ));
+            }
+        };
+        let mut staged = Vec::new();
+        for (i, doc) in docs.iter().enumerate() {
+            // Deterministic names: a retried batch overwrites its own staging file.
+            let file_name = format!("{}-{:02}-{}", &hash[..16], i + 1, doc.name);
+            let from = self.staging.join(&file_name);
+            let to = self.import_dir.join(&file_name);
+            write_durably(&from, &doc.bytes)?;
+            staged.push((
+                from,
+                to,
+                NewImport {
+                    kind: doc.kind.to_owned(),
+                    file_name,
+                    content_type: doc.content_type.clone(),
+                    size: doc.bytes.len() as u64,
+                },
+            ));
+        }
+        if !staged.is_empty() {
+            sync_dir(&self.staging);
+        }
+        Ok((meta, MessageStatus::Stored, None, staged))
+    }
+
+    /// Small messages inline; large ones as a content-addressed file under `messages/`, synced
+    /// before the row that points at it commits.
+    fn keep_raw(
+        &self,
+        raw: RawBytes,
+        spool_path: Option<PathBuf>,
+        hash: &str,
+        size: u64,
+    ) -> Result<(RawMime, Option<PathBuf>), IntakeError> {
+        if size <= INLINE_MAX {
+            let bytes = match raw {
+                RawBytes::Vec(v) => v,
+                other => other.to_vec(),
+            };
+            if let Some(p) = spool_path {
+                let _ = std::fs::remove_file(p);
+            }
+            return Ok((RawMime::Inline(bytes), None));
+        }
+        let rel = format!("messages/{}/{}.eml", &hash[..2], hash);
+        let path = self.data_dir.join(&rel);
+        let dir = path.parent().expect("has a parent").to_owned();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| IntakeError::disk("create the message folder", &dir, e))?;
+        let existed = std::fs::metadata(&path).is_ok_and(|m| m.len() == size);
+        if !existed {
+            match (&raw, &spool_path) {
+                (RawBytes::Map(_), Some(spool)) => {
+                    let f = File::open(spool)
+                        .map_err(|e| IntakeError::disk("open a spool file", spool, e))?;
+                    f.sync_all()
+                        .map_err(|e| IntakeError::disk("sync a spool file", spool, e))?;
+                    std::fs::rename(spool, &path)
+                        .map_err(|e| IntakeError::disk("store a message file", &path, e))?;
+                }
+                _ => write_durably(&path, &raw)?,
+            }
+            sync_dir(&dir);
+        } else if let Some(spool) = &spool_path {
+            let _ = std::fs::remove_file(spool);
+        }
+        drop(raw);
+        Ok((RawMime::File(rel), (!existed).then_some(path)))
+    }
+}
+
+/// Writes a file and syncs it, via a temporary name so a crash never leaves a torn file under
+/// the final name.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
+    let tmp = path.with_extension("tmp-write");
+    let mut f = File::create(&tmp).map_err(|e| IntakeError::disk("create a file", &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| IntakeError::disk("write a file", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| IntakeError::disk("rename a file", path, e))
+}
+
+/// Makes a rename or a new file in `dir` durable (best effort: some file systems refuse).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Splits the listed messages into batches by count and announced size; a message larger than
+/// the byte limit is a batch of its own.
+pub fn batches(listed: &[Listed], limits: BatchLimits) -> Vec<&[Listed]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, l) in listed.iter().enumerate() {
+        let size = l.size.unwrap_or(0);
+        let count = i - start;
+        if count > 0 && (count >= limits.messages || bytes + size > limits.bytes) {
+            out.push(&listed[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < listed.len() {
+        out.push(&listed[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(size: u64) -> Listed {
+        Listed {
+            server_id: format!("x:{size}"),
+            size: Some(size),
+        }
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let listed: Vec<Listed> = (0..5).map(|_| l(10)).collect();
+        let limits = BatchLimits {
+            messages: 2,
+            bytes: 1000,
+        };
+        let sizes: Vec<usize> = batches(&listed, limits).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+        let listed = vec![l(10), l(5000), l(10)];
+        let limits = BatchLimits {
+            messages: 100,
+            bytes: 1000,
+        };
+        let sizes: Vec<usize> = batches(&listed, limits).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+    }
+}
