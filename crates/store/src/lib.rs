@@ -8,6 +8,7 @@
 pub mod crypto;
 pub mod error;
 pub mod messages;
+pub mod outbox;
 pub mod sqlite;
 pub mod web;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use crypto::MasterKey;
 pub use error::StoreError;
 pub use messages::MessageStore;
+pub use outbox::OutboxStore;
 pub use sqlite::SqliteStore;
 pub use web::AdminStore;
 

@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::{Change, ExportRow, ExportValue, NewValue, Store, aad};
 
 pub mod messages;
+pub mod outbox;
 pub mod web;
 
 pub const DB_FILE: &str = "kurir.db";
