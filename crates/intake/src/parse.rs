@@ -37,6 +37,22 @@ fn clip(s: &str) -> String {
     clean[..end].to_owned()
 }
 
+const STANDARD_FIELDS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Received",
+    "Return-Path",
+    "Sender",
+    "Reply-To",
+    "MIME-Version",
+    "Content-Type",
+    "Delivered-To",
+];
+
 /// Hex SHA-256 of the raw bytes.
 pub fn content_hash(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(raw))
@@ -48,10 +64,18 @@ pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
         return Err("the message is empty (0 bytes of content)".into());
     }
     let msg = MessageParser::default().parse(raw).ok_or_else(|| {
-        "the content is not a MIME message (mail-parser found no structure)".to_owned()
+        "the content has no header fields (no MIME structure found), so it is not an e-mail message"
+            .to_owned()
     })?;
-    if msg.headers().is_empty() {
-        return Err("the content has no header fields, so it is not an e-mail message".into());
+    // Garbage can look like "Name: value" lines by chance; real mail always has at least one
+    // of the standard fields (a server adds Received/Return-Path even when a sender adds none).
+    let known = msg.headers().iter().any(|h| {
+        STANDARD_FIELDS
+            .iter()
+            .any(|f| h.name().eq_ignore_ascii_case(f))
+    });
+    if !known {
+        return Err("the content has no recognisable e-mail header field (From, To, Subject, Date, Message-ID, Received…), so it is not an e-mail message".into());
     }
     Ok(msg)
 }

@@ -16,7 +16,10 @@ async fn take_in(
     spec: &kurir_intake::AccountSpec,
     tokens: std::sync::Arc<dyn kurir_intake::auth::TokenSource>,
     data: &std::path::Path,
-) -> (kurir_intake::PassSummary, std::sync::Arc<kurir_store::SqliteStore>) {
+) -> (
+    kurir_intake::PassSummary,
+    std::sync::Arc<kurir_store::SqliteStore>,
+) {
     let _ = env;
     let store = open_store(data).await;
     let intake = spec.intake(data.to_owned(), store.clone());
@@ -32,7 +35,9 @@ async fn take_in(
 async fn imap_round(mechanism: Mechanism) {
     let env = env().await;
     let mailbox = fresh_mailbox("imap");
-    let msgs: Vec<Vec<u8>> = (0..25).map(|i| plain_message(i, "imap", 200 + i * 50)).collect();
+    let msgs: Vec<Vec<u8>> = (0..25)
+        .map(|i| plain_message(i, "imap", 200 + i * 50))
+        .collect();
     deliver(&mailbox, &msgs).await;
     assert_eq!(count(&mailbox, "INBOX"), 25);
 
@@ -42,11 +47,26 @@ async fn imap_round(mechanism: Mechanism) {
     assert_eq!(summary.listed, 25);
     assert_eq!(summary.stored, 25, "{summary:?}");
     assert_eq!(summary.quarantined, 0);
-    assert_eq!(count(&mailbox, "INBOX"), 0, "every message moved out of the source folder");
-    assert_eq!(count(&mailbox, "Processed"), 25, "…into the processed folder, created by Kurir");
+    assert_eq!(
+        count(&mailbox, "INBOX"),
+        0,
+        "every message moved out of the source folder"
+    );
+    assert_eq!(
+        count(&mailbox, "Processed"),
+        25,
+        "…into the processed folder, created by Kurir"
+    );
 
     let counts = store.count_messages("Imap-Test").await.unwrap();
-    assert_eq!((counts.stored, counts.quarantined, counts.pending_server_steps), (25, 0, 0));
+    assert_eq!(
+        (
+            counts.stored,
+            counts.quarantined,
+            counts.pending_server_steps
+        ),
+        (25, 0, 0)
+    );
     let list = store
         .list_messages(&MessageFilter {
             account: Some("Imap-Test".into()),
@@ -98,12 +118,23 @@ async fn pop3_round(mechanism: Mechanism) {
     let spec = env.spec("Pop3-Test", "general", &mailbox, false, mechanism);
     let (summary, store) = take_in(&env, &spec, env.app_tokens(&mailbox), data.path()).await;
     assert_eq!((summary.listed, summary.stored), (15, 15), "{summary:?}");
-    assert_eq!(count(&mailbox, "INBOX"), 0, "DELE + QUIT removed every stored message");
+    assert_eq!(
+        count(&mailbox, "INBOX"),
+        0,
+        "DELE + QUIT removed every stored message"
+    );
     let counts = store.count_messages("Pop3-Test").await.unwrap();
     assert_eq!((counts.stored, counts.pending_server_steps), (15, 0));
-    let list = store.list_messages(&MessageFilter::default()).await.unwrap();
+    let list = store
+        .list_messages(&MessageFilter::default())
+        .await
+        .unwrap();
     let full = store.message(list[0].id).await.unwrap().unwrap();
-    assert!(full.server_ids[0].starts_with("pop3:"), "{:?}", full.server_ids);
+    assert!(
+        full.server_ids[0].starts_with("pop3:"),
+        "{:?}",
+        full.server_ids
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,11 +156,21 @@ async fn delegated_user_token_reads_the_users_own_mailbox_over_imap_and_pop3() {
     let spec = env.spec("Adele", "general", mailbox, true, Mechanism::XOAuth2);
     take_in(&env, &spec, env.user_tokens(), data.path()).await;
     let tag = format!("adele{:06x}", rand::random::<u32>() & 0xffffff);
-    deliver(mailbox, &[plain_message(1, &tag, 100), plain_message(2, &tag, 100)]).await;
+    deliver(
+        mailbox,
+        &[plain_message(1, &tag, 100), plain_message(2, &tag, 100)],
+    )
+    .await;
     let (summary, _) = take_in(&env, &spec, env.user_tokens(), data.path()).await;
     assert_eq!(summary.stored, 2, "{summary:?}");
     deliver(mailbox, &[plain_message(3, &tag, 100)]).await;
-    let spec = env.spec("Adele-Pop", "general", mailbox, false, Mechanism::OAuthBearer);
+    let spec = env.spec(
+        "Adele-Pop",
+        "general",
+        mailbox,
+        false,
+        Mechanism::OAuthBearer,
+    );
     let (summary, _) = take_in(&env, &spec, env.user_tokens(), data.path()).await;
     assert_eq!(summary.stored, 1, "{summary:?}");
 }
@@ -144,7 +185,10 @@ async fn a_user_token_cannot_open_someone_elses_mailbox_and_the_error_says_what_
     let store = open_store(data.path()).await;
     let intake = spec.intake(data.path().to_owned(), store.clone());
     let mut transport = spec.transport(env.user_tokens()).unwrap();
-    let err = intake.pass(transport.as_mut(), &mut Quiet).await.unwrap_err();
+    let err = intake
+        .pass(transport.as_mut(), &mut Quiet)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("refused the OAuth sign-in"), "{text}");
     assert!(text.contains("Add-MailboxPermission"), "{text}");
@@ -162,7 +206,10 @@ async fn monitor_to_monitor_xml_and_pdf_land_in_the_import_queue() {
     let good = with_attachments(
         "order-4711@partner.example",
         "Order 4711",
-        &[("order-4711.xml", "application/xml", &xml), ("order-4711.pdf", "application/pdf", &pdf)],
+        &[
+            ("order-4711.xml", "application/xml", &xml),
+            ("order-4711.pdf", "application/pdf", &pdf),
+        ],
     );
     let no_xml = with_attachments(
         "just-a-pdf@partner.example",
@@ -171,11 +218,24 @@ async fn monitor_to_monitor_xml_and_pdf_land_in_the_import_queue() {
     );
     deliver(&mailbox, &[good, no_xml]).await;
     let data = tempfile::tempdir().unwrap();
-    let spec = env.spec("Monitor-to-Monitor", "monitor-to-monitor", &mailbox, true, Mechanism::XOAuth2);
+    let spec = env.spec(
+        "Monitor-to-Monitor",
+        "monitor-to-monitor",
+        &mailbox,
+        true,
+        Mechanism::XOAuth2,
+    );
     let (summary, store) = take_in(&env, &spec, env.app_tokens(&mailbox), data.path()).await;
-    assert_eq!((summary.stored, summary.quarantined, summary.documents), (1, 1, 2), "{summary:?}");
+    assert_eq!(
+        (summary.stored, summary.quarantined, summary.documents),
+        (1, 1, 2),
+        "{summary:?}"
+    );
 
-    let queue = store.list_imports(Some("Monitor-to-Monitor")).await.unwrap();
+    let queue = store
+        .list_imports(Some("Monitor-to-Monitor"))
+        .await
+        .unwrap();
     assert_eq!(queue.len(), 2, "{queue:?}");
     assert!(queue.iter().all(|e| e.state == "ready"));
     let dir = data.path().join("import/Monitor-to-Monitor");
@@ -198,9 +258,19 @@ async fn monitor_to_monitor_xml_and_pdf_land_in_the_import_queue() {
         .await
         .unwrap();
     assert_eq!(quarantined.len(), 1);
-    assert!(quarantined[0].reason.as_deref().unwrap().contains("XML business document"));
+    assert!(
+        quarantined[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("XML business document")
+    );
     assert_eq!(count(&mailbox, "Processed"), 1);
-    assert_eq!(count(&mailbox, "Quarantine"), 1, "the unhandled message is in the quarantine folder");
+    assert_eq!(
+        count(&mailbox, "Quarantine"),
+        1,
+        "the unhandled message is in the quarantine folder"
+    );
     assert_eq!(count(&mailbox, "INBOX"), 0);
 }
 
@@ -211,26 +281,49 @@ async fn supplier_invoices_extract_pdf_and_general_extracts_nothing() {
     let pdf = b"%PDF-1.7\ninvoice\n%%EOF\n".to_vec();
     deliver(
         &mailbox,
-        &[with_attachments("inv-1@supplier.example", "Invoice 1", &[("faktura-1.pdf", "application/pdf", &pdf)])],
+        &[with_attachments(
+            "inv-1@supplier.example",
+            "Invoice 1",
+            &[("faktura-1.pdf", "application/pdf", &pdf)],
+        )],
     )
     .await;
     let data = tempfile::tempdir().unwrap();
-    let spec = env.spec("Leverantorsfakturor", "supplier-invoices", &mailbox, true, Mechanism::XOAuth2);
+    let spec = env.spec(
+        "Leverantorsfakturor",
+        "supplier-invoices",
+        &mailbox,
+        true,
+        Mechanism::XOAuth2,
+    );
     let (summary, store) = take_in(&env, &spec, env.app_tokens(&mailbox), data.path()).await;
     assert_eq!((summary.stored, summary.documents), (1, 1));
-    let q = store.list_imports(Some("Leverantorsfakturor")).await.unwrap();
+    let q = store
+        .list_imports(Some("Leverantorsfakturor"))
+        .await
+        .unwrap();
     assert_eq!(q[0].kind, "pdf");
 
     let mailbox2 = fresh_mailbox("gen");
     deliver(
         &mailbox2,
-        &[with_attachments("gen-1@x.example", "FYI", &[("faktura-1.pdf", "application/pdf", &pdf)])],
+        &[with_attachments(
+            "gen-1@x.example",
+            "FYI",
+            &[("faktura-1.pdf", "application/pdf", &pdf)],
+        )],
     )
     .await;
     let spec = env.spec("Allmant", "general", &mailbox2, true, Mechanism::XOAuth2);
     let (summary, store) = take_in(&env, &spec, env.app_tokens(&mailbox2), data.path()).await;
     assert_eq!((summary.stored, summary.documents), (1, 0));
-    assert!(store.list_imports(Some("Allmant")).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_imports(Some("Allmant"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let m = &store
         .list_messages(&MessageFilter {
             account: Some("Allmant".into()),
@@ -238,6 +331,10 @@ async fn supplier_invoices_extract_pdf_and_general_extracts_nothing() {
         })
         .await
         .unwrap()[0];
-    assert_eq!(m.attachments.len(), 1, "the attachment is listed in the metadata");
+    assert_eq!(
+        m.attachments.len(),
+        1,
+        "the attachment is listed in the metadata"
+    );
     assert_eq!(m.attachments[0].name.as_deref(), Some("faktura-1.pdf"));
 }

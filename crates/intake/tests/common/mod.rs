@@ -23,7 +23,10 @@ pub const POP3S_PORT: u16 = 12995;
 pub const LMTP_PORT: u16 = 12024;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn stack_dir() -> PathBuf {
@@ -190,7 +193,14 @@ impl Env {
         })
     }
 
-    pub fn spec(&self, name: &str, account_type: &str, mailbox: &str, imap: bool, mechanism: Mechanism) -> AccountSpec {
+    pub fn spec(
+        &self,
+        name: &str,
+        account_type: &str,
+        mailbox: &str,
+        imap: bool,
+        mechanism: Mechanism,
+    ) -> AccountSpec {
         AccountSpec {
             name: name.into(),
             account_type: account_type.into(),
@@ -231,13 +241,18 @@ pub fn fresh_mailbox(tag: &str) -> String {
 pub async fn deliver(rcpt: &str, messages: &[Vec<u8>]) {
     let tcp = tokio::net::TcpStream::connect((HOST, LMTP_PORT))
         .await
-        .unwrap_or_else(|e| panic!("LMTP {HOST}:{LMTP_PORT} not reachable ({e}): run scripts/mailstack start"));
+        .unwrap_or_else(|e| {
+            panic!("LMTP {HOST}:{LMTP_PORT} not reachable ({e}): run scripts/mailstack start")
+        });
     let mut io = BufStream::new(tcp);
     async fn reply(io: &mut BufStream<tokio::net::TcpStream>, want: &str) {
         loop {
             let mut line = String::new();
             io.read_line(&mut line).await.unwrap();
-            assert!(line.starts_with(want), "LMTP: expected {want}, got {line:?}");
+            assert!(
+                line.starts_with(want),
+                "LMTP: expected {want}, got {line:?}"
+            );
             if line.as_bytes().get(3) != Some(&b'-') {
                 return;
             }
@@ -248,9 +263,15 @@ pub async fn deliver(rcpt: &str, messages: &[Vec<u8>]) {
     io.flush().await.unwrap();
     reply(&mut io, "250").await;
     for m in messages {
-        io.write_all(format!("MAIL FROM:<seed@{}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n", demo::TENANT_DOMAIN).as_bytes())
-            .await
-            .unwrap();
+        io.write_all(
+            format!(
+                "MAIL FROM:<seed@{}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n",
+                demo::TENANT_DOMAIN
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
         io.flush().await.unwrap();
         reply(&mut io, "250").await;
         reply(&mut io, "250").await;

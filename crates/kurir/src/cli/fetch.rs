@@ -171,7 +171,15 @@ pub async fn run(data_dir: &Path, args: FetchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let intake = spec.intake(data_dir.to_owned(), store.clone());
+        let mut intake = spec.intake(data_dir.to_owned(), store.clone());
+        // Tuning knob (and used by the crash test to get many batch boundaries).
+        if let Some(n) = std::env::var("KURIR_INTAKE_BATCH")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+        {
+            intake.limits.messages = n;
+        }
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template(
                 "{prefix} [{bar:30}] {pos}/{len} messages {per_sec} {eta}",
