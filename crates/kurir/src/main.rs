@@ -18,7 +18,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    init_logging(args.verbose);
+    // `kurir serve` is a service: it logs at info by default and may log JSON lines.
+    let (default, json) = match &args.command {
+        cli::Command::Serve(a) => cli::serve::log_defaults(a, args.verbose),
+        _ => (
+            match args.verbose {
+                0 => "warn",
+                1 => "info,kurir=debug",
+                _ => "debug",
+            },
+            false,
+        ),
+    };
+    init_logging(default, json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,16 +52,15 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr so that stdout stays machine-readable (`--json`, the emulator's JSON line).
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,kurir=debug",
-        _ => "debug",
-    };
+fn init_logging(default: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KURIR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

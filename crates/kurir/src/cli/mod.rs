@@ -1,9 +1,12 @@
 //! The command line: argument definitions and dispatch. Each command group has its own file.
 
 mod accounts;
+mod admin;
+mod check;
 mod fetch;
 mod messages;
 mod output;
+pub mod serve;
 mod settings;
 mod token;
 mod users;
@@ -64,6 +67,14 @@ pub enum Command {
     /// and the tests run against it. Without --fixture it serves a ready demo tenant and prints
     /// one JSON line with everything needed to try it (URL, tenant, client, secret, CA).
     Emulator(kurir_emulator::cli::EmulatorArgs),
+    /// Run the service: the admin web UI, the REST API, /healthz and /metrics.
+    Serve(serve::ServeArgs),
+    /// Test connection: settings → token → mailbox → IMAP/POP3/SMTP → folders, each step ok or
+    /// what to fix.
+    Check(check::CheckArgs),
+    /// Admin users of the web UI and API keys of the REST API.
+    #[command(subcommand)]
+    Admin(admin::AdminCmd),
 }
 
 /// Which subject a settings command is about; none of the flags means the system settings.
@@ -107,6 +118,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::run(&cli.data_dir, args).await,
         Command::Fetch(args) => fetch::run(&cli.data_dir, args).await,
         Command::Messages(cmd) => messages::run(&cli.data_dir, cmd).await,
+        Command::Serve(args) => serve::run(&cli.data_dir, args).await,
+        Command::Check(args) => check::run(&cli.data_dir, args).await,
+        Command::Admin(cmd) => admin::run(&cli.data_dir, cmd).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,120 @@
+//! Prometheus metrics at `/metrics`, and the hooks the rest of Kurir feeds them through.
+//!
+//! The `metrics` facade is process-global, so the intake schedulers, outbox workers and SMTP
+//! listener started in the same process as the web server report by calling the functions
+//! below (or the `metrics` macros with the same names); this module owns the names so that
+//! dashboards and alerts have one place to look them up.
+//!
+//! Labels carry account names, user codes and reasons, never addresses' passwords, tokens or
+//! message contents.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "kurir_http_requests_total";
+pub const HTTP_DURATION: &str = "kurir_http_request_duration_seconds";
+pub const TOKEN_REQUESTS: &str = "kurir_token_requests_total";
+pub const MESSAGES_IN: &str = "kurir_messages_in_total";
+pub const MESSAGES_OUT: &str = "kurir_messages_out_total";
+pub const FAILURES: &str = "kurir_failures_total";
+pub const QUEUE_DEPTH: &str = "kurir_queue_depth";
+pub const LAST_FETCH: &str = "kurir_last_successful_fetch_timestamp_seconds";
+pub const ALARMS: &str = "kurir_alarms";
+pub const SECRET_DAYS_LEFT: &str = "kurir_client_secret_days_left";
+pub const CERTIFICATE_DAYS_LEFT: &str = "kurir_certificate_days_left";
+pub const CHECKS: &str = "kurir_connection_tests_total";
+
+/// Installs the Prometheus recorder once per process and returns its handle; later calls (a
+/// second server in the same process, tests) get the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(HTTP_DURATION.into()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder already installed (an embedding program chose its own) is fine:
+            // our handle then renders only what reaches it, and the embedder's wins.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests served, by method, route and status"
+    );
+    metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request time");
+    metrics::describe_counter!(
+        TOKEN_REQUESTS,
+        "Token requests to Entra ID, by outcome (ok, or the AADSTS code / error)"
+    );
+    metrics::describe_counter!(MESSAGES_IN, "Messages taken in, by account");
+    metrics::describe_counter!(MESSAGES_OUT, "Messages sent, by sender");
+    metrics::describe_counter!(FAILURES, "Failures, by component and reason");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Messages waiting, by queue");
+    metrics::describe_gauge!(
+        LAST_FETCH,
+        "Unix time of the last successful fetch, by account"
+    );
+    metrics::describe_gauge!(ALARMS, "Open alarms, by kind and severity");
+    metrics::describe_gauge!(
+        SECRET_DAYS_LEFT,
+        "Days until the client secret expires (negative: expired), by subject"
+    );
+    metrics::describe_gauge!(
+        CERTIFICATE_DAYS_LEFT,
+        "Days until the certificate expires (negative: expired), by subject"
+    );
+    metrics::describe_counter!(CHECKS, "Test connection runs, by subject kind and outcome");
+}
+
+/// One token request to Entra ID: `outcome` is `ok` or e.g. `AADSTS7000215`.
+pub fn token_request(outcome: &str) {
+    metrics::counter!(TOKEN_REQUESTS, "outcome" => outcome.to_owned()).increment(1);
+}
+
+/// `n` messages taken in from `account` (intake).
+pub fn messages_in(account: &str, n: u64) {
+    metrics::counter!(MESSAGES_IN, "account" => account.to_owned()).increment(n);
+}
+
+/// One message sent for `sender` (outbox).
+pub fn message_out(sender: &str) {
+    metrics::counter!(MESSAGES_OUT, "sender" => sender.to_owned()).increment(1);
+}
+
+/// A failure in `component` (`intake`, `outbox`, `listener`, `token`) for `reason` (a short
+/// stable word such as `token`, `auth`, `network`, `mailbox`, `quota`).
+pub fn failure(component: &str, reason: &str) {
+    metrics::counter!(FAILURES, "component" => component.to_owned(), "reason" => reason.to_owned())
+        .increment(1);
+}
+
+/// How many messages wait in `queue` (e.g. `outbox`, `import`).
+pub fn queue_depth(queue: &str, depth: u64) {
+    metrics::gauge!(QUEUE_DEPTH, "queue" => queue.to_owned()).set(depth as f64);
+}
+
+/// `account` was read successfully at `unix_seconds`.
+pub fn last_successful_fetch(account: &str, unix_seconds: i64) {
+    metrics::gauge!(LAST_FETCH, "account" => account.to_owned()).set(unix_seconds as f64);
+}
+
+/// One Test connection run.
+pub fn checks(scope: &kurir_settings::Scope, ok: bool) {
+    let kind = kurir_settings::keys::level_name(scope.level());
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!(CHECKS, "subject" => kind, "outcome" => outcome).increment(1);
+}
