@@ -209,8 +209,24 @@ impl Intake {
         summary.listed = listed.len() as u64;
         progress.listed(summary.listed);
 
-        // Recorded by an earlier pass but still in the source folder: finish, do not fetch.
+        // Recorded by an earlier pass whose server-side step was not confirmed, and no longer in
+        // the source folder: the step happened (the pass was killed right after the move).
         let ids: Vec<String> = listed.iter().map(|l| l.server_id.clone()).collect();
+        let listed_ids: HashSet<&String> = ids.iter().collect();
+        let gone: Vec<String> = self
+            .store
+            .pending_server_ids(&self.account)
+            .await?
+            .into_iter()
+            .filter(|id| {
+                id.starts_with(&format!("{}:", transport.protocol())) && !listed_ids.contains(id)
+            })
+            .collect();
+        if !gone.is_empty() {
+            self.store.mark_done(&self.account, &gone).await?;
+        }
+
+        // Recorded by an earlier pass but still in the source folder: finish, do not fetch.
         let known = self.store.known_server_ids(&self.account, &ids).await?;
         if !known.is_empty() {
             let known_ids: Vec<String> = known.iter().cloned().collect();

@@ -127,14 +127,14 @@ async fn kill_9_at_random_points_then_every_message_is_stored_exactly_once() {
         assert!(runs < 200, "kurir fetch never finished");
         let mut child = kurir(&bin, d)
             .args(["fetch", "--account", "Kill9"])
-            .env("KURIR_INTAKE_BATCH", "50")
+            .env("KURIR_INTAKE_BATCH", "20")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         // After 30 kills, let it finish.
         let deadline = if kills < 30 {
-            Some(Instant::now() + Duration::from_millis(20 + rand::random::<u64>() % 900))
+            Some(Instant::now() + Duration::from_millis(5 + rand::random::<u64>() % 250))
         } else {
             None
         };

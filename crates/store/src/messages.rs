@@ -203,6 +203,9 @@ pub trait MessageStore: Send + Sync {
     /// The server-side step (move to processed/quarantine, DELE + QUIT) is done for these ids.
     async fn mark_done(&self, account: &str, server_ids: &[String]) -> Result<(), StoreError>;
 
+    /// Server ids recorded but whose server-side step is not confirmed (state `stored`).
+    async fn pending_server_ids(&self, account: &str) -> Result<Vec<String>, StoreError>;
+
     /// The status (stored or quarantined) of the messages behind known server ids, so intake
     /// knows which folder to move a re-listed message to.
     async fn status_of_server_ids(

@@ -204,6 +204,16 @@ impl MessageStore for SqliteStore {
         Ok(())
     }
 
+    async fn pending_server_ids(&self, account: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT server_id FROM message_server_ids WHERE account = ? AND state = 'stored'",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn status_of_server_ids(
         &self,
         account: &str,
