@@ -134,7 +134,7 @@ async fn kill_9_at_random_points_then_every_message_is_stored_exactly_once() {
             .unwrap();
         // After 30 kills, let it finish.
         let deadline = if kills < 30 {
-            Some(Instant::now() + Duration::from_millis(5 + rand::random::<u64>() % 250))
+            Some(Instant::now() + Duration::from_millis(5 + rand::random::<u64>() % 150))
         } else {
             None
         };
