@@ -498,12 +498,7 @@ fn shown(v: &Option<StoredValue>, kind: Kind, t: &Texts) -> String {
         }
         Some(StoredValue::Plain(p)) => p.clone(),
         Some(StoredValue::Secret(info)) => {
-            format!(
-                "{} ({} {})",
-                info.masked,
-                t.set_here.to_lowercase(),
-                info.set_on
-            )
+            format!("{} ({} {})", info.masked, t.set_on, info.set_on)
         }
     }
 }
@@ -555,7 +550,7 @@ fn field_views(
         } else {
             match &from {
                 Some(s) => format!("{} {}", t.inherited_from, lang.subject(s)),
-                None if eff_value.is_some() => format!("{} ({})", t.inherited_from, t.src_default),
+                None if eff_value.is_some() => lang.pick("Standardvärde", "Default").to_owned(),
                 None => t.not_set.to_owned(),
             }
         };
