@@ -50,7 +50,9 @@ pub struct KeyDef {
     pub kind: Kind,
     /// The levels at which the key may be written.
     pub levels: &'static [Level],
+    /// What the setting is for, in English and Swedish (the admin UI shows the user's language).
     pub help: &'static str,
+    pub help_sv: &'static str,
 }
 
 impl KeyDef {
@@ -102,6 +104,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Method for e-mail",
         kind: Kind::Choice(METHODS),
         levels: EXCHANGE_LEVELS,
+        help_sv: "exchange-online = Serverbaserat, via Microsoft Exchange Online; smtp = en klassisk (lokal) SMTP-server; none = ingen e-post. För webbshopen även according-to-user-settings (Enligt användarinställningar i Monitor G5).",
         help: "exchange-online = Serverbaserat, via Microsoft Exchange Online; smtp = a classic (on-premises) SMTP server; none = no e-mail. On the webshop also according-to-user-settings (Enligt användarinställningar i Monitor G5).",
     },
     KeyDef {
@@ -110,6 +113,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Application (client) ID",
         kind: Kind::Guid,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Program-ID (klient) på översiktssidan för appregistreringen i Microsoft Entra ID.",
         help: "The Application (client) ID on the Overview page of the app registration in Microsoft Entra ID.",
     },
     KeyDef {
@@ -118,6 +122,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Directory (tenant) ID",
         kind: Kind::Tenant,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Katalog-ID (klientorganisation) på översiktssidan för appregistreringen (ett GUID), eller en verifierad domän som contoso.onmicrosoft.com.",
         help: "The Directory (tenant) ID on the Overview page of the app registration (a GUID), or a verified domain such as contoso.onmicrosoft.com.",
     },
     KeyDef {
@@ -126,6 +131,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Authentication flow",
         kind: Kind::Choice(AUTH_FLOWS),
         levels: EXCHANGE_LEVELS,
+        help_sv: "client-secret (Klienthemlighet), username-password (Användarnamn/Lösenord), certificate (certifikat) eller device-code (en delegerad inloggning en gång, för konton med MFA).",
         help: "client-secret (Klienthemlighet), username-password (Användarnamn/Lösenord), certificate, or device-code (a delegated sign-in once, for accounts with MFA).",
     },
     KeyDef {
@@ -134,6 +140,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Client secret",
         kind: Kind::Secret,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Värdet (inte hemlighetens ID) för en klienthemlighet under Certifikat och hemligheter i appregistreringen.",
         help: "The Value (not the Secret ID) of a client secret under Certificates & secrets in the app registration.",
     },
     KeyDef {
@@ -142,6 +149,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Client secret expires",
         kind: Kind::Date,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Datumet Upphör som Entra visar bredvid hemligheten (ÅÅÅÅ-MM-DD); Kurir varnar 30 dagar innan.",
         help: "The Expires date Entra shows beside the secret (YYYY-MM-DD); Kurir warns 30 days ahead.",
     },
     KeyDef {
@@ -150,6 +158,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Certificate",
         kind: Kind::CertificatePem,
         levels: EXCHANGE_LEVELS,
+        help_sv: "PEM-certifikatet som laddats upp under Certifikat och hemligheter (för certifikatflödet).",
         help: "The PEM certificate uploaded under Certificates & secrets (for the certificate flow).",
     },
     KeyDef {
@@ -158,6 +167,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Certificate private key",
         kind: Kind::Secret,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Den privata PEM-nyckel som hör till certifikatet.",
         help: "The PEM private key that belongs to the certificate.",
     },
     KeyDef {
@@ -166,6 +176,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "E-mail address",
         kind: Kind::Email,
         levels: SENDER_LEVELS,
+        help_sv: "Adressen användaren skickar som (brevlådan i Exchange Online).",
         help: "The address the user sends as (the mailbox in Exchange Online).",
     },
     KeyDef {
@@ -174,6 +185,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Default sender address",
         kind: Kind::Email,
         levels: &[S],
+        help_sv: "Används som avsändare när en användare saknar egen E-postadress.",
         help: "Used as From when a user has no E-postadress of their own.",
     },
     KeyDef {
@@ -182,6 +194,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Username (Exchange)",
         kind: Kind::Email,
         levels: CREDENTIAL_LEVELS,
+        help_sv: "Exchange-kontots inloggningsnamn (UPN) för flödet användarnamn/lösenord.",
         help: "The Exchange account's sign-in name (UPN) for the username-password flow.",
     },
     KeyDef {
@@ -190,6 +203,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Password (Exchange)",
         kind: Kind::Secret,
         levels: CREDENTIAL_LEVELS,
+        help_sv: "Exchange-kontots lösenord för flödet användarnamn/lösenord.",
         help: "The Exchange account's password for the username-password flow.",
     },
     KeyDef {
@@ -198,6 +212,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Cloud",
         kind: Kind::Choice(CLOUDS),
         levels: EXCHANGE_LEVELS,
+        help_sv: "global (Microsoft 365), usgov (GCC High / DoD) eller china (21Vianet); avgör standardadresserna.",
         help: "global (Microsoft 365), usgov (GCC High / DoD) or china (21Vianet); decides the default endpoints.",
     },
     KeyDef {
@@ -206,6 +221,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Authority (sign-in endpoint)",
         kind: Kind::Url,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Entras inloggningsadress, t.ex. https://login.microsoftonline.com; ange den bara för att peka Kurir mot emulatorn eller ett nationellt moln.",
         help: "The Entra sign-in host, e.g. https://login.microsoftonline.com; set it only to point Kurir at the emulator or a national cloud.",
     },
     KeyDef {
@@ -214,6 +230,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Graph endpoint",
         kind: Kind::Url,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Bas-URL för Microsoft Graph, t.ex. https://graph.microsoft.com.",
         help: "The Microsoft Graph base URL, e.g. https://graph.microsoft.com.",
     },
     KeyDef {
@@ -222,6 +239,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "IMAP server",
         kind: Kind::Host,
         levels: EXCHANGE_LEVELS,
+        help_sv: "IMAP-server för inkommande e-post, t.ex. outlook.office365.com.",
         help: "IMAP host for incoming mail, e.g. outlook.office365.com.",
     },
     KeyDef {
@@ -230,6 +248,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "IMAP port",
         kind: Kind::Port,
         levels: EXCHANGE_LEVELS,
+        help_sv: "IMAP-port (993 = TLS direkt).",
         help: "IMAP port (993 = implicit TLS).",
     },
     KeyDef {
@@ -238,6 +257,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "POP3 server",
         kind: Kind::Host,
         levels: EXCHANGE_LEVELS,
+        help_sv: "POP3-server för inkommande e-post, t.ex. outlook.office365.com.",
         help: "POP3 host for incoming mail, e.g. outlook.office365.com.",
     },
     KeyDef {
@@ -246,6 +266,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "POP3 port",
         kind: Kind::Port,
         levels: EXCHANGE_LEVELS,
+        help_sv: "POP3-port (995 = TLS direkt).",
         help: "POP3 port (995 = implicit TLS).",
     },
     KeyDef {
@@ -254,6 +275,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "SMTP server",
         kind: Kind::Host,
         levels: EXCHANGE_LEVELS,
+        help_sv: "SMTP-server för utgående e-post: smtp.office365.com för Exchange Online, eller er egen server för metoden smtp.",
         help: "SMTP host for outgoing mail: smtp.office365.com for Exchange Online, or your own server for method smtp.",
     },
     KeyDef {
@@ -262,6 +284,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "SMTP port",
         kind: Kind::Port,
         levels: EXCHANGE_LEVELS,
+        help_sv: "SMTP-port (587 med STARTTLS, 465 med TLS direkt).",
         help: "SMTP port (587 with STARTTLS, 465 with implicit TLS).",
     },
     KeyDef {
@@ -270,6 +293,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "SMTP encryption",
         kind: Kind::Choice(TLS_MODES),
         levels: EXCHANGE_LEVELS,
+        help_sv: "starttls, tls (direkt) eller none (bara för en server på den här datorn).",
         help: "starttls, tls (implicit) or none (only for a server on this machine).",
     },
     KeyDef {
@@ -278,6 +302,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "SMTP username",
         kind: Kind::Text,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Användarnamn för en klassisk SMTP-server (metoden smtp); lämna tomt för ingen inloggning.",
         help: "Username for a classic SMTP server (method smtp); leave unset for no authentication.",
     },
     KeyDef {
@@ -286,6 +311,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "SMTP password",
         kind: Kind::Secret,
         levels: EXCHANGE_LEVELS,
+        help_sv: "Lösenord för en klassisk SMTP-server (metoden smtp).",
         help: "Password for a classic SMTP server (method smtp).",
     },
     KeyDef {
@@ -294,6 +320,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Extra CA certificate",
         kind: Kind::Path,
         levels: EXCHANGE_LEVELS,
+        help_sv: "En PEM-fil med en extra certifikatutfärdare att lita på, t.ex. emulatorns ca.pem eller en lokal servers CA.",
         help: "A PEM file of an extra certificate authority to trust, e.g. the emulator's ca.pem or an on-premises server's CA.",
     },
     KeyDef {
@@ -302,6 +329,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Type",
         kind: Kind::AccountType,
         levels: &[A],
+        help_sv: "monitor-to-monitor (Monitor-till-Monitor), supplier-invoices (leverantörsfakturor), general (allmän), eller ett eget typnamn.",
         help: "monitor-to-monitor (Monitor-till-Monitor), supplier-invoices, general, or your own type name.",
     },
     KeyDef {
@@ -310,6 +338,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Mailbox",
         kind: Kind::Email,
         levels: &[A],
+        help_sv: "Adressen till brevlådan som kontot läser.",
         help: "The address of the mailbox the account reads.",
     },
     KeyDef {
@@ -318,6 +347,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Protocol",
         kind: Kind::Choice(PROTOCOLS),
         levels: &[A],
+        help_sv: "graph (Microsoft Graph), imap eller pop3.",
         help: "graph (Microsoft Graph), imap or pop3.",
     },
     KeyDef {
@@ -326,6 +356,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Source folder",
         kind: Kind::Text,
         levels: &[A],
+        help_sv: "Mappen som ny e-post läses från.",
         help: "The folder new mail is read from.",
     },
     KeyDef {
@@ -334,6 +365,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Processed folder",
         kind: Kind::Text,
         levels: &[A],
+        help_sv: "Dit ett meddelande flyttas när det har sparats i Kurir (skapas vid behov; används inte av POP3, som raderar).",
         help: "Where a message is moved once it is stored in Kurir (created if missing; not used by POP3, which deletes).",
     },
     KeyDef {
@@ -342,6 +374,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Quarantine folder",
         kind: Kind::Text,
         levels: &[A],
+        help_sv: "Dit ett meddelande som inte kan hanteras flyttas; orsaken sparas i Kurir.",
         help: "Where a message that cannot be handled is moved, with the reason kept in Kurir.",
     },
     KeyDef {
@@ -350,6 +383,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Poll interval",
         kind: Kind::Duration,
         levels: &[A],
+        help_sv: "Hur ofta brevlådan läses, t.ex. 60s eller 5m (IMAP IDLE hämtar e-post tidigare).",
         help: "How often the mailbox is read, e.g. 60s or 5m (IMAP IDLE picks mail up sooner).",
     },
     KeyDef {
@@ -358,6 +392,7 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Visible to",
         kind: Kind::List,
         levels: &[A],
+        help_sv: "Användarkoder eller roller, kommaseparerade, som får se kontots e-post; * för alla.",
         help: "User codes or roles, comma separated, that may see this account's mail; * for everyone.",
     },
 ];

@@ -603,3 +603,16 @@ fn every_validation_message() {
         "ca_file=",
     );
 }
+
+#[test]
+fn every_key_is_explained_in_swedish_and_english() {
+    for k in KEYS {
+        assert!(
+            !k.label_sv.is_empty() && !k.label_en.is_empty(),
+            "{}",
+            k.name
+        );
+        assert!(k.help.len() > 10 && k.help_sv.len() > 10, "{}", k.name);
+        assert_ne!(k.help, k.help_sv, "{} has no Swedish help", k.name);
+    }
+}

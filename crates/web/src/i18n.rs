@@ -61,6 +61,14 @@ impl Lang {
         }
     }
 
+    /// What a setting is for, in this language.
+    pub fn help(self, key: &KeyDef) -> &'static str {
+        match self {
+            Lang::Sv => key.help_sv,
+            Lang::En => key.help,
+        }
+    }
+
     /// What a source is called on a page ("Systeminställningar", "default", …).
     pub fn source(self, source: Source) -> &'static str {
         let t = self.texts();

@@ -604,7 +604,7 @@ fn field_views(
             name: def.name,
             label: lang.label(def),
             alt_label: lang.other().label(def),
-            help: def.help,
+            help: lang.help(def),
             input,
             options: choices
                 .map(|c| {
