@@ -4,9 +4,12 @@ mod accounts;
 mod admin;
 mod check;
 mod fetch;
+mod listener;
 mod messages;
+mod outbox;
 mod output;
 pub mod serve;
+mod send;
 mod settings;
 mod token;
 mod users;
@@ -67,6 +70,13 @@ pub enum Command {
     /// and the tests run against it. Without --fixture it serves a ready demo tenant and prints
     /// one JSON line with everything needed to try it (URL, tenant, client, secret, CA).
     Emulator(kurir_emulator::cli::EmulatorArgs),
+    /// Queue a message as a Kurir user (or the webshop); --wait sends it now.
+    Send(send::SendArgs),
+    /// The outgoing-mail queue: list, show, retry, cancel, run.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
+    /// SMTP submission listener for legacy components such as the webshop (and its logins).
+    Listener(listener::ListenerArgs),
     /// Run the service: the admin web UI, the REST API, /healthz and /metrics.
     Serve(serve::ServeArgs),
     /// Test connection: settings → token → mailbox → IMAP/POP3/SMTP → folders, each step ok or
@@ -121,6 +131,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&cli.data_dir, args).await,
         Command::Check(args) => check::run(&cli.data_dir, args).await,
         Command::Admin(cmd) => admin::run(&cli.data_dir, cmd).await,
+        Command::Send(args) => send::run(&cli.data_dir, args).await,
+        Command::Outbox(cmd) => outbox::run(&cli.data_dir, cmd).await,
+        Command::Listener(args) => listener::run(&cli.data_dir, args).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

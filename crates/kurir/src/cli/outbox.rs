@@ -1,0 +1,305 @@
+//! `kurir outbox list|show|retry|cancel|run`: the durable queue of outgoing mail.
+//!
+//! `run` is the sender: it works through the queue with the same workers the daemon runs
+//! (`--until-empty` for a one-off pass, e.g. from cron or a test). The worker options here are
+//! shared by `kurir send --wait` and `kurir listener`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use kurir_outbox::{ExchangeTransport, Outbox, OutboxConfig};
+use kurir_store::OutboxStore;
+use kurir_store::outbox::{OutboxFilter, OutgoingMessage, OutgoingState};
+
+use super::open_store;
+use crate::fail::bad;
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCmd {
+    /// List queued, sent and failed messages (newest first).
+    List {
+        /// Only messages in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// Only messages of this sending user.
+        #[arg(long, value_name = "CODE")]
+        user: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one message: state, attempts, the last error and what to do.
+    Show {
+        id: i64,
+        /// Print the raw MIME instead.
+        #[arg(long)]
+        raw: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a failed (or waiting) message again now.
+    Retry { id: i64 },
+    /// Cancel a queued or failed message.
+    Cancel { id: i64 },
+    /// Send what is queued (the daemon does this continuously).
+    Run {
+        /// Stop when nothing is queued or being sent any more.
+        #[arg(long)]
+        until_empty: bool,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum StateArg {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Cancelled,
+}
+
+impl From<StateArg> for OutgoingState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Queued => OutgoingState::Queued,
+            StateArg::Sending => OutgoingState::Sending,
+            StateArg::Sent => OutgoingState::Sent,
+            StateArg::Failed => OutgoingState::Failed,
+            StateArg::Cancelled => OutgoingState::Cancelled,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, Default)]
+pub enum ViaArg {
+    /// Graph sendMail, unless the user's smtp_host is set explicitly (then SMTP XOAUTH2).
+    #[default]
+    Auto,
+    Graph,
+    Smtp,
+}
+
+/// How the sending workers behave.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Messages sent at the same time.
+    #[arg(long, default_value_t = 8, env = "KURIR_OUTBOX_CONCURRENCY")]
+    pub concurrency: usize,
+    /// Per-mailbox cap in messages per minute (Exchange Online allows 30); 0 = no cap.
+    #[arg(long, default_value_t = 30, env = "KURIR_OUTBOX_RATE_PER_MINUTE")]
+    pub rate_per_minute: u32,
+    /// Seconds a worker holds a message before another process may take it over.
+    #[arg(long, default_value_t = 60, env = "KURIR_OUTBOX_LEASE_SECS")]
+    pub lease_secs: u64,
+    /// Seconds before the first retry after a temporary failure (doubled each time, max 30 min).
+    #[arg(long, default_value_t = 30, env = "KURIR_OUTBOX_BACKOFF_SECS")]
+    pub backoff_secs: u64,
+    /// Exchange Online transport for users with method exchange-online.
+    #[arg(long, value_enum, default_value_t = ViaArg::Auto, env = "KURIR_OUTBOX_VIA")]
+    pub via: ViaArg,
+    /// Graph sendMail: do not keep a copy in Sent Items.
+    #[arg(long)]
+    pub no_save_to_sent_items: bool,
+}
+
+impl WorkerArgs {
+    pub fn config(&self) -> anyhow::Result<OutboxConfig> {
+        if self.concurrency == 0 {
+            return Err(bad("--concurrency must be at least 1"));
+        }
+        if self.lease_secs < 3 {
+            return Err(bad(
+                "--lease-secs must be at least 3 (the lease is renewed every third of it)",
+            ));
+        }
+        Ok(OutboxConfig {
+            concurrency: self.concurrency,
+            rate_per_minute: (self.rate_per_minute > 0).then_some(self.rate_per_minute),
+            lease: Duration::from_secs(self.lease_secs),
+            backoff_initial: Duration::from_secs(self.backoff_secs.max(1)),
+            exchange_transport: match self.via {
+                ViaArg::Auto => ExchangeTransport::Auto,
+                ViaArg::Graph => ExchangeTransport::Graph,
+                ViaArg::Smtp => ExchangeTransport::Smtp,
+            },
+            save_to_sent_items: !self.no_save_to_sent_items,
+            ..OutboxConfig::default()
+        })
+    }
+}
+
+/// A stop signal that turns true on Ctrl-C or SIGTERM.
+pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn print_row(m: &OutgoingMessage) {
+    println!(
+        "{:>6}  {:<9}  {:<10}  {:>2}  {}  {}",
+        m.id,
+        m.state.as_str(),
+        m.sender_user,
+        m.attempts,
+        m.recipients.join(","),
+        m.subject.as_deref().unwrap_or("")
+    );
+}
+
+pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
+    let store = open_store(data_dir).await?;
+    match cmd {
+        OutboxCmd::List {
+            state,
+            user,
+            limit,
+            json,
+        } => {
+            let list = store
+                .outbox_list(&OutboxFilter {
+                    state: state.map(Into::into),
+                    sender_user: user.map(|u| u.to_ascii_uppercase()),
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("The outbox is empty.");
+            } else {
+                println!(
+                    "{:>6}  {:<9}  {:<10}  {:>2}  TO  SUBJECT",
+                    "ID", "STATE", "USER", "TRIES"
+                );
+                for m in &list {
+                    print_row(m);
+                }
+                let counts = store.outbox_counts().await?;
+                let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                println!("In total: {}", summary.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCmd::Show { id, raw, json } => {
+            if raw {
+                let Some(bytes) = store.outbox_raw(id).await? else {
+                    return Err(bad(format!(
+                        "there is no message {id} in the outbox; see `kurir outbox list`"
+                    )));
+                };
+                use std::io::Write;
+                std::io::stdout().write_all(&bytes)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some(m) = store.outbox_get(id).await? else {
+                return Err(bad(format!(
+                    "there is no message {id} in the outbox; see `kurir outbox list`"
+                )));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Message {}: {}", m.id, m.state);
+            println!("  sending user  {}", m.sender_user);
+            println!("  came from     {}", m.origin);
+            println!("  From          {}", m.from.as_deref().unwrap_or("—"));
+            println!("  recipients    {}", m.recipients.join(", "));
+            println!("  subject       {}", m.subject.as_deref().unwrap_or("—"));
+            println!("  Message-ID    {}", m.message_id.as_deref().unwrap_or("—"));
+            println!("  size          {} bytes", m.size);
+            println!("  queued at     {}", m.created_at);
+            println!("  attempts      {}", m.attempts);
+            match m.state {
+                OutgoingState::Queued => println!("  next attempt  {}", when(m.next_attempt_at)),
+                OutgoingState::Sending => println!(
+                    "  leased until  {}",
+                    m.leased_until.map(when).unwrap_or_default()
+                ),
+                OutgoingState::Sent => println!(
+                    "  sent at       {} via {} ({})",
+                    m.sent_at.as_deref().unwrap_or("?"),
+                    m.via.as_deref().unwrap_or("?"),
+                    m.server_reply.as_deref().unwrap_or("")
+                ),
+                _ => {}
+            }
+            if let Some(e) = &m.last_error {
+                println!("  last error    {e}");
+            }
+            if m.state == OutgoingState::Failed {
+                println!(
+                    "Fix what the error names, then send it again with: kurir outbox retry {}",
+                    m.id
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCmd::Retry { id } => {
+            if store.outbox_retry(id).await? {
+                println!(
+                    "Message {id} is queued to be sent now (by the running Kurir service, or `kurir outbox run`)."
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(bad(format!(
+                    "message {id} cannot be retried: it does not exist or is sent, cancelled or being sent right now (see `kurir outbox show {id}`)"
+                )))
+            }
+        }
+        OutboxCmd::Cancel { id } => {
+            if store.outbox_cancel(id).await? {
+                println!("Message {id} is cancelled and will not be sent.");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(bad(format!(
+                    "message {id} cannot be cancelled: it does not exist or is already sent, cancelled or being sent (see `kurir outbox show {id}`)"
+                )))
+            }
+        }
+        OutboxCmd::Run {
+            until_empty,
+            worker,
+        } => {
+            let outbox = Outbox::new(Arc::new(store), worker.config()?);
+            let stop = stop_on_signal();
+            let stats = outbox.run(stop, until_empty).await?;
+            eprintln!(
+                "kurir outbox: {} sent, {} to be retried, {} failed, {} deferred by the rate cap",
+                stats.sent, stats.retried, stats.failed, stats.deferred
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Building a message (RFC 5322 MIME) with lettre's `Message` builder, and reading the envelope
+//! back out of raw MIME.
+//!
+//! One builder serves both transports: the same bytes go to SMTP `DATA` and, base64-encoded, to
+//! Graph's sendMail MIME form. Bcc is kept in the stored MIME because Graph takes recipients from
+//! the headers; the SMTP transport removes the header before `DATA` ([`strip_bcc`]).
+
+use std::path::{Path, PathBuf};
+
+use lettre::Message;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+use crate::error::SendError;
+
+/// What `kurir send` (or the REST API) asks to send.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<PathBuf>,
+}
+
+/// A built message ready to queue.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub raw: Vec<u8>,
+    pub recipients: Vec<String>,
+    pub message_id: String,
+}
+
+fn mailbox(addr: &str, what: &str) -> Result<Mailbox, SendError> {
+    addr.trim()
+        .parse::<Mailbox>()
+        .map_err(|e| SendError::Message(format!("{what} address '{addr}' is not valid ({e})")))
+}
+
+/// A content type from the file extension; anything unknown is sent as octet-stream, which every
+/// client can save.
+fn content_type_for(path: &Path) -> ContentType {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = match ext.as_str() {
+        "pdf" => "application/pdf",
+        "xml" => "application/xml",
+        "txt" | "log" => "text/plain",
+        "csv" => "text/csv",
+        "htm" | "html" => "text/html",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "zip" => "application/zip",
+        "json" => "application/json",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        _ => "application/octet-stream",
+    };
+    ContentType::parse(mime).expect("the table holds valid content types")
+}
+
+/// Builds the message. Fails on a bad address or an unreadable attachment, before anything is
+/// queued.
+pub fn compose(d: &Draft) -> Result<Composed, SendError> {
+    if d.to.is_empty() && d.cc.is_empty() && d.bcc.is_empty() {
+        return Err(SendError::Message(
+            "it has no recipients (give --to)".into(),
+        ));
+    }
+    let from = mailbox(&d.from, "the From")?;
+    let domain = from.email.domain().to_owned();
+    let message_id = format!("<{}@{}>", uuid::Uuid::new_v4(), domain);
+    let mut b = Message::builder()
+        .from(from)
+        .subject(d.subject.clone())
+        .message_id(Some(message_id.clone()))
+        .date_now()
+        .user_agent(format!("Kurir/{}", env!("CARGO_PKG_VERSION")));
+    let mut recipients = Vec::new();
+    for a in &d.to {
+        let m = mailbox(a, "To")?;
+        recipients.push(m.email.to_string());
+        b = b.to(m);
+    }
+    for a in &d.cc {
+        let m = mailbox(a, "Cc")?;
+        recipients.push(m.email.to_string());
+        b = b.cc(m);
+    }
+    for a in &d.bcc {
+        let m = mailbox(a, "Bcc")?;
+        recipients.push(m.email.to_string());
+        b = b.bcc(m);
+    }
+    if !d.bcc.is_empty() {
+        b = b.keep_bcc();
+    }
+    let body = match (&d.text, &d.html) {
+        (Some(t), Some(h)) => MultiPart::alternative_plain_html(t.clone(), h.clone()),
+        (None, Some(h)) => MultiPart::mixed().singlepart(SinglePart::html(h.clone())),
+        (Some(t), None) => MultiPart::mixed().singlepart(SinglePart::plain(t.clone())),
+        (None, None) => MultiPart::mixed().singlepart(SinglePart::plain(String::new())),
+    };
+    let msg = if d.attachments.is_empty() {
+        b.multipart(body)
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for path in &d.attachments {
+            let bytes = std::fs::read(path).map_err(|e| {
+                SendError::Message(format!(
+                    "the attachment {} cannot be read ({e})",
+                    path.display()
+                ))
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "attachment".into());
+            mixed = mixed.singlepart(Attachment::new(name).body(bytes, content_type_for(path)));
+        }
+        b.multipart(mixed)
+    }
+    .map_err(|e| SendError::Message(format!("it could not be built ({e})")))?;
+    Ok(Composed {
+        raw: msg.formatted(),
+        recipients,
+        message_id,
+    })
+}
+
+/// Header facts of a raw message, for listing and for the Graph transport.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+}
+
+pub fn read_headers(raw: &[u8]) -> Headers {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(raw) else {
+        return Headers::default();
+    };
+    Headers {
+        from: m
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_owned),
+        subject: m.subject().map(str::to_owned),
+        message_id: m.message_id().map(|id| format!("<{id}>")),
+    }
+}
+
+/// The header block ends at the first empty line.
+fn header_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len())
+}
+
+/// The message without its Bcc header (and its folded continuation lines), for SMTP `DATA`:
+/// Bcc recipients are in the envelope and must not see each other.
+pub fn strip_bcc(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let end = header_end(raw);
+    let head = &raw[..end];
+    let has_bcc = head
+        .split(|&c| c == b'\n')
+        .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case(b"bcc:"));
+    if !has_bcc {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut skipping = false;
+    for line in head.split_inclusive(|&c| c == b'\n') {
+        let continuation = line.first().is_some_and(|c| *c == b' ' || *c == b'\t');
+        if continuation && skipping {
+            continue;
+        }
+        skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&raw[end..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Adds `Message-ID` and `Date` when a legacy client left them out (Exchange would add its
+/// own, but then the queue could not show what was sent).
+pub fn ensure_ids(raw: Vec<u8>, domain: &str) -> (Vec<u8>, Option<String>) {
+    let h = read_headers(&raw);
+    let end = header_end(&raw);
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let has_date = head.starts_with("date:") || head.contains("\ndate:");
+    if h.message_id.is_some() && has_date {
+        return (raw, h.message_id);
+    }
+    let mut extra = String::new();
+    let mut id = h.message_id.clone();
+    if id.is_none() {
+        let new = format!("<{}@{}>", uuid::Uuid::new_v4(), domain);
+        extra.push_str(&format!("Message-ID: {new}\r\n"));
+        id = Some(new);
+    }
+    if !has_date {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        extra.push_str(&format!("Date: {now}\r\n"));
+    }
+    let mut out = extra.into_bytes();
+    out.extend_from_slice(&raw);
+    (out, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compose_keeps_bcc_for_graph_and_strip_removes_it_for_smtp() {
+        let c = compose(&Draft {
+            from: "anna@example.com".into(),
+            to: vec!["a@example.com".into()],
+            bcc: vec!["hidden@example.com".into()],
+            subject: "Order 4711".into(),
+            text: Some("Hej".into()),
+            ..Draft::default()
+        })
+        .unwrap();
+        assert_eq!(c.recipients, ["a@example.com", "hidden@example.com"]);
+        let text = String::from_utf8_lossy(&c.raw).into_owned();
+        assert!(text.contains("Bcc: hidden@example.com"), "{text}");
+        let stripped = strip_bcc(&c.raw);
+        let s = String::from_utf8_lossy(&stripped);
+        assert!(!s.to_ascii_lowercase().contains("bcc:"), "{s}");
+        assert!(s.contains("Subject: Order 4711"));
+        assert_eq!(
+            read_headers(&c.raw).message_id.as_deref(),
+            Some(&*c.message_id)
+        );
+    }
+
+    #[test]
+    fn ensure_ids_adds_only_what_is_missing() {
+        let (raw, id) = ensure_ids(b"From: a@b.c\r\nSubject: x\r\n\r\nbody\r\n".to_vec(), "b.c");
+        let s = String::from_utf8(raw).unwrap();
+        assert!(s.starts_with("Message-ID: <"), "{s}");
+        assert!(s.contains("\r\nDate: "), "{s}");
+        assert!(id.unwrap().ends_with("@b.c>"));
+        let full = b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nb".to_vec();
+        assert_eq!(ensure_ids(full.clone(), "b.c").0, full);
+    }
+}

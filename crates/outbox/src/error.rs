@@ -1,0 +1,100 @@
+//! Why a message could not be sent, and whether trying again can help.
+//!
+//! Modelled on lettre's SMTP error: the worker asks [`SendError::is_transient`] (retry with
+//! backoff, honouring [`SendError::retry_after`]) or [`SendError::is_permanent`] (stop, keep the
+//! explanation visible in `kurir outbox show`). Every message says what went wrong AND what the
+//! administrator can do. No message ever contains a token, password or secret.
+
+use std::time::Duration;
+
+use kurir_entra::EntraError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The sending user's settings cannot send (incomplete, method none, unknown user).
+    #[error("{0}")]
+    Settings(String),
+
+    /// No token from Entra ID. Permanent for configuration errors (e.g. AADSTS7000215, a wrong
+    /// client secret), transient for outages.
+    #[error("no access token for sending as {user}: {source}")]
+    Token {
+        user: String,
+        #[source]
+        source: EntraError,
+    },
+
+    /// The SMTP server refused (4xx: try later; 5xx: permanent) or the connection failed.
+    #[error("SMTP server {server} {what}{}. {advice}", code.map(|c| format!(" ({c})")).unwrap_or_default())]
+    Smtp {
+        server: String,
+        what: String,
+        code: Option<u16>,
+        transient: bool,
+        advice: String,
+    },
+
+    /// Microsoft Graph refused or failed.
+    #[error("Microsoft Graph answered HTTP {status}{} at {url}: {message}. {advice}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Graph {
+        url: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+        retry_after: Option<Duration>,
+        advice: String,
+    },
+
+    /// The network failed before an answer (Graph over HTTPS).
+    #[error(
+        "could not reach {what}: {detail}. Check the network, firewall and proxy; Kurir retries"
+    )]
+    Network { what: String, detail: String },
+
+    /// The queued message itself is unusable (no recipients, unreadable MIME).
+    #[error(
+        "the message cannot be sent as it is: {0}. Cancel it with `kurir outbox cancel` and send it again corrected"
+    )]
+    Message(String),
+}
+
+impl SendError {
+    /// Worth trying again later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SendError::Settings(_) | SendError::Message(_) => false,
+            SendError::Token { source, .. } => source.is_transient(),
+            SendError::Smtp { transient, .. } => *transient,
+            SendError::Graph { status, .. } => {
+                matches!(*status, 408 | 429 | 500 | 502 | 503 | 504)
+            }
+            SendError::Network { .. } => true,
+        }
+    }
+
+    /// Will fail again until someone changes a setting, an account or the message.
+    pub fn is_permanent(&self) -> bool {
+        !self.is_transient()
+    }
+
+    /// How long the server asked us to wait (Graph `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Graph { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Advice for an SMTP reply code, in the terms of Exchange Online where it matters.
+pub(crate) fn smtp_advice(code: Option<u16>, text: &str) -> String {
+    let t = text.to_ascii_lowercase();
+    match code {
+        Some(535) if t.contains("5.7.139") => "SMTP AUTH is disabled for the tenant or the mailbox: enable Authenticated SMTP for the mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false) or send through Microsoft Graph instead (unset smtp_host)".into(),
+        Some(535) | Some(534) => "the server did not accept the OAuth token: check that the app has the SMTP.SendAsApp permission (app-only) or SMTP.Send (delegated) with admin consent, and that the Exchange service principal has access to the mailbox".into(),
+        Some(553) | Some(550) if t.contains("sender") || t.contains("send as") || t.contains("sendas") => "the mailbox may not send as this From address: give the account Send As permission, or set the user's E-postadress to the mailbox it signs in as".into(),
+        Some(c) if (500..600).contains(&c) => "the server refused the message permanently; read its answer above".into(),
+        Some(c) if (400..500).contains(&c) => "a temporary refusal; Kurir retries with backoff".into(),
+        _ => "Kurir retries with backoff; if it persists check the SMTP server, port, encryption (smtp_tls) and firewall".into(),
+    }
+}

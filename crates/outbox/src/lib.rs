@@ -1,0 +1,28 @@
+//! Outgoing mail for Kurir.
+//!
+//! - [`worker::Outbox`]: the durable outbox. [`worker::Outbox::submit`] returns once a message
+//!   is committed (fsync'd) in the store; workers lease, send, retry with backoff honouring
+//!   `Retry-After`, and stop on permanent errors with the explanation kept.
+//! - [`sender`]: the sending user's effective settings decide method, flow, credentials and
+//!   From; WEBSHOP is a user like any other.
+//! - Transports: [`graph`] (Microsoft Graph sendMail, upload sessions for big attachments) and
+//!   [`smtp`] (lettre: XOAUTH2 for Exchange Online, or a classic server), with per-mailbox limits
+//!   from [`throttle`].
+//! - [`listener`]: an SMTP submission listener for legacy components such as the webshop.
+//! - [`compose`]: building MIME with lettre's `Message` builder.
+//! - [`error::SendError`]: what went wrong, whether retrying helps, and what to do.
+
+pub mod compose;
+pub mod error;
+pub mod graph;
+pub mod listener;
+pub mod sender;
+pub mod smtp;
+pub mod throttle;
+pub mod worker;
+
+pub use compose::{Composed, Draft, compose};
+pub use error::SendError;
+pub use listener::{ListenerConfig, ListenerError, ListenerTls};
+pub use sender::{ExchangeTransport, Route, Sender, WEBSHOP_SCOPE};
+pub use worker::{Outbox, OutboxConfig, RunStats};
