@@ -32,9 +32,15 @@ pub struct EmulatorArgs {
     /// of the authority's host (needed for ROPC through MSAL).
     #[arg(long, value_name = "PORT", env = "KURIR_EMULATOR_USERREALM_PORT")]
     pub userrealm_port: Option<u16>,
+    /// Instead of running an emulator, act on a running one (e.g. `put-mail`).
+    #[command(subcommand)]
+    pub command: Option<crate::graph::cli::EmulatorCommand>,
 }
 
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    if let Some(cmd) = args.command {
+        return crate::graph::cli::run(cmd, args.state_dir).await;
+    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -34,6 +34,13 @@ pub const PASSWORD: &str = "Kurir-Demo-Passw0rd!";
 pub const USER: &str = "adele.vance@kurirdemo.onmicrosoft.com";
 /// A second ordinary user (for tests that need two mailboxes).
 pub const USER2: &str = "megan.bowen@kurirdemo.onmicrosoft.com";
+/// A shared mailbox the demo app serves (the ERP's machine-to-machine mail).
+pub const M2M_MAILBOX: &str = "m2m@kurirdemo.onmicrosoft.com";
+/// A shared mailbox outside the demo app's application access policy: app-only Graph calls
+/// on it get 403 ErrorAccessDenied.
+pub const RESTRICTED_MAILBOX: &str = "ceo@kurirdemo.onmicrosoft.com";
+/// A user without an Exchange Online mailbox: Graph answers 404 MailboxNotEnabledForRESTAPI.
+pub const NO_MAILBOX_USER: &str = "no.mailbox@kurirdemo.onmicrosoft.com";
 /// MFA required (AADSTS50076).
 pub const MFA_USER: &str = "mfa.user@kurirdemo.onmicrosoft.com";
 /// MFA registration required (AADSTS50079).
@@ -68,6 +75,8 @@ tenant = "{TENANT_ID}"
 public_client = true
 admin_consent = true
 generate_certificate = true
+# Like an Exchange application access policy: app-only Graph mail only on these mailboxes.
+mailbox_access = ["{USER}", "{USER2}", "{M2M_MAILBOX}"]
 secrets = [
   {{ id = "{CLIENT_SECRET_ID}", value = "{CLIENT_SECRET}", expires = 2099-12-31T00:00:00Z }},
   {{ id = "{EXPIRED_SECRET_ID}", value = "{EXPIRED_SECRET}", expires = 2024-01-31T00:00:00Z }},
@@ -103,6 +112,20 @@ password = "{PASSWORD}"
 upn = "{USER2}"
 display_name = "Megan Bowen"
 password = "{PASSWORD}"
+
+[[users]]
+upn = "{NO_MAILBOX_USER}"
+display_name = "No Mailbox"
+password = "{PASSWORD}"
+mailbox = false
+
+[[mailboxes]]
+address = "{M2M_MAILBOX}"
+display_name = "M2M (ERP)"
+
+[[mailboxes]]
+address = "{RESTRICTED_MAILBOX}"
+display_name = "CEO"
 
 [[users]]
 upn = "{MFA_USER}"

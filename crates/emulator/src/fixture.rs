@@ -63,6 +63,8 @@ pub struct Fixture {
     pub tenants: Vec<Tenant>,
     pub apps: Vec<App>,
     pub users: Vec<User>,
+    /// Shared mailboxes (Graph mail); users' own mailboxes come from `users`.
+    pub mailboxes: Vec<crate::graph::fixture::SharedMailbox>,
 }
 
 /// A directory (Entra ID tenant).
@@ -94,6 +96,9 @@ pub struct App {
     /// Delegated permissions by resource application id.
     pub delegated_permissions: BTreeMap<Uuid, Vec<String>>,
     pub admin_consent: bool,
+    /// Mailboxes app-only Graph calls may touch, like an Exchange application access
+    /// policy (lower case); `None` = every mailbox.
+    pub mailbox_access: Option<Vec<String>>,
 }
 
 /// A client secret: Microsoft shows its id and its value side by side, and the id is often
@@ -126,6 +131,8 @@ pub struct User {
     pub locked: bool,
     pub password_expired: bool,
     pub conditional_access_blocked: bool,
+    /// Has an Exchange Online mailbox (Graph answers MailboxNotEnabledForRESTAPI otherwise).
+    pub mailbox: bool,
 }
 
 impl Fixture {
@@ -191,6 +198,8 @@ struct RawFixture {
     apps: Vec<RawApp>,
     #[serde(default)]
     users: Vec<RawUser>,
+    #[serde(default)]
+    mailboxes: Vec<crate::graph::fixture::RawMailbox>,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +232,7 @@ struct RawApp {
     delegated_permissions: BTreeMap<String, Vec<String>>,
     #[serde(default = "yes")]
     admin_consent: bool,
+    mailbox_access: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -273,6 +283,8 @@ struct RawUser {
     password_expired: bool,
     #[serde(default)]
     conditional_access_blocked: bool,
+    #[serde(default = "yes")]
+    mailbox: bool,
 }
 
 fn guid(what: &'static str, value: &str) -> Result<Uuid, FixtureError> {
@@ -392,6 +404,9 @@ impl RawFixture {
                 application_permissions: resolve(raw.application_permissions)?,
                 delegated_permissions: resolve(raw.delegated_permissions)?,
                 admin_consent: raw.admin_consent,
+                mailbox_access: raw
+                    .mailbox_access
+                    .map(|l| l.iter().map(|a| a.trim().to_ascii_lowercase()).collect()),
             });
         }
 
@@ -427,12 +442,15 @@ impl RawFixture {
                 locked: raw.locked,
                 password_expired: raw.password_expired,
                 conditional_access_blocked: raw.conditional_access_blocked,
+                mailbox: raw.mailbox,
             });
         }
+        let mailboxes = crate::graph::fixture::validate(self.mailboxes, &users, &find_tenant)?;
         Ok(Fixture {
             tenants,
             apps,
             users,
+            mailboxes,
         })
     }
 }

@@ -180,6 +180,7 @@ impl Emulator {
             .map(|l| l.local_addr())
             .transpose()?;
 
+        let graph = crate::graph::GraphState::load(&cfg.fixture, &state_dir)?;
         let state = Arc::new(EmulatorState {
             fixture: cfg.fixture,
             keys,
@@ -191,9 +192,11 @@ impl Emulator {
             spent_refresh_tokens: Default::default(),
             listen: local,
             state_dir: state_dir.clone(),
+            graph,
         });
         let router = crate::entra::router()
             .merge(crate::ops::router())
+            .merge(crate::graph::router())
             .layer(axum::middleware::from_fn(log_request))
             .with_state(state.clone());
         let acceptor = TlsAcceptor::from(tls.server_config.clone());
@@ -212,6 +215,7 @@ impl Emulator {
             ip => ip.to_string(),
         };
         let base_url = format!("https://{host}:{}", local.port());
+        crate::graph::GraphState::write_discovery(&state_dir, &base_url, &tls.ca_path)?;
         tracing::info!(%base_url, userrealm = ?userrealm_addr, state_dir = %state_dir.display(), "Entra ID emulator listening");
         Ok(RunningEmulator {
             state,
@@ -281,6 +285,10 @@ impl RunningEmulator {
     }
     pub fn ca_path(&self) -> PathBuf {
         self.ca_path.clone()
+    }
+    /// The shared state, for handle methods defined next to their endpoints (`graph/`).
+    pub(crate) fn state(&self) -> &Arc<EmulatorState> {
+        &self.state
     }
     pub fn state_dir(&self) -> PathBuf {
         self.state.state_dir.clone()

@@ -146,6 +146,8 @@ pub struct EmulatorState {
     pub spent_refresh_tokens: Mutex<HashSet<String>>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    /// Graph mail: mailboxes, throttling, faults, upload and delta sessions.
+    pub graph: crate::graph::GraphState,
 }
 
 /// Locks a mutex, recovering from poisoning: the maps stay consistent even if a handler
@@ -157,6 +159,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl EmulatorState {
     pub fn reset(&self) {
         self.faults.reset();
+        self.graph.faults.reset();
         self.counters.reset();
         lock(&self.device_codes).clear();
         lock(&self.refresh_tokens).clear();

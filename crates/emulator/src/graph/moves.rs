@@ -1,0 +1,40 @@
+//! `POST …/messages/{id}/move` `{"destinationId"}`: 201 with the moved message, which has a
+//! new id, as in Exchange, unless the request says `Prefer: IdType="ImmutableId"`.
+//!
+//! Clients that remember message ids across a move break on exactly this; keeping the rule
+//! makes the emulator catch them.
+
+use axum::http::StatusCode;
+use kurir_graph::MoveRequest;
+
+use super::reply::{ApiError, ApiResult, Reply};
+use super::{GraphState, Req, Target, context, with_mailbox};
+
+pub fn move_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
+    let body: MoveRequest = req.json()?;
+    let keep_id = req.prefers("IdType=\"ImmutableId\"");
+    with_mailbox(graph, t, true, |mb| {
+        if !mb.messages.contains_key(id) {
+            return Err(ApiError::item_not_found());
+        }
+        let dest = mb
+            .folder(&body.destination_id)
+            .ok_or_else(ApiError::item_not_found)?
+            .id
+            .clone();
+        let new_id = mb
+            .move_message(id, &dest, keep_id)
+            .ok_or_else(ApiError::item_not_found)?;
+        let m = mb
+            .messages
+            .get(&new_id)
+            .ok_or_else(ApiError::item_not_found)?;
+        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
+        v["@odata.context"] = context(req, t, "messages/$entity").into();
+        let mut reply = Reply::json(StatusCode::CREATED, v);
+        if keep_id {
+            reply = reply.header("preference-applied", "IdType=\"ImmutableId\"");
+        }
+        Ok(reply)
+    })
+}
