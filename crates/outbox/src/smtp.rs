@@ -163,12 +163,16 @@ impl SmtpPool {
         let params = {
             let mut b = TlsParameters::builder(host.to_owned());
             if let Some(pem) = &sender.ca_pem {
-                let cert = Certificate::from_pem(pem.as_bytes()).map_err(|e| {
-                    SendError::Settings(format!(
-                        "the Extra CA certificate (ca_file) is not a PEM certificate ({e})"
-                    ))
-                })?;
-                b = b.add_root_certificate(cert);
+                // ca_file may be a bundle (e.g. the emulator's CA and the mail server's CA):
+                // lettre reads one certificate per call.
+                for block in pem_blocks(pem) {
+                    let cert = Certificate::from_pem(block.as_bytes()).map_err(|e| {
+                        SendError::Settings(format!(
+                            "the Extra CA certificate (ca_file) is not a PEM certificate ({e})"
+                        ))
+                    })?;
+                    b = b.add_root_certificate(cert);
+                }
             }
             b.build_rustls().map_err(|e| SendError::Smtp {
                 server: format!("{host}:{port}"),
@@ -206,6 +210,17 @@ impl SmtpPool {
         }
         Ok(t)
     }
+}
+
+/// The `CERTIFICATE` blocks of a PEM bundle.
+fn pem_blocks(pem: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    pem.split_inclusive(END)
+        .filter_map(|chunk| {
+            let start = chunk.find("-----BEGIN CERTIFICATE-----")?;
+            chunk.ends_with(END).then(|| chunk[start..].to_owned())
+        })
+        .collect()
 }
 
 /// A digest of credentials: tells whether they changed without keeping them (or logging them).
