@@ -28,6 +28,7 @@ use std::time::Duration;
 pub use error::IntakeError;
 pub use pipeline::{BatchLimits, Intake, PassSummary, Progress};
 
+use transport::graph::GraphTransport;
 use transport::imap::{Folders, ImapTransport};
 use transport::pop3::Pop3Transport;
 use transport::{ServerConfig, Transport};
@@ -76,10 +77,28 @@ impl AccountSpec {
             Protocol::Pop3 { host, port } => {
                 Ok(Box::new(Pop3Transport::new(server(host, *port), tokens)))
             }
-            Protocol::Graph { .. } => Err(IntakeError::Config {
-                account: self.name.clone(),
-                problem: "protocol graph is not available in this build yet (the Graph mail client is still being added); use protocol imap or pop3 for now".into(),
-            }),
+            Protocol::Graph { endpoint } => {
+                let ca = match &self.ca_file {
+                    Some(p) => Some(std::fs::read_to_string(p).map_err(|e| IntakeError::Tls {
+                        server: endpoint.clone(),
+                        detail: format!("the Extra CA file {} cannot be read: {e}", p.display()),
+                    })?),
+                    None => None,
+                };
+                // Settings hold the Graph host (https://graph.microsoft.com); the API is /v1.0.
+                let base = if endpoint.trim_end_matches('/').ends_with("/v1.0") {
+                    endpoint.clone()
+                } else {
+                    format!("{}/v1.0", endpoint.trim_end_matches('/'))
+                };
+                Ok(Box::new(GraphTransport::new(
+                    &base,
+                    ca.as_deref(),
+                    self.mailbox.clone(),
+                    self.folders.clone(),
+                    tokens,
+                )?))
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! calls it only after the messages are durably recorded; `commit` makes finished steps final
 //! (POP3's DELE takes effect at QUIT).
 
+pub mod graph;
 pub mod imap;
 pub mod pop3;
 
