@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn parses_graph_properties() {
         let p = parse(RAW);
-        assert_eq!(p.subject, "Ärende");
+        assert_eq!(p.subject, "Årende");
         assert_eq!(
             p.from.unwrap().email_address.address.as_deref(),
             Some("alice@example.com")
@@ -386,7 +386,7 @@ mod tests {
             }],
         );
         let m = MessageParser::default().parse(&out).unwrap();
-        assert_eq!(m.subject(), Some("Ärende"));
+        assert_eq!(m.subject(), Some("Årende"));
         assert_eq!(m.attachment_count(), 1);
         assert_eq!(m.attachment(0).unwrap().contents(), &[7u8; 1000][..]);
         assert!(m.body_text(0).unwrap().contains("Hello"));
