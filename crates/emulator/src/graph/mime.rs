@@ -116,11 +116,11 @@ fn split(raw: &[u8]) -> (&[u8], &[u8]) {
 fn fields(head: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     for line in head.split_inclusive(|&b| b == b'\n') {
-        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-            if let Some(last) = out.last_mut() {
-                last.1.extend_from_slice(line);
-                continue;
-            }
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t')
+            && let Some(last) = out.last_mut()
+        {
+            last.1.extend_from_slice(line);
+            continue;
         }
         let name = line
             .iter()
