@@ -6,13 +6,18 @@ use super::message::Message;
 
 /// `POST /users/{id}/sendMail` in its JSON form. (The MIME form is the base64 of the whole
 /// message as `text/plain`; see `GraphClient::send_mime`.)
+///
+/// Graph reads action parameters case-insensitively and Microsoft's SDKs send them in
+/// PascalCase (`Message`, `SaveToSentItems`, `DestinationId`), so both spellings are read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMailRequest {
+    #[serde(alias = "Message")]
     pub message: Message,
     /// Microsoft's own examples send this as the string `"false"`, so both forms are read.
     #[serde(
         default,
+        alias = "SaveToSentItems",
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient_bool"
     )]
@@ -44,6 +49,7 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 #[serde(rename_all = "camelCase")]
 pub struct MoveRequest {
     /// A folder id or a well-known name (`archive`, `deleteditems`, …).
+    #[serde(alias = "DestinationId")]
     pub destination_id: String,
 }
 
@@ -72,6 +78,13 @@ mod tests {
         assert_eq!(r.save_to_sent_items, Some(true));
         let r: SendMailRequest = serde_json::from_str(r#"{"message":{}}"#).unwrap();
         assert_eq!(r.save_to_sent_items, None);
+        // The SDKs' PascalCase action parameters.
+        let r: SendMailRequest =
+            serde_json::from_str(r#"{"Message":{"subject":"s"},"SaveToSentItems":false}"#).unwrap();
+        assert_eq!(r.message.subject.as_deref(), Some("s"));
+        assert_eq!(r.save_to_sent_items, Some(false));
+        let m: MoveRequest = serde_json::from_str(r#"{"DestinationId":"archive"}"#).unwrap();
+        assert_eq!(m.destination_id, "archive");
         assert!(
             serde_json::from_str::<SendMailRequest>(r#"{"message":{},"saveToSentItems":"no"}"#)
                 .is_err()
