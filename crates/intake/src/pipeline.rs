@@ -253,11 +253,29 @@ impl Intake {
             .into_iter()
             .filter(|l| !known.contains(&l.server_id))
             .collect();
-        for batch in batches(&new, self.limits) {
-            let fetched = transport.fetch(batch, &self.spool()).await?;
-            let prepared = self.prepare_all(fetched).await?;
-            let news: Vec<NewMessage> = prepared.iter().map(|p| p.new.clone()).collect();
-            let recorded = self.store.record_batch(&self.account, news).await?;
+        // Fetching batch N+1 overlaps parsing and storing batch N: the server is only changed
+        // (finish) for a batch after its own transaction committed, so the order that makes
+        // intake exactly-once is kept while the network and the disk work at the same time.
+        let all = batches(&new, self.limits);
+        let spool = self.spool();
+        let mut next = match all.first() {
+            Some(first) => Some(transport.fetch(first, &spool).await?),
+            None => None,
+        };
+        for (i, batch) in all.iter().enumerate() {
+            let fetched = next.take().expect("fetched ahead");
+            let (stored, ahead) = match all.get(i + 1) {
+                Some(following) => {
+                    let (stored, ahead) = tokio::join!(
+                        self.prepare_and_record(fetched),
+                        transport.fetch(following, &spool)
+                    );
+                    (stored?, Some(ahead?))
+                }
+                None => (self.prepare_and_record(fetched).await?, None),
+            };
+            next = ahead;
+            let (prepared, recorded) = stored;
 
             let mut ready_names = Vec::new();
             let mut processed = Vec::new();
@@ -314,6 +332,26 @@ impl Intake {
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
+    }
+
+    async fn prepare_and_record(
+        &self,
+        fetched: Vec<Fetched>,
+    ) -> Result<(Vec<Prepared>, Vec<Recorded>), IntakeError> {
+        let mut prepared = self.prepare_all(fetched).await?;
+        // Move the raw bytes into the store call instead of copying them; the rest is small.
+        let news: Vec<NewMessage> = prepared
+            .iter_mut()
+            .map(|p| {
+                let raw = std::mem::replace(&mut p.new.raw, RawMime::Inline(Vec::new()));
+                NewMessage {
+                    raw,
+                    ..p.new.clone()
+                }
+            })
+            .collect();
+        let recorded = self.store.record_batch(&self.account, news).await?;
+        Ok((prepared, recorded))
     }
 
     /// Parses, handles and makes durable every fetched message of a batch, off the async
