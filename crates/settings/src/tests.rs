@@ -616,3 +616,42 @@ fn every_key_is_explained_in_swedish_and_english() {
         assert_ne!(k.help, k.help_sv, "{} has no Swedish help", k.name);
     }
 }
+
+#[test]
+fn validation_speaks_swedish_too() {
+    let mut s = seed_scenario();
+    s.users
+        .get_mut(WEBSHOP_USER)
+        .unwrap()
+        .values
+        .remove("exchange_username");
+    s.system.set_plain("client_secret_expires", "2026-12-10");
+    let all = s.validate_all(TODAY);
+    let p = all.iter().find(|p| p.field == "exchange_username").unwrap();
+    assert_eq!(
+        p.message_sv,
+        "flödet användarnamn/lösenord: användare WEBSHOP saknar Användarnamn (Exchange) (exchange_username)."
+    );
+    assert!(
+        p.fix_sv
+            .starts_with("kurir settings set --user WEBSHOP exchange_username=")
+    );
+    let p = all
+        .iter()
+        .find(|p| p.field == "client_secret_expires")
+        .unwrap();
+    assert!(
+        p.message_sv
+            .contains("Klienthemligheten går ut 2026-12-10, om 16 dagar"),
+        "{}",
+        p.message_sv
+    );
+    assert!(
+        p.fix_sv.contains("Certifikat och hemligheter"),
+        "{}",
+        p.fix_sv
+    );
+    for p in &all {
+        assert!(!p.message_sv.is_empty() && !p.fix_sv.is_empty(), "{p:?}");
+    }
+}

@@ -34,6 +34,9 @@ pub struct Problem {
     pub fix_at: Scope,
     pub message: String,
     pub fix: String,
+    /// The same in Swedish, the ERP admins' language (the admin UI shows the page's language).
+    pub message_sv: String,
+    pub fix_sv: String,
 }
 
 fn ser_scope<S: serde::Serializer>(scope: &Scope, s: S) -> Result<S::Ok, S::Error> {
@@ -50,20 +53,25 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A text in English and Swedish.
+struct Sv(String, String);
+
 struct Checker<'a> {
     eff: &'a Effective,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn push(&mut self, severity: Severity, field: &'static str, message: String, fix: String) {
+    fn push(&mut self, severity: Severity, field: &'static str, message: Sv, fix: Sv) {
         self.problems.push(Problem {
             severity,
             subject: self.eff.scope.clone(),
             field,
             fix_at: self.eff.fix_scope(field),
-            message,
-            fix,
+            message: message.0,
+            fix: fix.0,
+            message_sv: message.1,
+            fix_sv: fix.1,
         });
     }
 
@@ -76,26 +84,51 @@ impl Checker<'_> {
         }
     }
 
-    fn set_cmd(&self, field: &'static str, example: &str) -> String {
-        let scope = self.eff.fix_scope(field);
-        let def = key(field).expect("known key");
-        if def.is_secret() {
-            format!(
-                "kurir settings set{} {field}   (you are prompted for the value; or --secret-stdin {field})",
-                scope.cli_flag()
-            )
-        } else {
-            format!("kurir settings set{} {field}={example}", scope.cli_flag())
+    fn who_sv(&self) -> String {
+        match (&self.eff.scope, &self.eff.sends_as) {
+            (Scope::Webshop, Some(u)) => format!("användare {u} (webbshopen skickar som {u})"),
+            (Scope::System, _) => "systeminställningarna".to_owned(),
+            (Scope::User(u), _) => format!("användare {u}"),
+            (Scope::Account(a), _) => format!("inkommande e-postkonto {a}"),
+            (Scope::Webshop, None) => "webbshopen".to_owned(),
         }
     }
 
-    fn require(&mut self, field: &'static str, context: &str, example: &str) {
+    fn set_cmd(&self, field: &'static str, example: &str) -> Sv {
+        let scope = self.eff.fix_scope(field);
+        let def = key(field).expect("known key");
+        let flag = scope.cli_flag();
+        if def.is_secret() {
+            Sv(
+                format!(
+                    "kurir settings set{flag} {field}   (you are prompted for the value; or --secret-stdin {field})"
+                ),
+                format!(
+                    "kurir settings set{flag} {field}   (du får skriva in värdet; eller --secret-stdin {field})"
+                ),
+            )
+        } else {
+            let cmd = format!("kurir settings set{flag} {field}={example}");
+            Sv(cmd.clone(), cmd)
+        }
+    }
+
+    fn require(&mut self, field: &'static str, context: (&str, &str), example: &str) {
         if !self.eff.is_set(field) {
             let def = key(field).expect("known key");
-            let message = format!(
-                "{context}: {} has no {} ({field}).",
-                self.who(),
-                def.label_en
+            let message = Sv(
+                format!(
+                    "{}: {} has no {} ({field}).",
+                    context.0,
+                    self.who(),
+                    def.label_en
+                ),
+                format!(
+                    "{}: {} saknar {} ({field}).",
+                    context.1,
+                    self.who_sv(),
+                    def.label_sv
+                ),
             );
             let fix = self.set_cmd(field, example);
             self.push(Severity::Error, field, message, fix);
@@ -117,8 +150,14 @@ impl SettingsSnapshot {
                 c.push(
                     Severity::Error,
                     "method",
-                    format!("the webshop's method is according to user settings, so it sends as user {user}, but there is no user {user}."),
-                    format!("kurir users add {user} --email webshop@your-domain   (or give the webshop a method of its own: kurir settings set --webshop method=exchange-online)"),
+                    Sv(
+                        format!("the webshop's method is according to user settings, so it sends as user {user}, but there is no user {user}."),
+                        format!("webbshopens metod är Enligt användarinställningar, så den skickar som användare {user}, men det finns ingen användare {user}."),
+                    ),
+                    Sv(
+                        format!("kurir users add {user} --email webshop@your-domain   (or give the webshop a method of its own: kurir settings set --webshop method=exchange-online)"),
+                        format!("kurir users add {user} --email webshop@your-domain   (eller ge webbshopen en egen metod: kurir settings set --webshop method=exchange-online)"),
+                    ),
                 );
                 return c.problems;
             }
@@ -132,7 +171,10 @@ impl SettingsSnapshot {
                     c.push(
                         Severity::Error,
                         "method",
-                        format!("{}: method smtp only sends mail; an incoming-mail account is read from Exchange Online.", c.who()),
+                        Sv(
+                            format!("{}: method smtp only sends mail; an incoming-mail account is read from Exchange Online.", c.who()),
+                            format!("{}: metoden smtp skickar bara e-post; ett inkommande e-postkonto läses från Exchange Online.", c.who_sv()),
+                        ),
                         c.set_cmd("method", "exchange-online"),
                     );
                 } else {
@@ -149,7 +191,10 @@ impl SettingsSnapshot {
                     c.push(
                         severity,
                         "method",
-                        format!("{} has Method for e-mail (method) none, so it can neither send nor receive e-mail.", c.who()),
+                        Sv(
+                            format!("{} has Method for e-mail (method) none, so it can neither send nor receive e-mail.", c.who()),
+                            format!("{} har Metod för e-post (method) none och kan varken skicka eller ta emot e-post.", c.who_sv()),
+                        ),
                         c.set_cmd("method", "exchange-online"),
                     );
                 }
@@ -163,7 +208,10 @@ impl SettingsSnapshot {
                 c.push(
                     Severity::Error,
                     "ca_file",
-                    format!("{}: Extra CA certificate (ca_file) {path} does not exist or is not a file.", c.who()),
+                    Sv(
+                        format!("{}: Extra CA certificate (ca_file) {path} does not exist or is not a file.", c.who()),
+                        format!("{}: Extra CA-certifikat (ca_file) {path} finns inte eller är ingen fil.", c.who_sv()),
+                    ),
                     c.set_cmd("ca_file", "/path/to/ca.pem"),
                 );
             }
@@ -198,33 +246,49 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
     let level = c.eff.scope.level();
     c.require(
         "client_id",
-        "Exchange Online",
+        ("Exchange Online", "Exchange Online"),
         "<Application (client) ID GUID>",
     );
     c.require(
         "tenant_id",
-        "Exchange Online",
+        ("Exchange Online", "Exchange Online"),
         "<Directory (tenant) ID GUID or contoso.onmicrosoft.com>",
     );
     let flow = c.eff.get("auth_flow").unwrap_or("client-secret").to_owned();
     match flow.as_str() {
         "client-secret" => {
-            c.require("client_secret", "client-secret flow", "");
+            c.require(
+                "client_secret",
+                ("client-secret flow", "flödet klienthemlighet"),
+                "",
+            );
             check_expiry(c, today);
         }
         "username-password" => {
             if level != Level::System {
                 c.require(
                     "exchange_username",
-                    "username-password flow",
+                    ("username-password flow", "flödet användarnamn/lösenord"),
                     "name@your-domain",
                 );
-                c.require("exchange_password", "username-password flow", "");
+                c.require(
+                    "exchange_password",
+                    ("username-password flow", "flödet användarnamn/lösenord"),
+                    "",
+                );
             }
         }
         "certificate" => {
-            c.require("certificate", "certificate flow", "\"$(cat cert.pem)\"");
-            c.require("certificate_key", "certificate flow", "");
+            c.require(
+                "certificate",
+                ("certificate flow", "certifikatflödet"),
+                "\"$(cat cert.pem)\"",
+            );
+            c.require(
+                "certificate_key",
+                ("certificate flow", "certifikatflödet"),
+                "",
+            );
         }
         _ => {}
     }
@@ -235,7 +299,10 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
             c.push(
                 Severity::Error,
                 "email",
-                format!("{who} has no E-mail address (email) and the system settings have no Default sender address (default_sender): Exchange Online needs a mailbox to send as."),
+                Sv(
+                    format!("{who} has no E-mail address (email) and the system settings have no Default sender address (default_sender): Exchange Online needs a mailbox to send as."),
+                    format!("{} saknar E-postadress (email) och systeminställningarna saknar Standardavsändare (default_sender): Exchange Online behöver en brevlåda att skicka som.", c.who_sv()),
+                ),
                 fix,
             );
         }
@@ -253,42 +320,67 @@ fn check_expiry(c: &mut Checker<'_>, today: time::Date) {
         return;
     };
     let days = (date - today).whole_days();
-    let renew = "create a new secret in Entra ID → App registrations → Certificates & secrets, then set client_secret to its Value and client_secret_expires to its date";
+    let renew = || {
+        Sv(
+        "create a new secret in Entra ID → App registrations → Certificates & secrets, then set client_secret to its Value and client_secret_expires to its date".to_owned(),
+        "skapa en ny hemlighet i Entra ID → Appregistreringar → Certifikat och hemligheter, ange sedan dess Värde i Klienthemlighet (client_secret) och dess slutdatum i Klienthemlighet upphör (client_secret_expires)".to_owned(),
+    )
+    };
     if days < 0 {
         c.push(
             Severity::Error,
             "client_secret_expires",
-            format!("{}: the Client secret expired on {date}; Entra answers AADSTS7000222 and no mail moves.", c.who()),
-            renew.to_owned(),
+            Sv(
+                format!("{}: the Client secret expired on {date}; Entra answers AADSTS7000222 and no mail moves.", c.who()),
+                format!("{}: Klienthemligheten gick ut {date}; Entra svarar AADSTS7000222 och ingen e-post går.", c.who_sv()),
+            ),
+            renew(),
         );
     } else if days <= 30 {
         c.push(
             Severity::Warning,
             "client_secret_expires",
-            format!(
-                "{}: the Client secret expires on {date}, in {days} days.",
-                c.who()
+            Sv(
+                format!(
+                    "{}: the Client secret expires on {date}, in {days} days.",
+                    c.who()
+                ),
+                format!(
+                    "{}: Klienthemligheten går ut {date}, om {days} dagar.",
+                    c.who_sv()
+                ),
             ),
-            renew.to_owned(),
+            renew(),
         );
     }
 }
 
 fn check_smtp(c: &mut Checker<'_>) {
-    c.require("smtp_host", "method smtp", "mail.your-domain");
+    c.require(
+        "smtp_host",
+        ("method smtp", "metoden smtp"),
+        "mail.your-domain",
+    );
     let has_user = c.eff.is_set("smtp_username");
     let has_pass = c.eff.is_set("smtp_password");
     if has_user && !has_pass {
-        c.require("smtp_password", "method smtp with an SMTP username", "");
+        c.require(
+            "smtp_password",
+            (
+                "method smtp with an SMTP username",
+                "metoden smtp med SMTP-användarnamn",
+            ),
+            "",
+        );
     }
     if has_pass && !has_user {
         let fix = c.set_cmd("smtp_username", "name");
         c.push(
             Severity::Warning,
             "smtp_username",
-            format!(
-                "{}: an SMTP password is set but no SMTP username, so the password is not used.",
-                c.who()
+            Sv(
+                format!("{}: an SMTP password is set but no SMTP username, so the password is not used.", c.who()),
+                format!("{}: ett SMTP-lösenord är angivet men inget SMTP-användarnamn, så lösenordet används inte.", c.who_sv()),
             ),
             fix,
         );
@@ -303,14 +395,21 @@ fn check_smtp(c: &mut Checker<'_>) {
         c.push(
             Severity::Warning,
             "smtp_tls",
-            format!("{}: SMTP encryption is none, so the SMTP password crosses the network in clear text.", c.who()),
+            Sv(
+                format!("{}: SMTP encryption is none, so the SMTP password crosses the network in clear text.", c.who()),
+                format!("{}: SMTP-kryptering är none, så SMTP-lösenordet skickas okrypterat över nätverket.", c.who_sv()),
+            ),
             fix,
         );
     }
 }
 
 fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
-    c.require("mailbox", "incoming mail", "orders@your-domain");
+    c.require(
+        "mailbox",
+        ("incoming mail", "inkommande e-post"),
+        "orders@your-domain",
+    );
     let folder = |n: &str| c.eff.get(n).unwrap_or_default().to_lowercase();
     let (source, processed, quarantine) = (
         folder("source_folder"),
@@ -323,7 +422,10 @@ fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
         c.push(
             Severity::Error,
             "processed_folder",
-            format!("{}: Processed folder and Source folder are both '{source}', so stored mail would be read again forever.", c.who()),
+            Sv(
+                format!("{}: Processed folder and Source folder are both '{source}', so stored mail would be read again forever.", c.who()),
+                format!("{}: Mapp för behandlad e-post och Mapp att läsa är båda '{source}', så sparad e-post skulle läsas om i all oändlighet.", c.who_sv()),
+            ),
             fix,
         );
     }
@@ -332,7 +434,10 @@ fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
         c.push(
             Severity::Error,
             "quarantine_folder",
-            format!("{}: Quarantine folder and Source folder are both '{source}', so a broken message would be retried forever.", c.who()),
+            Sv(
+                format!("{}: Quarantine folder and Source folder are both '{source}', so a broken message would be retried forever.", c.who()),
+                format!("{}: Karantänmapp och Mapp att läsa är båda '{source}', så ett trasigt meddelande skulle försökas om i all oändlighet.", c.who_sv()),
+            ),
             fix,
         );
     }
@@ -342,7 +447,10 @@ fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
             c.push(
                 Severity::Error,
                 "poll_interval",
-                format!("{}: a Poll interval of {}s is too short; Exchange Online throttles mailboxes polled that often.", c.who(), d.as_secs()),
+                Sv(
+                    format!("{}: a Poll interval of {}s is too short; Exchange Online throttles mailboxes polled that often.", c.who(), d.as_secs()),
+                    format!("{}: ett Hämtningsintervall på {}s är för kort; Exchange Online stryper brevlådor som läses så ofta.", c.who_sv(), d.as_secs()),
+                ),
                 fix,
             );
         } else if d.as_secs() > 24 * 3600 {
@@ -350,9 +458,9 @@ fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
             c.push(
                 Severity::Warning,
                 "poll_interval",
-                format!(
-                    "{}: a Poll interval over a day means incoming mail waits that long.",
-                    c.who()
+                Sv(
+                    format!("{}: a Poll interval over a day means incoming mail waits that long.", c.who()),
+                    format!("{}: ett Hämtningsintervall över ett dygn betyder att inkommande e-post väntar så länge.", c.who_sv()),
                 ),
                 fix,
             );
@@ -368,7 +476,10 @@ fn check_account(c: &mut Checker<'_>, snapshot: &SettingsSnapshot) {
             c.push(
                 Severity::Warning,
                 "visible_to",
-                format!("{}: Visible to names {}, which {} not a Kurir user (fine if it is a role in the ERP).", c.who(), unknown.join(", "), if unknown.len() == 1 { "is" } else { "are" }),
+                Sv(
+                    format!("{}: Visible to names {}, which {} not a Kurir user (fine if it is a role in the ERP).", c.who(), unknown.join(", "), if unknown.len() == 1 { "is" } else { "are" }),
+                    format!("{}: Synlig för nämner {}, som inte är användare i Kurir (går bra om det är en roll i affärssystemet).", c.who_sv(), unknown.join(", ")),
+                ),
                 fix,
             );
         }

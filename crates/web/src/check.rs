@@ -258,12 +258,18 @@ pub async fn run(store: Arc<SqliteStore>, scope: &Scope, lang: Lang) -> Report {
     if !errors.is_empty() {
         let detail = errors
             .iter()
-            .map(|p| p.message.clone())
+            .map(|p| match lang {
+                Lang::Sv => p.message_sv.clone(),
+                Lang::En => p.message.clone(),
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let fix = errors
             .iter()
-            .map(|p| p.fix.clone())
+            .map(|p| match lang {
+                Lang::Sv => p.fix_sv.clone(),
+                Lang::En => p.fix.clone(),
+            })
             .collect::<Vec<_>>()
             .join(" · ");
         run.fail("settings", title(lang, "settings"), detail, fix);

@@ -476,8 +476,14 @@ fn problem_view(p: &Problem, lang: Lang, here: &Scope) -> ProblemView {
             Severity::Error => t.error_word,
             Severity::Warning => t.warning_word,
         },
-        message: p.message.clone(),
-        fix: p.fix.clone(),
+        message: match lang {
+            Lang::Sv => p.message_sv.clone(),
+            Lang::En => p.message.clone(),
+        },
+        fix: match lang {
+            Lang::Sv => p.fix_sv.clone(),
+            Lang::En => p.fix.clone(),
+        },
         fix_at: (p.fix_at != *here).then(|| (lang.subject(&p.fix_at), href(&p.fix_at))),
     }
 }
