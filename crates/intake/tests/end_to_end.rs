@@ -88,10 +88,13 @@ async fn imap_round(mechanism: Mechanism) {
         full.server_ids
     );
     // Raw MIME kept byte for byte (LMTP adds trace headers in front of what we sent).
-    let raw = match store.raw_message(m.id).await.unwrap().unwrap() {
-        kurir_store::messages::RawMime::Inline(b) => b,
-        other => panic!("small message should be inline: {other:?}"),
-    };
+    let raw = store
+        .raw_message(m.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .read(data.path())
+        .unwrap();
     assert!(raw.ends_with(&msgs[7][msgs[7].len() - 100..]));
 
     // Nothing new on a second pass.

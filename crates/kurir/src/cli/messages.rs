@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use kurir_settings::normalize_account_name;
 use kurir_store::MessageStore;
-use kurir_store::messages::{MessageFilter, MessageStatus, RawMime};
+use kurir_store::messages::{MessageFilter, MessageStatus};
 
 use super::open_store;
 use crate::fail::bad;
@@ -138,18 +138,12 @@ pub async fn run(data_dir: &Path, cmd: MessagesCmd) -> anyhow::Result<ExitCode> 
                     "there is no stored message {id}; list them with `kurir messages list`"
                 ))
             })?;
-            let mut reader: Box<dyn std::io::Read> = match raw {
-                RawMime::Inline(bytes) => Box::new(std::io::Cursor::new(bytes)),
-                RawMime::File(rel) => {
-                    let path = data_dir.join(&rel);
-                    Box::new(std::fs::File::open(&path).map_err(|e| {
-                        anyhow::anyhow!(
-                            "the raw message file {} cannot be read ({e}); restore the data directory from a backup",
-                            path.display()
-                        )
-                    })?)
-                }
-            };
+            let bytes = raw.read(data_dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "the raw message of {id} cannot be read from the data directory ({e}); restore the data directory from a backup"
+                )
+            })?;
+            let mut reader = std::io::Cursor::new(bytes);
             match out {
                 Some(path) => {
                     let mut f = std::fs::File::create(&path)?;

@@ -112,7 +112,7 @@ impl MessageStore for SqliteStore {
         for m in batch {
             let (raw, raw_path) = match m.raw {
                 RawMime::Inline(bytes) => (Some(bytes), None),
-                RawMime::File(path) => (None, Some(path)),
+                other => (None, other.to_raw_path()),
             };
             let attachments =
                 serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".to_owned());
@@ -322,7 +322,8 @@ impl MessageStore for SqliteStore {
         Ok(row.and_then(|r| {
             let raw: Option<Vec<u8>> = r.get(0);
             let path: Option<String> = r.get(1);
-            raw.map(RawMime::Inline).or(path.map(RawMime::File))
+            raw.map(RawMime::Inline)
+                .or(path.map(|p| RawMime::from_raw_path(&p)))
         }))
     }
 
