@@ -142,7 +142,7 @@ impl Transport for GraphTransport {
         let token = self.token().await?;
         let query = MessageQuery {
             select: vec!["id".into()],
-            top: Some(500),
+            top: Some(100),
             order_by: Some("receivedDateTime".into()),
             ..Default::default()
         };

@@ -1,0 +1,160 @@
+//! Graph intake against the emulator's Graph mail (no Dovecot involved): list with paging,
+//! `$value`, move into the processed folder it creates (131 messages: two pages of 100), quarantine, a second pass that finds
+//! nothing, and throttling (429 with Retry-After) absorbed without losing a message.
+
+mod common;
+
+use std::sync::Arc;
+
+use kurir_emulator::graph::faults::GraphFaultSettings;
+use kurir_emulator::{Emulator, EmulatorConfig, demo};
+use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
+use kurir_graph::GraphClient;
+use kurir_intake::auth::{EntraTokens, Mechanism, TokenSource};
+use kurir_intake::pipeline::Quiet;
+use kurir_intake::transport::imap::Folders;
+use kurir_intake::{AccountSpec, Protocol};
+use kurir_store::MessageStore;
+use secrecy::ExposeSecret;
+
+fn graph_tokens(emu: &kurir_emulator::RunningEmulator) -> Arc<EntraTokens> {
+    let client = TokenClient::new(ClientConfig {
+        extra_ca_pem: Some(emu.ca_pem()),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    Arc::new(EntraTokens {
+        client: Arc::new(client),
+        request: TokenRequest {
+            authority: Authority::url(&emu.base_url()).unwrap(),
+            tenant: demo::TENANT_ID.into(),
+            client_id: demo::CLIENT_ID.into(),
+            credential: Credential::ClientSecret {
+                secret: demo::CLIENT_SECRET.to_owned().into(),
+                basic_auth: false,
+            },
+            scope: kurir_entra::Scope::graph_app(Cloud::Global),
+            user: None,
+        },
+        mailbox: demo::M2M_MAILBOX.into(),
+    })
+}
+
+/// Messages per folder display name, as Graph reports them.
+async fn folder_counts(
+    emu: &kurir_emulator::RunningEmulator,
+    tokens: &EntraTokens,
+) -> Vec<(String, i32)> {
+    let client = GraphClient::new(
+        &format!("{}/v1.0", emu.base_url()),
+        Some(&emu.ca_pem()),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    let token = tokens.bearer().await.unwrap();
+    client
+        .list_child_folders(
+            token.secret.expose_secret(),
+            demo::M2M_MAILBOX,
+            "msgfolderroot",
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.display_name, f.total_item_count))
+        .collect()
+}
+
+fn count_of(counts: &[(String, i32)], name: &str) -> i32 {
+    counts
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, c)| *c)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_takes_in_moves_and_quarantines_with_throttling() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let n = 130;
+    let xml = b"<?xml version=\"1.0\"?><Order><No>1</No></Order>".to_vec();
+    for i in 0..n {
+        let raw = common::with_attachments(
+            &format!("graph-{i}@partner.example"),
+            &format!("Order {i}"),
+            &[("order.xml", "application/xml", &xml)],
+        );
+        emu.put_mail(demo::M2M_MAILBOX, None, raw).unwrap();
+    }
+    emu.put_mail(
+        demo::M2M_MAILBOX,
+        None,
+        common::plain_message(1, "noxml", 100),
+    )
+    .unwrap();
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), emu.ca_pem()).unwrap();
+    let spec = AccountSpec {
+        name: "Graph-M2M".into(),
+        account_type: "monitor-to-monitor".into(),
+        mailbox: demo::M2M_MAILBOX.into(),
+        protocol: Protocol::Graph {
+            endpoint: emu.base_url(),
+        },
+        folders: Folders {
+            source: "Inbox".into(),
+            processed: "Processed".into(),
+            quarantine: "Quarantine".into(),
+        },
+        poll_interval: std::time::Duration::from_secs(60),
+        ca_file: Some(ca.path().to_owned()),
+        mechanism: Mechanism::XOAuth2,
+    };
+    let tokens = graph_tokens(&emu);
+    let data = tempfile::tempdir().unwrap();
+    let store = common::open_store(data.path()).await;
+    let intake = spec.intake(data.path().to_owned(), store.clone());
+    let mut transport = spec.transport(tokens.clone()).unwrap();
+    let summary = intake
+        .pass(transport.as_mut(), &mut Quiet)
+        .await
+        .unwrap_or_else(|e| panic!("Graph intake failed: {e}"));
+    assert_eq!(summary.listed, n + 1, "{summary:?}");
+    assert_eq!((summary.stored, summary.quarantined), (n, 1), "{summary:?}");
+    assert_eq!(summary.documents, n);
+    let counts = folder_counts(&emu, &tokens).await;
+    assert_eq!(count_of(&counts, "Inbox"), 0, "{counts:?}");
+    assert_eq!(count_of(&counts, "Processed"), n as i32, "{counts:?}");
+    assert_eq!(count_of(&counts, "Quarantine"), 1, "{counts:?}");
+    let c = store.count_messages("Graph-M2M").await.unwrap();
+    assert_eq!((c.stored, c.quarantined, c.pending_server_steps), (n, 1, 0));
+
+    // Nothing new; then more mail while Graph throttles the next requests.
+    let again = intake.pass(transport.as_mut(), &mut Quiet).await.unwrap();
+    assert_eq!((again.listed, again.stored), (0, 0));
+    for i in 0..10 {
+        let raw = common::with_attachments(
+            &format!("graph-late-{i}@partner.example"),
+            "late",
+            &[("order.xml", "application/xml", &xml)],
+        );
+        emu.put_mail(demo::M2M_MAILBOX, None, raw).unwrap();
+    }
+    emu.graph_faults().apply(&GraphFaultSettings {
+        throttle_next: Some(3),
+        retry_after_secs: Some(1),
+        ..Default::default()
+    });
+    let late = intake.pass(transport.as_mut(), &mut Quiet).await.unwrap();
+    assert_eq!(
+        late.stored, 10,
+        "throttled requests are retried after Retry-After: {late:?}"
+    );
+    assert_eq!(
+        emu.graph_faults().settings().throttle_next.unwrap_or(0),
+        0,
+        "the 429s were served"
+    );
+    let c = store.count_messages("Graph-M2M").await.unwrap();
+    assert_eq!(c.stored, n + 10);
+}
