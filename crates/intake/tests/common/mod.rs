@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator, demo};
 use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
@@ -30,7 +30,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn stack_dir() -> PathBuf {
-    std::env::temp_dir().join("kurir-intake-mailstack")
+    STACK.dir()
 }
 
 /// The emulator's state dir is fixed, so its signing keys are the same in every test process
@@ -39,71 +39,20 @@ pub fn emulator_state_dir() -> PathBuf {
     std::env::temp_dir().join("kurir-intake-emulator-state")
 }
 
+/// This suite's mail stack: its own directory and ports (12xxx).
+const STACK: kurir_testkit::MailStack =
+    kurir_testkit::MailStack::new("intake", "kurir-intake-mailstack", 12);
+
 fn mailstack(args: &[&str]) -> std::process::Output {
-    let ports = [
-        ("MAILSTACK_IMAP_PORT", "12143"),
-        ("MAILSTACK_IMAPS_PORT", "12993"),
-        ("MAILSTACK_POP3_PORT", "12110"),
-        ("MAILSTACK_POP3S_PORT", "12995"),
-        ("MAILSTACK_SUBMISSION_PORT", "12587"),
-        ("MAILSTACK_SUBMISSIONS_PORT", "12465"),
-        ("MAILSTACK_LMTP_PORT", "12024"),
-        ("MAILSTACK_INJECT_PORT", "12025"),
-    ];
-    let mut c = Command::new(repo().join("scripts/mailstack"));
-    c.args(args).env("MAILSTACK_DIR", stack_dir());
-    for (k, v) in ports {
-        c.env(k, v);
-    }
-    c.output().unwrap_or_else(|e| {
-        panic!("cannot run scripts/mailstack: {e}; run the tests from a checkout of Kurir")
-    })
+    STACK.run(args)
 }
 
-/// Starts the stack once per test process (idempotent: a running stack is kept).
 fn stack_started() {
-    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = STARTED.get_or_init(|| {
-        let out = mailstack(&["start"]);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/mailstack start failed (exit {:?}):\n{}{}\nThe intake tests need the real Dovecot stack: run them as root on Debian (apt-get must work), or fix the cause above (logs under {}/log).",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout),
-                stack_dir().display()
-            ))
-        }
-    });
-    if let Err(e) = r {
-        panic!("{e}");
-    }
+    STACK.start_once();
 }
 
 fn trusted(emu: &RunningEmulator) {
-    static TRUSTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = TRUSTED.get_or_init(|| {
-        let state = emu.state_dir();
-        let out = mailstack(&[
-            "trust",
-            state.to_str().unwrap(),
-            demo::TENANT_ID,
-            demo::TENANT_DOMAIN,
-        ]);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/mailstack trust failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = r {
-        panic!("{e}");
-    }
+    STACK.trust_once(&emu.state_dir(), demo::TENANT_ID, demo::TENANT_DOMAIN);
 }
 
 /// Everything a test needs: the stack, an emulator, and a CA bundle trusting both.

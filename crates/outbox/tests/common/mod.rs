@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -32,7 +32,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn stack_dir() -> PathBuf {
-    std::env::temp_dir().join("kurir-mailstack-outbox")
+    STACK.dir()
 }
 
 /// Fixed, so the signing keys are the same in every test process and one `trust` serves all.
@@ -40,70 +40,20 @@ pub fn emulator_state_dir() -> PathBuf {
     std::env::temp_dir().join("kurir-outbox-emulator-state")
 }
 
+/// This suite's mail stack: its own directory and ports (14xxx).
+const STACK: kurir_testkit::MailStack =
+    kurir_testkit::MailStack::new("outbox", "kurir-mailstack-outbox", 14);
+
 pub fn mailstack(args: &[&str]) -> std::process::Output {
-    let ports = [
-        ("MAILSTACK_IMAP_PORT", "14143"),
-        ("MAILSTACK_IMAPS_PORT", "14993"),
-        ("MAILSTACK_POP3_PORT", "14110"),
-        ("MAILSTACK_POP3S_PORT", "14995"),
-        ("MAILSTACK_SUBMISSION_PORT", "14587"),
-        ("MAILSTACK_SUBMISSIONS_PORT", "14465"),
-        ("MAILSTACK_LMTP_PORT", "14024"),
-        ("MAILSTACK_INJECT_PORT", "14025"),
-    ];
-    let mut c = Command::new(repo().join("scripts/mailstack"));
-    c.args(args).env("MAILSTACK_DIR", stack_dir());
-    for (k, v) in ports {
-        c.env(k, v);
-    }
-    c.output().unwrap_or_else(|e| {
-        panic!("cannot run scripts/mailstack: {e}; run the tests from a checkout of Kurir")
-    })
+    STACK.run(args)
 }
 
 fn stack_started() {
-    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = STARTED.get_or_init(|| {
-        let out = mailstack(&["start"]);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/mailstack start failed (exit {:?}):\n{}{}\nThe outbox tests need the real Postfix/Dovecot stack: run them as root on Debian (apt-get must work), or fix the cause above (logs under {}/log).",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout),
-                stack_dir().display()
-            ))
-        }
-    });
-    if let Err(e) = r {
-        panic!("{e}");
-    }
+    STACK.start_once();
 }
 
 fn trusted(emu: &RunningEmulator) {
-    static TRUSTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = TRUSTED.get_or_init(|| {
-        let state = emu.state_dir();
-        let out = mailstack(&[
-            "trust",
-            state.to_str().unwrap(),
-            demo::TENANT_ID,
-            demo::TENANT_DOMAIN,
-        ]);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/mailstack trust failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = r {
-        panic!("{e}");
-    }
+    STACK.trust_once(&emu.state_dir(), demo::TENANT_ID, demo::TENANT_DOMAIN);
 }
 
 /// The emulator started in this process, the stack trusting it, a CA bundle for both, and a
