@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // `kurir serve` is a service: it logs at info by default and may log JSON lines.
     let (default, json) = match &args.command {
-        cli::Command::Serve(a) => cli::serve::log_defaults(a, args.verbose),
+        cli::Command::Serve(a) => cli::serve::log_defaults(a.log_json, args.verbose),
         _ => (
             match args.verbose {
                 0 => "warn",

@@ -175,6 +175,9 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError>;
     /// How many messages are in each state.
     async fn outbox_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    /// How many messages each sending user has in each state: `(user, state) → count`
+    /// (metrics per sender, the health page's failing count per user).
+    async fn outbox_counts_by_sender(&self) -> Result<BTreeMap<(String, String), u64>, StoreError>;
 
     /// Puts a failed (or queued, waiting) message back to be sent now; false if it is in
     /// another state (sent, cancelled, being sent).

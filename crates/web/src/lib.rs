@@ -138,6 +138,7 @@ async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
         let alarms = alarms::compute(&snap, &health, now, i18n::Lang::En);
         alarms::export_metrics(&snap, &alarms, now.date());
     }
+    metrics::export_store(&state.store).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

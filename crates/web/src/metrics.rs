@@ -118,3 +118,44 @@ pub fn checks(scope: &kurir_settings::Scope, ok: bool) {
     let outcome = if ok { "ok" } else { "failed" };
     metrics::counter!(CHECKS, "subject" => kind, "outcome" => outcome).increment(1);
 }
+
+/// Sets the mail counters and gauges from the database (called when `/metrics` is scraped).
+///
+/// The database, not in-process counting, is the source: `kurir fetch`, `kurir send` and other
+/// Kurir instances on the same database do work too, and a restart must not reset a counter
+/// that dashboards compute rates from (Prometheus handles resets, but a total that matches the
+/// UI is easier to trust).
+pub async fn export_store(store: &kurir_store::SqliteStore) {
+    use kurir_store::{MessageStore, OutboxStore};
+    if let Ok(health) = store.health(None).await {
+        for h in &health {
+            metrics::counter!(MESSAGES_IN, "account" => h.account.clone())
+                .absolute(h.taken_in_total);
+            if let Some(t) = h.last_success.as_deref().and_then(unix_seconds) {
+                last_successful_fetch(&h.account, t);
+            }
+            metrics::gauge!("kurir_intake_failures_in_a_row", "account" => h.account.clone())
+                .set(f64::from(h.failures));
+        }
+    }
+    if let Ok(counts) = store.outbox_counts_by_sender().await {
+        let mut waiting = 0;
+        let mut failed = 0;
+        for ((sender, state), n) in &counts {
+            match state.as_str() {
+                "sent" => metrics::counter!(MESSAGES_OUT, "sender" => sender.clone()).absolute(*n),
+                "queued" | "sending" => waiting += n,
+                "failed" => failed += n,
+                _ => {}
+            }
+        }
+        queue_depth("outbox", waiting);
+        metrics::gauge!("kurir_outbox_failed", "queue" => "outbox").set(failed as f64);
+    }
+}
+
+fn unix_seconds(rfc3339: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}

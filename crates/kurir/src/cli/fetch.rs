@@ -95,7 +95,7 @@ pub(super) fn account_spec(
 }
 
 /// The account's spec and transport (with its token source), ready for a pass.
-async fn prepare(
+pub(super) async fn prepare(
     store: &Arc<SqliteStore>,
     snap: &SettingsSnapshot,
     name: &str,

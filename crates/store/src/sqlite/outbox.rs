@@ -239,6 +239,23 @@ impl OutboxStore for SqliteStore {
             .collect())
     }
 
+    async fn outbox_counts_by_sender(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sender_user, state, COUNT(*) FROM outbox GROUP BY sender_user, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get::<String, _>(0), r.get::<String, _>(1)),
+                    r.get::<i64, _>(2) as u64,
+                )
+            })
+            .collect())
+    }
+
     async fn outbox_retry(&self, id: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE outbox SET state = 'queued', next_attempt_at = ?, attempts = 0 \
