@@ -139,6 +139,70 @@ impl GraphFaults {
 #[derive(Debug, Default, Clone)]
 pub struct Throttle {
     inflight: Arc<Mutex<HashMap<(Uuid, String), u32>>>,
+    /// The most requests one (app, mailbox) had in flight at once, per mailbox (admitted ones).
+    peak: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// What Graph mail requests the emulator served, for tests that check a client's behaviour
+/// (`RunningEmulator::graph_counters`, `GET /_emulator/graph/counters`).
+#[derive(Debug, Default)]
+pub struct GraphCounters {
+    pub send_mail: AtomicU64,
+    pub drafts_created: AtomicU64,
+    pub drafts_sent: AtomicU64,
+    pub upload_sessions: AtomicU64,
+    pub upload_chunks: AtomicU64,
+    /// 429 ApplicationThrottled for a fifth concurrent request on a mailbox.
+    pub concurrency_throttled: AtomicU64,
+    /// Injected faults answered (429, 503, dropped connections).
+    pub injected: AtomicU64,
+}
+
+/// A snapshot of [`GraphCounters`] with the peak concurrency per mailbox.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GraphCounterSnapshot {
+    pub send_mail: u64,
+    pub drafts_created: u64,
+    pub drafts_sent: u64,
+    pub upload_sessions: u64,
+    pub upload_chunks: u64,
+    pub concurrency_throttled: u64,
+    pub injected: u64,
+    /// Lower-case mailbox → the most requests (of one app) in flight on it at once.
+    pub peak_concurrency: std::collections::BTreeMap<String, u32>,
+}
+
+impl GraphCounters {
+    pub fn snapshot(&self, throttle: &Throttle) -> GraphCounterSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        GraphCounterSnapshot {
+            send_mail: l(&self.send_mail),
+            drafts_created: l(&self.drafts_created),
+            drafts_sent: l(&self.drafts_sent),
+            upload_sessions: l(&self.upload_sessions),
+            upload_chunks: l(&self.upload_chunks),
+            concurrency_throttled: l(&self.concurrency_throttled),
+            injected: l(&self.injected),
+            peak_concurrency: lock(&throttle.peak)
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+    pub fn reset(&self, throttle: &Throttle) {
+        for a in [
+            &self.send_mail,
+            &self.drafts_created,
+            &self.drafts_sent,
+            &self.upload_sessions,
+            &self.upload_chunks,
+            &self.concurrency_throttled,
+            &self.injected,
+        ] {
+            a.store(0, Ordering::SeqCst);
+        }
+        lock(&throttle.peak).clear();
+    }
 }
 
 /// A held concurrency slot; released on drop.
@@ -169,6 +233,11 @@ impl Throttle {
             return None;
         }
         *n += 1;
+        let now = *n;
+        let mut peak = lock(&self.peak);
+        let p = peak.entry(key.1.clone()).or_default();
+        *p = (*p).max(now);
+        drop(peak);
         Some(Slot {
             inflight: self.inflight.clone(),
             key,

@@ -49,7 +49,7 @@ use time::OffsetDateTime;
 use crate::fixture::Fixture;
 use crate::state::{EmulatorState, lock};
 use auth::{Caller, CallerKind, Permission};
-use faults::{GraphFaults, Injected, Throttle};
+use faults::{GraphCounterSnapshot, GraphCounters, GraphFaults, Injected, Throttle};
 use reply::{ApiError, ApiResult, Reply};
 use store::{MailStore, Mailbox, StoreError};
 
@@ -60,6 +60,7 @@ pub struct GraphState {
     pub blob_dir: PathBuf,
     pub faults: GraphFaults,
     pub throttle: Throttle,
+    pub counters: GraphCounters,
     pub uploads: Mutex<HashMap<String, upload::UploadState>>,
     pub delta_sessions: Mutex<HashMap<String, delta::DeltaSession>>,
 }
@@ -93,6 +94,7 @@ impl GraphState {
             store: Mutex::new(store),
             faults: GraphFaults::default(),
             throttle: Throttle::default(),
+            counters: GraphCounters::default(),
             uploads: Mutex::new(HashMap::new()),
             delta_sessions: Mutex::new(HashMap::new()),
         })
@@ -303,7 +305,15 @@ async fn http_entry(State(state): State<Arc<EmulatorState>>, request: Request) -
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    match state.graph.faults.take() {
+    let injected = state.graph.faults.take();
+    if injected.is_some() {
+        state
+            .graph
+            .counters
+            .injected
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    match injected {
         Some(Injected::Drop) => {
             // A handler cannot close its connection. Unwinding out of the connection task
             // (without the panic hook, so nothing is printed) drops the TLS stream, and the
@@ -553,7 +563,23 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
     let _slot = graph
         .throttle
         .acquire(caller.app_id, &mailbox)
-        .ok_or_else(|| ApiError::throttled(graph.faults.retry_after()))?;
+        .ok_or_else(|| {
+            graph
+                .counters
+                .concurrency_throttled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ApiError::throttled(graph.faults.retry_after())
+        })?;
+    let counter = match &route {
+        Route::SendMail => Some(&graph.counters.send_mail),
+        Route::CreateDraft => Some(&graph.counters.drafts_created),
+        Route::SendDraft(_) => Some(&graph.counters.drafts_sent),
+        Route::CreateUploadSession(_) => Some(&graph.counters.upload_sessions),
+        _ => None,
+    };
+    if let Some(c) = counter {
+        c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let latency = graph.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -632,6 +658,19 @@ impl crate::server::RunningEmulator {
     /// Graph fault injection (latency, 429, 503, dropped connections).
     pub fn graph_faults(&self) -> &GraphFaults {
         &self.state().graph.faults
+    }
+
+    /// The Graph mail requests served so far (sendMail, drafts, upload sessions and chunks,
+    /// throttling) and the peak concurrency per mailbox.
+    pub fn graph_counters(&self) -> GraphCounterSnapshot {
+        let g = &self.state().graph;
+        g.counters.snapshot(&g.throttle)
+    }
+
+    /// Sets the Graph counters (and peaks) back to zero.
+    pub fn reset_graph_counters(&self) {
+        let g = &self.state().graph;
+        g.counters.reset(&g.throttle);
     }
 
     /// `{base_url}/v1.0`, what a Graph client takes as its base URL.

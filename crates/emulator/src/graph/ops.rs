@@ -1,6 +1,8 @@
 //! Test and demo endpoints for Graph mail under `/_emulator/…` (no token needed):
 //!
 //! - `GET|POST /_emulator/graph/faults`: latency, next N requests 429 / 503 / dropped.
+//! - `GET /_emulator/graph/counters`: sendMail, drafts, upload sessions and chunks, 429s and
+//!   the peak concurrency per mailbox, so far.
 //! - `GET /_emulator/mailboxes`: every mailbox with its folders and counts.
 //! - `POST /_emulator/mailboxes/{address}/messages[?folder=F&received=RFC3339]`: store a raw
 //!   RFC 822 message (the body) as delivered mail; answers `{"id": …}`.
@@ -30,6 +32,7 @@ const MAX_PUT_BYTES: usize = 200 * 1024 * 1024;
 pub fn router() -> Router<Arc<EmulatorState>> {
     Router::new()
         .route("/_emulator/graph/faults", get(get_faults).post(set_faults))
+        .route("/_emulator/graph/counters", get(get_counters))
         .route("/_emulator/mailboxes", get(mailboxes))
         .route(
             "/_emulator/mailboxes/{address}/messages",
@@ -39,6 +42,12 @@ pub fn router() -> Router<Arc<EmulatorState>> {
 
 async fn get_faults(State(state): State<Arc<EmulatorState>>) -> Json<GraphFaultSettings> {
     Json(state.graph.faults.settings())
+}
+
+async fn get_counters(
+    State(state): State<Arc<EmulatorState>>,
+) -> Json<super::faults::GraphCounterSnapshot> {
+    Json(state.graph.counters.snapshot(&state.graph.throttle))
 }
 
 async fn set_faults(

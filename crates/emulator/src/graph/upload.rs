@@ -165,6 +165,10 @@ async fn put(
     let chunk = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|_| ApiError::too_large())?;
+    graph
+        .counters
+        .upload_chunks
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (a, b, total) = range;
     let done = {
         let mut uploads = lock(&graph.uploads);

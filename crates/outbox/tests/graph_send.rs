@@ -1,0 +1,471 @@
+//! The outbox's Microsoft Graph transport against the emulator's Graph mail (no mail stack):
+//! a user with method exchange-online and the client-secret flow in the emulator's demo
+//! tenant sends
+//!
+//! - a small message by sendMail (MIME form), read back from the recipient's Inbox over Graph
+//!   (subject, body, From) and from the sender's Sent Items;
+//! - a message with a 5 MB attachment: draft + createUploadSession + chunked PUT + send, the
+//!   attachment arriving byte-identical;
+//! - through 429s with Retry-After (emulator fault injection): sent exactly once, after
+//!   waiting at least what Retry-After said each time;
+//! - to a mailbox the app may not touch (403 ErrorAccessDenied, the demo app's
+//!   mailbox_access): failed for good after one attempt, the explanation in the outbox row;
+//! - with saveToSentItems = false: delivered, nothing in Sent Items;
+//! - many at once: never more than 4 Graph requests in flight per mailbox, and the per-mailbox
+//!   rate cap holds.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator, demo};
+use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
+use kurir_graph::{GraphClient, MessageQuery};
+use kurir_outbox::{Draft, Outbox, OutboxConfig, compose};
+use kurir_settings::Scope;
+use kurir_store::outbox::{NewOutgoing, OutgoingState, now_ms};
+use kurir_store::{Change, NewValue, OutboxStore, SqliteStore, Store};
+use mail_parser::{MessageParser, MimeHeaders};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+
+const SENDER: &str = demo::USER;
+const RCPT: &str = demo::USER2;
+
+struct Env {
+    emu: RunningEmulator,
+    store: Arc<SqliteStore>,
+    tmp: tempfile::TempDir,
+}
+
+fn plain(k: &str, v: impl Into<String>) -> Change {
+    Change::Set(k.into(), NewValue::Plain(v.into()))
+}
+
+/// The emulator (its own temporary state) and a Kurir store whose system settings point at
+/// it: exchange-online, client secret (app-only), Graph (no SMTP server named). ADELE sends
+/// as adele.vance; CEO as the shared mailbox outside the app's access policy.
+async fn env() -> Env {
+    let emu = Emulator::start(EmulatorConfig::demo())
+        .await
+        .expect("the emulator starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqliteStore::open(&data).await.expect("the store opens"));
+    store
+        .apply(
+            &Scope::System,
+            vec![
+                plain("method", "exchange-online"),
+                plain("client_id", demo::CLIENT_ID),
+                plain("tenant_id", demo::TENANT_ID),
+                plain("auth_flow", "client-secret"),
+                Change::Set(
+                    "client_secret".into(),
+                    NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
+                ),
+                plain("authority", emu.base_url()),
+                plain("graph_endpoint", emu.base_url()),
+                plain("ca_file", ca.display().to_string()),
+            ],
+        )
+        .await
+        .expect("system settings");
+    for (code, email) in [("ADELE", SENDER), ("CEO", demo::RESTRICTED_MAILBOX)] {
+        store.add_user(code).await.unwrap();
+        store
+            .apply(&Scope::User(code.into()), vec![plain("email", email)])
+            .await
+            .unwrap();
+    }
+    Env { emu, store, tmp }
+}
+
+fn config() -> OutboxConfig {
+    let mut token = ClientConfig::default();
+    token.retry.max_attempts = 2;
+    token.retry.initial_backoff = Duration::from_millis(100);
+    OutboxConfig {
+        rate_per_minute: None,
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        idle_poll: Duration::from_millis(100),
+        token,
+        ..OutboxConfig::default()
+    }
+}
+
+async fn queue(env: &Env, user: &str, from: &str, subject: &str, attach: &[&Path]) -> i64 {
+    let c = compose(&Draft {
+        from: from.into(),
+        to: vec![RCPT.into()],
+        subject: subject.into(),
+        text: Some(format!("Body of {subject}\r\nLine two.\r\n")),
+        attachments: attach.iter().map(|p| p.to_path_buf()).collect(),
+        ..Draft::default()
+    })
+    .unwrap();
+    env.store
+        .enqueue(NewOutgoing {
+            sender_user: user.into(),
+            origin: "test".into(),
+            from: Some(from.into()),
+            recipients: c.recipients,
+            subject: Some(subject.into()),
+            message_id: Some(c.message_id),
+            raw: c.raw,
+        })
+        .await
+        .unwrap()
+}
+
+/// Runs the outbox until nothing is queued or being sent.
+async fn run(env: &Env, cfg: OutboxConfig) -> kurir_outbox::RunStats {
+    let outbox = Outbox::new(env.store.clone(), cfg);
+    let (_tx, rx) = watch::channel(false);
+    tokio::time::timeout(Duration::from_secs(120), outbox.run(rx, true))
+        .await
+        .expect("the queue drains")
+        .unwrap()
+}
+
+/// A Graph client and an app-only Graph token, to read mailboxes back.
+async fn reader(emu: &RunningEmulator) -> (GraphClient, SecretString) {
+    let client = TokenClient::new(ClientConfig {
+        extra_ca_pem: Some(emu.ca_pem()),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let token = client
+        .token(&TokenRequest {
+            authority: Authority::url(&emu.base_url()).unwrap(),
+            tenant: demo::TENANT_ID.into(),
+            client_id: demo::CLIENT_ID.into(),
+            credential: Credential::ClientSecret {
+                secret: SecretString::from(demo::CLIENT_SECRET.to_owned()),
+                basic_auth: false,
+            },
+            scope: kurir_entra::Scope::graph_app(Cloud::Global),
+            user: None,
+        })
+        .await
+        .expect("a Graph app token")
+        .secret;
+    let graph = GraphClient::new(
+        &emu.graph_url(),
+        Some(&emu.ca_pem()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    (graph, token)
+}
+
+/// The raw MIME of every message with `subject` in `mailbox`'s `folder`.
+async fn find(emu: &RunningEmulator, mailbox: &str, folder: &str, subject: &str) -> Vec<Vec<u8>> {
+    let (graph, token) = reader(emu).await;
+    let t = token.expose_secret();
+    let list = graph
+        .list_messages(
+            t,
+            mailbox,
+            folder,
+            &MessageQuery {
+                select: vec!["subject".into()],
+                top: Some(100),
+                ..MessageQuery::default()
+            },
+        )
+        .await
+        .expect("listing the folder");
+    let mut out = Vec::new();
+    for m in list {
+        if m.subject.as_deref() == Some(subject) {
+            let mut raw = Vec::new();
+            graph
+                .get_mime(t, mailbox, m.id.as_deref().unwrap(), &mut raw)
+                .await
+                .expect("$value");
+            out.push(raw);
+        }
+    }
+    out
+}
+
+fn subject(tag: &str) -> String {
+    format!("{tag} {}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_message_goes_by_sendmail_mime_and_arrives_with_subject_body_and_from() {
+    let env = env().await;
+    let s = subject("graph small");
+    let id = queue(&env, "ADELE", SENDER, &s, &[]).await;
+    let tokens_before = env.emu.token_requests();
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    assert_eq!(
+        env.emu.token_requests() - tokens_before,
+        1,
+        "one Graph token for the run"
+    );
+
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    assert_eq!(m.via.as_deref(), Some("graph"));
+    let reply = m.server_reply.unwrap_or_default();
+    assert!(reply.contains("sendMail, MIME"), "{reply}");
+    let c = env.emu.graph_counters();
+    assert_eq!(
+        (c.send_mail, c.drafts_created, c.upload_sessions),
+        (1, 0, 0),
+        "{c:?}"
+    );
+
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1, "delivered once to the recipient's Inbox");
+    let parsed = MessageParser::default().parse(&got[0]).unwrap();
+    assert_eq!(parsed.subject(), Some(s.as_str()));
+    let from = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address());
+    assert_eq!(from, Some(SENDER));
+    let body = parsed.body_text(0).unwrap_or_default();
+    assert!(body.contains(&format!("Body of {s}")), "{body}");
+    assert!(body.contains("Line two."), "{body}");
+    // (e) saveToSentItems defaults to true: a copy in the sender's Sent Items.
+    assert_eq!(find(&env.emu, SENDER, "sentitems", &s).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_to_sent_items_false_keeps_no_copy() {
+    let env = env().await;
+    let s = subject("graph unsaved");
+    let id = queue(&env, "ADELE", SENDER, &s, &[]).await;
+    let stats = run(
+        &env,
+        OutboxConfig {
+            save_to_sent_items: false,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert!(
+        m.server_reply
+            .unwrap_or_default()
+            .contains("not saved to Sent Items"),
+        "the JSON form with saveToSentItems=false"
+    );
+    assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 1);
+    assert_eq!(
+        find(&env.emu, SENDER, "sentitems", &s).await.len(),
+        0,
+        "saveToSentItems=false honoured"
+    );
+    let parsed_from = find(&env.emu, RCPT, "inbox", &s).await;
+    let parsed = MessageParser::default().parse(&parsed_from[0]).unwrap();
+    assert_eq!(
+        parsed
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some(SENDER)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_attachment_goes_through_an_upload_session_and_arrives_byte_identical() {
+    let env = env().await;
+    // 5 MiB and a bit: over the 3 MB inline limit and over one 3.75 MiB upload chunk.
+    let mut data = vec![0u8; 5 * 1024 * 1024 + 1234];
+    rand::rng().fill_bytes(&mut data);
+    let file = env.tmp.path().join("big-report.pdf");
+    std::fs::write(&file, &data).unwrap();
+    let s = subject("graph big");
+    let id = queue(&env, "ADELE", SENDER, &s, &[&file]).await;
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    let reply = m.server_reply.unwrap_or_default();
+    assert!(reply.contains("upload session"), "{reply}");
+
+    let c = env.emu.graph_counters();
+    eprintln!("[graph big] emulator counters: {c:?}");
+    assert_eq!(c.send_mail, 0, "not by sendMail: {c:?}");
+    assert_eq!(c.drafts_created, 1, "{c:?}");
+    assert_eq!(c.upload_sessions, 1, "the emulator saw one upload session");
+    assert!(
+        c.upload_chunks >= 2,
+        "the attachment went up in chunks: {c:?}"
+    );
+    assert_eq!(c.drafts_sent, 1, "{c:?}");
+
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1, "delivered once");
+    let parsed = MessageParser::default().parse(&got[0]).unwrap();
+    let atts: Vec<_> = parsed.attachments().collect();
+    assert_eq!(atts.len(), 1, "one attachment");
+    assert_eq!(atts[0].attachment_name(), Some("big-report.pdf"));
+    assert!(
+        atts[0].contents() == data.as_slice(),
+        "the attachment arrived byte-identical ({} vs {} bytes)",
+        atts[0].contents().len(),
+        data.len()
+    );
+    let from = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address());
+    assert_eq!(from, Some(SENDER));
+    assert!(
+        parsed
+            .body_text(0)
+            .unwrap_or_default()
+            .contains(&format!("Body of {s}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_sendmail_is_retried_after_retry_after_and_sent_exactly_once() {
+    let env = env().await;
+    let s = subject("graph 429");
+    let id = queue(&env, "ADELE", SENDER, &s, &[]).await;
+    let retry_after = 2u64;
+    let throttles = 3u32;
+    env.emu.graph_faults().set_retry_after(retry_after);
+    env.emu.graph_faults().throttle_next(throttles);
+    let started = Instant::now();
+    let stats = run(&env, config()).await;
+    let took = started.elapsed();
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let c = env.emu.graph_counters();
+    eprintln!(
+        "[graph 429] {throttles} × 429 Retry-After {retry_after} s; sent after {took:?}; {stats:?}; {c:?}"
+    );
+    assert_eq!(c.injected, throttles as u64, "every 429 was met: {c:?}");
+    assert_eq!(c.send_mail, 1, "sendMail accepted exactly once: {c:?}");
+    assert!(
+        took >= Duration::from_secs(retry_after * throttles as u64),
+        "each retry waited at least Retry-After ({retry_after} s): took {took:?}"
+    );
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_the_app_may_not_use_fails_for_good_with_the_explanation() {
+    let env = env().await;
+    let s = subject("graph denied");
+    let id = queue(&env, "CEO", demo::RESTRICTED_MAILBOX, &s, &[]).await;
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.failed, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Failed, "{m:?}");
+    assert_eq!(m.attempts, 1, "a permanent error is not retried");
+    let err = m.last_error.unwrap_or_default();
+    eprintln!("[graph 403] {err}");
+    assert!(err.contains("403"), "{err}");
+    assert!(err.contains("ErrorAccessDenied"), "{err}");
+    assert!(
+        err.contains("access policy") || err.contains("admin consent"),
+        "says what to do: {err}"
+    );
+    assert!(!err.contains(demo::CLIENT_SECRET), "no secret: {err}");
+    assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_four_graph_requests_per_mailbox_and_the_rate_cap_holds() {
+    let env = env().await;
+    // Concurrency: 16 messages, 8 workers, each request held 300 ms by the emulator.
+    let n = 16;
+    for i in 0..n {
+        queue(
+            &env,
+            "ADELE",
+            SENDER,
+            &subject(&format!("graph many {i}")),
+            &[],
+        )
+        .await;
+    }
+    env.emu
+        .graph_faults()
+        .set_latency(Duration::from_millis(300));
+    let stats = run(
+        &env,
+        OutboxConfig {
+            concurrency: 8,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(stats.sent, n, "{stats:?}");
+    let c = env.emu.graph_counters();
+    eprintln!("[graph concurrency] {stats:?}; {c:?}");
+    assert_eq!(
+        c.concurrency_throttled, 0,
+        "never a fifth concurrent request: {c:?}"
+    );
+    let peak = c.peak_concurrency.get(SENDER).copied().unwrap_or(0);
+    assert!(peak <= 4, "at most 4 in flight on the mailbox: {peak}");
+    assert!(peak >= 2, "requests did run in parallel: {peak}");
+    assert_eq!(c.send_mail, n);
+
+    // Rate cap: 3 a minute; of 5 queued, 3 go now and 2 wait for the window.
+    env.emu.graph_faults().set_latency(Duration::ZERO);
+    env.emu.reset_graph_counters();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            queue(
+                &env,
+                "ADELE",
+                SENDER,
+                &subject(&format!("graph capped {i}")),
+                &[],
+            )
+            .await,
+        );
+    }
+    let outbox = Outbox::new(
+        env.store.clone(),
+        OutboxConfig {
+            rate_per_minute: Some(3),
+            ..config()
+        },
+    );
+    let (tx, rx) = watch::channel(false);
+    let runner = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move { outbox.run(rx, false).await })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    tx.send(true).unwrap();
+    let stats = runner.await.unwrap().unwrap();
+    let c = env.emu.graph_counters();
+    eprintln!("[graph rate cap] 3/min, 5 queued, after 5 s: {stats:?}; {c:?}");
+    assert_eq!(stats.sent, 3, "{stats:?}");
+    assert_eq!(c.send_mail, 3, "only 3 reached Graph: {c:?}");
+    let mut waiting = 0;
+    for id in ids {
+        let m = env.store.outbox_get(id).await.unwrap().unwrap();
+        if m.state == OutgoingState::Queued {
+            waiting += 1;
+            assert!(
+                m.next_attempt_at > now_ms() + 45_000,
+                "deferred until the window frees up: {m:?}"
+            );
+            assert!(m.last_error.is_none(), "a deferral is not an error: {m:?}");
+        }
+    }
+    assert_eq!(waiting, 2);
+}
