@@ -14,10 +14,16 @@ mod connect {
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let mut args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    args.data_dir_explicit = matches.value_source("data_dir") != Some(ValueSource::DefaultValue);
     // `kurir serve` is a service: it logs at info by default and may log JSON lines.
     let (default, json) = match &args.command {
         cli::Command::Serve(a) => cli::serve::log_defaults(a.log_json, args.verbose),

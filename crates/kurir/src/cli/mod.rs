@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod check;
+mod demo;
 mod fetch;
 mod listener;
 mod messages;
@@ -39,6 +40,11 @@ pub struct Cli {
         default_value = "./kurir-data"
     )]
     pub data_dir: PathBuf,
+
+    /// Whether --data-dir / KURIR_DATA_DIR was given (the demo then uses it instead of its
+    /// own directory).
+    #[arg(skip)]
+    pub data_dir_explicit: bool,
 
     /// More log output on stderr (-v, -vv); KURIR_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -85,6 +91,9 @@ pub enum Command {
     /// Admin users of the web UI and API keys of the REST API.
     #[command(subcommand)]
     Admin(admin::AdminCmd),
+    /// The whole product against the built-in emulator: the seed's settings, mail coming in
+    /// and going out, the web UI (prints its URL and a login). --check: one round trip, exit 0/1.
+    Demo(demo::DemoArgs),
 }
 
 /// Which subject a settings command is about; none of the flags means the system settings.
@@ -131,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&cli.data_dir, args).await,
         Command::Check(args) => check::run(&cli.data_dir, args).await,
         Command::Admin(cmd) => admin::run(&cli.data_dir, cmd).await,
+        Command::Demo(args) => demo::run(&cli.data_dir, cli.data_dir_explicit, args).await,
         Command::Send(args) => send::run(&cli.data_dir, args).await,
         Command::Outbox(cmd) => outbox::run(&cli.data_dir, cmd).await,
         Command::Listener(args) => listener::run(&cli.data_dir, args).await,
