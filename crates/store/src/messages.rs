@@ -8,7 +8,7 @@
 //! fetched again, and a message that reappears under a new server id is recognised by its
 //! Message-ID (or, without one, the hash of its raw MIME) through the `dedupe_key`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -265,6 +265,19 @@ pub trait MessageStore: Send + Sync {
 
     async fn list_messages(&self, filter: &MessageFilter)
     -> Result<Vec<StoredMessage>, StoreError>;
+    /// A page of [`MessageStore::list_messages`]: the same order, skipping the `offset` newest
+    /// matches (the web UI's paging).
+    async fn list_messages_page(
+        &self,
+        filter: &MessageFilter,
+        offset: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// How many messages each account took in since `since` (RFC 3339, UTC), by status:
+    /// `(account, status) → count` (the account health page's last 24 hours).
+    async fn counts_since(
+        &self,
+        since: &str,
+    ) -> Result<BTreeMap<(String, String), u64>, StoreError>;
     async fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
     async fn raw_message(&self, id: i64) -> Result<Option<RawMime>, StoreError>;
     async fn count_messages(&self, account: &str) -> Result<MessageCounts, StoreError>;

@@ -3,7 +3,7 @@
 //! A batch is one transaction, and the database runs with `synchronous = FULL` in WAL mode: one
 //! fsync makes a whole batch durable, which is what lets intake be both exactly-once and fast.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 // Dynamic SQL here only ever adds `?` placeholders and fixed clauses; values are bound.
@@ -272,6 +272,14 @@ impl MessageStore for SqliteStore {
         &self,
         filter: &MessageFilter,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.list_messages_page(filter, 0).await
+    }
+
+    async fn list_messages_page(
+        &self,
+        filter: &MessageFilter,
+        offset: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1");
         if filter.account.is_some() {
             sql.push_str(" AND account = ?");
@@ -282,6 +290,11 @@ impl MessageStore for SqliteStore {
         sql.push_str(" ORDER BY id DESC");
         if filter.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", filter.limit));
+        } else if offset > 0 {
+            sql.push_str(" LIMIT -1");
+        }
+        if offset > 0 {
+            sql.push_str(&format!(" OFFSET {offset}"));
         }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         if let Some(a) = &filter.account {
@@ -294,6 +307,29 @@ impl MessageStore for SqliteStore {
             .await?
             .iter()
             .map(message_from_row)
+            .collect())
+    }
+
+    async fn counts_since(
+        &self,
+        since: &str,
+    ) -> Result<BTreeMap<(String, String), u64>, StoreError> {
+        // RFC 3339 UTC text from `now()` compares in time order (to the second).
+        let rows = sqlx::query(
+            "SELECT account, status, COUNT(*) FROM messages WHERE received_at >= ? \
+             GROUP BY account, status",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get::<String, _>(0), r.get::<String, _>(1)),
+                    r.get::<i64, _>(2) as u64,
+                )
+            })
             .collect())
     }
 
@@ -430,5 +466,88 @@ impl MessageStore for SqliteStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyOrigin, MasterKey};
+
+    fn msg(n: u32, status: MessageStatus) -> NewMessage {
+        NewMessage {
+            server_id: format!("graph:{n}"),
+            dedupe_key: format!("mid:{n}@test"),
+            message_id: Some(format!("{n}@test")),
+            content_hash: format!("{n:064}"),
+            status,
+            reason: (status == MessageStatus::Quarantined).then(|| "no XML".to_owned()),
+            handler: "general".into(),
+            from: Some("a@b.test".into()),
+            to: None,
+            subject: Some(format!("m{n}")),
+            date: None,
+            size: 10,
+            attachments: Vec::new(),
+            raw: RawMime::Inline(b"Subject: x\r\n\r\nx".to_vec()),
+            imports: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_and_counts_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_bytes(&[7; 32], KeyOrigin::Explicit);
+        let s = SqliteStore::open_with_key(&dir.path().join("kurir.db"), key)
+            .await
+            .unwrap();
+        let batch = (1..=5)
+            .map(|n| {
+                msg(
+                    n,
+                    if n == 3 {
+                        MessageStatus::Quarantined
+                    } else {
+                        MessageStatus::Stored
+                    },
+                )
+            })
+            .collect();
+        s.record_batch("M2M", batch).await.unwrap();
+        s.record_batch("Other", vec![msg(9, MessageStatus::Stored)])
+            .await
+            .unwrap();
+        let f = MessageFilter {
+            account: Some("M2M".into()),
+            limit: 2,
+            ..Default::default()
+        };
+        let subjects = |v: Vec<StoredMessage>| {
+            v.into_iter()
+                .map(|m| m.subject.unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            subjects(s.list_messages_page(&f, 0).await.unwrap()),
+            ["m5", "m4"]
+        );
+        assert_eq!(
+            subjects(s.list_messages_page(&f, 2).await.unwrap()),
+            ["m3", "m2"]
+        );
+        assert_eq!(subjects(s.list_messages_page(&f, 4).await.unwrap()), ["m1"]);
+        let all = MessageFilter::default();
+        assert_eq!(s.list_messages_page(&all, 5).await.unwrap().len(), 1);
+
+        let counts = s.counts_since("2000-01-01T00:00:00Z").await.unwrap();
+        assert_eq!(counts[&("M2M".to_owned(), "stored".to_owned())], 4);
+        assert_eq!(counts[&("M2M".to_owned(), "quarantined".to_owned())], 1);
+        assert_eq!(counts[&("Other".to_owned(), "stored".to_owned())], 1);
+        assert!(
+            s.counts_since("2999-01-01T00:00:00Z")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
