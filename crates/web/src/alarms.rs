@@ -4,10 +4,14 @@
 //! A client secret in Entra ID lives at most two years and a certificate a few; when one runs
 //! out, mail stops on that day with AADSTS7000222 and nobody notices until the ERP's users do.
 //! So the alarms look ahead: 30 days before expiry a warning, after it an error. An account
-//! whose mailbox has not been read successfully for a long while is an error too.
+//! whose mailbox has not been read successfully for a long while is an error too, and so is a
+//! sending user with outgoing messages that failed (they wait for an administrator's Retry).
+
+use std::collections::BTreeMap;
 
 use kurir_settings::{Scope, SettingsSnapshot, StoredValue};
 use kurir_store::messages::Health;
+use kurir_store::{MessageStore, OutboxStore, SqliteStore, Store, StoreError};
 use serde::Serialize;
 
 use crate::i18n::Lang;
@@ -31,6 +35,8 @@ pub enum AlarmKind {
     CertificateExpired,
     CertificateUnreadable,
     NoRecentFetch,
+    /// A sending user has outgoing messages in state `failed`.
+    OutboxFailing,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,6 +266,71 @@ pub fn compute(
     out
 }
 
+/// One alarm per sending user with failed outgoing messages, from
+/// [`OutboxStore::outbox_counts_by_sender`] (`(user, state) → count`). A failed message is never
+/// retried on its own, so it stays an alarm until someone retries or cancels it.
+pub fn outbox_alarms(counts: &BTreeMap<(String, String), u64>, lang: Lang) -> Vec<Alarm> {
+    counts
+        .iter()
+        .filter(|((_, state), n)| state == "failed" && **n > 0)
+        .map(|((user, _), n)| {
+            let scope = Scope::User(user.clone());
+            Alarm {
+                kind: AlarmKind::OutboxFailing,
+                severity: AlarmSeverity::Error,
+                subject: scope.storage_key(),
+                days_left: None,
+                message: format!(
+                    "{}: {n} {}",
+                    lang.subject(&scope),
+                    if *n == 1 {
+                        lang.pick(
+                            "utgående meddelande misslyckades.",
+                            "outgoing message failed.",
+                        )
+                    } else {
+                        lang.pick(
+                            "utgående meddelanden misslyckades.",
+                            "outgoing messages failed.",
+                        )
+                    }
+                ),
+                fix: lang
+                    .pick(
+                        "Öppna Utkorgen och läs felet vid meddelandet, rätta användarens inställningar (Testa anslutning visar vilket steg som misslyckas) och klicka sedan Försök igen.",
+                        "Open the Outbox and read the error beside the message, correct the user's settings (Test connection shows which step fails), then click Retry.",
+                    )
+                    .to_owned(),
+                scope,
+            }
+        })
+        .collect()
+}
+
+/// Every current alarm: settings, intake health and the outbox, read from the store.
+pub async fn current(
+    store: &SqliteStore,
+    now: time::OffsetDateTime,
+    lang: Lang,
+) -> Result<(SettingsSnapshot, Vec<Alarm>), StoreError> {
+    let snap = store.snapshot().await?;
+    let health = store.health(None).await?;
+    let mut out = compute(&snap, &health, now, lang);
+    out.extend(outbox_alarms(&store.outbox_counts_by_sender().await?, lang));
+    Ok((snap, out))
+}
+
+/// Where an alarm is fixed in the web UI.
+pub fn href(alarm: &Alarm) -> Option<String> {
+    match (&alarm.kind, &alarm.scope) {
+        (AlarmKind::OutboxFailing, Scope::User(u)) => Some(format!(
+            "/outbox?state=failed&user={}",
+            url::form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>()
+        )),
+        _ => None,
+    }
+}
+
 /// Sets the alarm gauges (called when `/metrics` is scraped, so they are always current).
 pub fn export_metrics(snap: &SettingsSnapshot, alarms: &[Alarm], today: time::Date) {
     use crate::metrics as m;
@@ -286,6 +357,7 @@ pub fn export_metrics(snap: &SettingsSnapshot, alarms: &[Alarm], today: time::Da
         AlarmKind::CertificateExpired,
         AlarmKind::CertificateUnreadable,
         AlarmKind::NoRecentFetch,
+        AlarmKind::OutboxFailing,
     ] {
         let n = alarms.iter().filter(|a| a.kind == kind).count();
         let name = serde_json::to_value(kind)
@@ -346,6 +418,32 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].kind, AlarmKind::CertificateExpiring);
         assert_eq!(a[0].subject, "user:ANNA");
+    }
+
+    #[test]
+    fn failed_outgoing_messages_are_an_alarm_per_sender() {
+        let mut counts = BTreeMap::new();
+        counts.insert(("ANNA".to_owned(), "failed".to_owned()), 2);
+        counts.insert(("ANNA".to_owned(), "sent".to_owned()), 7);
+        counts.insert(("WEBSHOP".to_owned(), "queued".to_owned()), 1);
+        counts.insert(("WEBSHOP".to_owned(), "sent".to_owned()), 3);
+        let a = outbox_alarms(&counts, Lang::En);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, AlarmKind::OutboxFailing);
+        assert_eq!(a[0].severity, AlarmSeverity::Error);
+        assert_eq!(a[0].subject, "user:ANNA");
+        assert_eq!(a[0].message, "User ANNA: 2 outgoing messages failed.");
+        assert_eq!(
+            href(&a[0]).as_deref(),
+            Some("/outbox?state=failed&user=ANNA")
+        );
+        let sv = outbox_alarms(&counts, Lang::Sv);
+        assert!(sv[0].message.contains("misslyckades"), "{}", sv[0].message);
+        assert!(sv[0].fix.contains("Försök igen"), "{}", sv[0].fix);
+        counts.remove(&("ANNA".to_owned(), "failed".to_owned()));
+        assert!(outbox_alarms(&counts, Lang::En).is_empty());
+        let json = serde_json::to_value(&a[0]).unwrap();
+        assert_eq!(json["kind"], "outbox_failing");
     }
 
     #[test]

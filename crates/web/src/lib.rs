@@ -8,7 +8,8 @@
 //! Layout: `ui.rs` the HTML pages (askama templates in `templates/`, checked at compile time),
 //! `api.rs` the JSON API (documented in `openapi.json`, checked against the router by a test),
 //! `auth.rs` sessions, CSRF and API keys, `check.rs` Test connection with `probe.rs` for
-//! IMAP/POP3/SMTP, `alarms.rs`, `metrics.rs`, `i18n.rs` (Swedish and English).
+//! IMAP/POP3/SMTP, `mail.rs` the pages of the outbox, incoming mail, quarantine and account
+//! health, `alarms.rs`, `metrics.rs`, `i18n.rs` (Swedish and English).
 //!
 //! The UI listens on loopback by default: it administers mail credentials, so exposing it is a
 //! decision (put it behind a TLS reverse proxy and pass `secure_cookies`).
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod check;
 mod edit;
 pub mod i18n;
+pub mod mail;
 pub mod metrics;
 mod probe;
 pub mod ui;
@@ -86,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_page))
         .merge(api::routes())
         .merge(ui::routes())
+        .merge(mail::routes())
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(count_requests))
         .with_state(state)
@@ -130,12 +133,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
-    use kurir_store::{MessageStore, Store};
     // Alarm gauges are computed at scrape time so they are never stale.
-    if let Ok(snap) = state.store.snapshot().await {
-        let health = state.store.health(None).await.unwrap_or_default();
-        let now = time::OffsetDateTime::now_utc();
-        let alarms = alarms::compute(&snap, &health, now, i18n::Lang::En);
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok((snap, alarms)) = alarms::current(&state.store, now, i18n::Lang::En).await {
         alarms::export_metrics(&snap, &alarms, now.date());
     }
     metrics::export_store(&state.store).await;

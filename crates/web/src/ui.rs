@@ -23,7 +23,7 @@ use kurir_settings::{
     KEYS, Kind, Level, Problem, Scope, SettingsSnapshot, Severity, Source, StoredValue,
     WEBSHOP_USER, normalize_account_name, normalize_user_code,
 };
-use kurir_store::{AdminStore, Change, MessageStore, Store, StoreError};
+use kurir_store::{AdminStore, Change, MessageStore, OutboxStore, Store, StoreError};
 
 use crate::AppState;
 use crate::alarms::{self, Alarm};
@@ -112,17 +112,23 @@ fn alarm_views(alarms: &[Alarm]) -> Vec<AlarmView> {
             },
             message: a.message.clone(),
             fix: a.fix.clone(),
-            href: href(&a.scope),
+            href: alarms::href(a).unwrap_or_else(|| href(&a.scope)),
         })
         .collect()
 }
 
 async fn current_alarms(state: &AppState, snap: &SettingsSnapshot, lang: Lang) -> Vec<Alarm> {
+    let now = time::OffsetDateTime::now_utc();
     let health = state.store.health(None).await.unwrap_or_default();
-    alarms::compute(snap, &health, time::OffsetDateTime::now_utc(), lang)
+    let mut out = alarms::compute(snap, &health, now, lang);
+    if let Ok(counts) = state.store.outbox_counts_by_sender().await {
+        out.extend(alarms::outbox_alarms(&counts, lang));
+    }
+    out
 }
 
-async fn layout(
+/// The frame of a page; `path` may carry a query (the language switch keeps it).
+pub(crate) async fn layout(
     state: &AppState,
     snap: &SettingsSnapshot,
     admin: &Admin,
@@ -131,11 +137,12 @@ async fn layout(
     title: String,
     path: &str,
 ) -> Layout {
+    let sep = if path.contains('?') { '&' } else { '?' };
     Layout {
         t: lang.texts(),
         lang: lang.code(),
         other_lang: lang.other().code(),
-        switch_href: format!("{path}?lang={}", lang.other().code()),
+        switch_href: format!("{path}{sep}lang={}", lang.other().code()),
         admin: admin.name.clone(),
         csrf: admin.csrf.clone(),
         nav,
@@ -145,7 +152,11 @@ async fn layout(
 }
 
 /// Renders a template; a `lang` query switch also stores the choice in a cookie.
-fn page(tpl: impl Template, lang_switched: Option<Lang>, status: StatusCode) -> Response {
+pub(crate) fn page(
+    tpl: impl Template,
+    lang_switched: Option<Lang>,
+    status: StatusCode,
+) -> Response {
     match tpl.render() {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
@@ -177,7 +188,7 @@ impl PageQuery {
     }
 }
 
-fn store_error(e: StoreError) -> Response {
+pub(crate) fn store_error(e: StoreError) -> Response {
     tracing::error!(error = %e, "store error");
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
