@@ -4,7 +4,9 @@
 //! Covers: API keys (missing, wrong, revoked), the settings round trip with sources and masked
 //! secrets, refused values changing nothing, Test connection explaining AADSTS7000215 in both
 //! languages, the OpenAPI document matching the routes, the login form, CSRF on every form,
-//! logout, metrics, and a clean stop on SIGTERM.
+//! logout, metrics, and a clean stop on SIGTERM; the outbox (list, show, retry, cancel),
+//! incoming messages (paging, raw MIME), the import queue, account health and the
+//! outbox-failing alarm, with data put into the store directly.
 
 mod common;
 
@@ -27,8 +29,13 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kurir"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("KURIR_DATA_DIR", dir)
             .env_remove("KURIR_MASTER_KEY")
             .env_remove("KURIR_LOG")
@@ -390,6 +397,7 @@ async fn openapi_documents_exactly_the_routes() {
                 srv.url,
                 path.replace("{code}", "NOBODY")
                     .replace("{name}", "Nothing")
+                    .replace("{id}", "999999")
             );
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = c
@@ -597,4 +605,506 @@ async fn login_csrf_and_logout() {
         status.success(),
         "kurir serve stops cleanly on SIGTERM: {status}"
     );
+}
+
+/// Signs in through the login form; returns the session cookie and the page's CSRF token.
+async fn sign_in(c: &reqwest::Client, base: &str) -> (String, String) {
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let login_csrf = set
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let r = c
+        .post(format!("{base}/login"))
+        .header("cookie", format!("kurir_login_csrf={login_csrf}"))
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", &login_csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("kurir_session="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = c
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    (session, csrf)
+}
+
+const M2M_RAW: &[u8] = b"From: orders@supplier.test\r\nTo: m2m@contoso.com\r\nSubject: Order 1001\r\nMessage-ID: <order-1001@supplier.test>\r\n\r\n(the XML and PDF parts)\r\n";
+
+fn incoming(
+    n: u32,
+    status: kurir_store::messages::MessageStatus,
+    raw: &[u8],
+) -> kurir_store::messages::NewMessage {
+    use kurir_store::messages::{AttachmentInfo, MessageStatus, NewImport, NewMessage, RawMime};
+    let ok = status == MessageStatus::Stored;
+    NewMessage {
+        server_id: format!("graph:msg-{n}"),
+        dedupe_key: format!("mid:{n}@supplier.test"),
+        message_id: Some(format!("{n}@supplier.test")),
+        content_hash: format!("{n:064}"),
+        status,
+        reason: (!ok).then(|| {
+            "a Monitor-to-Monitor message must carry an XML business document, and this one has none"
+                .to_owned()
+        }),
+        handler: "monitor-to-monitor".into(),
+        from: Some("orders@supplier.test".into()),
+        to: Some("m2m@contoso.com".into()),
+        subject: Some(if ok { "Order 1001" } else { "Hello" }.into()),
+        date: Some("2026-06-01T10:00:00Z".into()),
+        size: raw.len() as u64,
+        attachments: if ok {
+            vec![
+                AttachmentInfo {
+                    name: Some("order-1001.xml".into()),
+                    content_type: "application/xml".into(),
+                    size: 2048,
+                },
+                AttachmentInfo {
+                    name: Some("order-1001.pdf".into()),
+                    content_type: "application/pdf".into(),
+                    size: 40960,
+                },
+            ]
+        } else {
+            Vec::new()
+        },
+        raw: RawMime::Inline(raw.to_vec()),
+        imports: if ok {
+            vec![NewImport {
+                kind: "xml".into(),
+                file_name: format!("{n}-order-1001.xml"),
+                content_type: Some("application/xml".into()),
+                size: 2048,
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// The mail side of the API and the pages: outgoing messages in every state (put into the store
+/// the way the workers leave them), incoming messages with a quarantined one, an account that
+/// fails, over real HTTP against `kurir serve --no-intake --no-outbox` (nothing moves by itself).
+#[tokio::test]
+async fn outbox_incoming_imports_health_and_the_outbox_alarm() {
+    use kurir_store::messages::MessageStatus;
+    use kurir_store::outbox::{NewOutgoing, Outcome, now_ms};
+    use kurir_store::{MessageStore, OutboxStore};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key = provision(dir);
+    ok(
+        dir,
+        &["users", "add", "ANNA", "--email", "anna@contoso.com"],
+    );
+    ok(
+        dir,
+        &[
+            "accounts",
+            "add",
+            "M2M",
+            "--type",
+            "monitor-to-monitor",
+            "--mailbox",
+            "m2m@contoso.com",
+        ],
+    );
+    let store = kurir_store::SqliteStore::open(dir).await.unwrap();
+    let out = |subject: &str| {
+        NewOutgoing {
+        sender_user: "ANNA".into(),
+        origin: "cli".into(),
+        from: Some("anna@contoso.com".into()),
+        recipients: vec!["customer@example.test".into()],
+        subject: Some(subject.into()),
+        message_id: Some(format!("<{subject}@contoso.com>")),
+        raw: format!("From: anna@contoso.com\r\nTo: customer@example.test\r\nSubject: {subject}\r\n\r\nHi\r\n").into_bytes(),
+    }
+    };
+    let failed = store.enqueue(out("Invoice 17")).await.unwrap();
+    let sent = store.enqueue(out("Invoice 18")).await.unwrap();
+    let queued = store.enqueue(out("Invoice 19")).await.unwrap();
+    let leased = store.lease_due(now_ms(), 60_000, 2).await.unwrap();
+    assert_eq!(
+        leased.iter().map(|l| l.message.id).collect::<Vec<_>>(),
+        [failed, sent]
+    );
+    let explained =
+        "AADSTS7000215: Invalid client secret provided. Fix: paste the secret's Value, not its ID";
+    assert!(
+        store
+            .finish(
+                failed,
+                &leased[0].lease_token,
+                Outcome::Failed {
+                    error: explained.into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish(
+                sent,
+                &leased[1].lease_token,
+                Outcome::Sent {
+                    via: "graph".into(),
+                    reply: "202 Accepted".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let ids = store
+        .record_batch(
+            "M2M",
+            vec![
+                incoming(1, MessageStatus::Stored, M2M_RAW),
+                incoming(
+                    2,
+                    MessageStatus::Quarantined,
+                    b"Subject: Hello\r\n\r\nno XML\r\n",
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let (stored_id, quarantined_id) = (ids[0].id(), ids[1].id());
+    store.record_pass("M2M", Ok(2)).await.unwrap();
+    store
+        .record_pass(
+            "Leverantörsfakturor",
+            Err("AADSTS7000222: the client secret expired. Fix: create a new one".into()),
+        )
+        .await
+        .unwrap();
+
+    let srv = Server::start_with(dir, &["--no-intake", "--no-outbox"]);
+    let c = client();
+    let get = |p: &str| {
+        let req = c.get(format!("{}{p}", srv.url)).bearer_auth(&key);
+        async move { req.send().await.unwrap() }
+    };
+    let post = |p: &str| {
+        let req = c.post(format!("{}{p}", srv.url)).bearer_auth(&key);
+        async move { req.send().await.unwrap() }
+    };
+
+    // The outbox, filtered, and one message.
+    let all: Value = get("/api/v1/outbox").await.json().await.unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    let f: Value = get("/api/v1/outbox?state=failed&user=anna")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f[0]["id"], failed);
+    assert_eq!(f[0]["last_error"], explained);
+    assert_eq!(
+        get("/api/v1/outbox?state=lost").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let m: Value = get(&format!("/api/v1/outbox/{sent}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["state"], "sent");
+    assert_eq!(m["via"], "graph");
+    assert_eq!(m["attempts"], 1);
+    let r = get("/api/v1/outbox/999999").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("no outgoing message 999999")
+    );
+
+    // The failed message is an alarm, in the API and in the metrics.
+    let alarms: Value = get("/api/v1/alarms").await.json().await.unwrap();
+    let outbox_alarm = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "outbox_failing")
+        .unwrap_or_else(|| panic!("{alarms}"));
+    assert_eq!(outbox_alarm["subject"], "user:ANNA");
+    assert_eq!(outbox_alarm["severity"], "error");
+    let sv: Value = get("/api/v1/alarms?lang=sv").await.json().await.unwrap();
+    assert!(
+        sv.to_string().contains("utgående meddelande misslyckades"),
+        "{sv}"
+    );
+    let metrics = get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("kurir_alarms{kind=\"outbox_failing\"} 1"),
+        "{metrics}"
+    );
+
+    // Account health: per account and per sender.
+    let h: Value = get("/api/v1/account-health").await.json().await.unwrap();
+    let acc = |name: &str| {
+        h["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{h}"))
+    };
+    let m2m = acc("M2M");
+    assert_eq!(m2m["last_24h_stored"], 1, "{h}");
+    assert_eq!(m2m["last_24h_quarantined"], 1);
+    assert_eq!(m2m["error_is_current"], false);
+    assert!(m2m["last_success"].is_string());
+    let bad = acc("Leverantörsfakturor");
+    assert_eq!(bad["error_is_current"], true);
+    assert_eq!(bad["failures_in_a_row"], 1);
+    assert!(
+        bad["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("AADSTS7000222")
+    );
+    assert!(bad["last_success"].is_null());
+    let anna = &h["senders"][0];
+    assert_eq!(
+        (
+            anna["user"].as_str(),
+            anna["failed"].as_u64(),
+            anna["waiting"].as_u64(),
+            anna["sent"].as_u64()
+        ),
+        (Some("ANNA"), Some(1), Some(1), Some(1)),
+        "{h}"
+    );
+
+    // Retry and cancel: only queued or failed messages.
+    let r = post(&format!("/api/v1/outbox/{failed}/retry")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(
+        (m["state"].as_str(), m["attempts"].as_u64()),
+        (Some("queued"), Some(0)),
+        "{m}"
+    );
+    let r = post(&format!("/api/v1/outbox/{sent}/retry")).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("is sent"));
+    let r = post(&format!("/api/v1/outbox/{queued}/cancel")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "cancelled");
+    assert_eq!(
+        post(&format!("/api/v1/outbox/{queued}/cancel"))
+            .await
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/v1/outbox/999999/retry").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let alarms: Value = get("/api/v1/alarms").await.json().await.unwrap();
+    assert!(
+        !alarms.to_string().contains("outbox_failing"),
+        "retried: {alarms}"
+    );
+
+    // Incoming messages: paging, one message with its import entry, the raw MIME.
+    let page1: Value = get("/api/v1/messages?account=M2M&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page2: Value = get("/api/v1/messages?account=M2M&limit=1&offset=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page1[0]["id"], quarantined_id, "newest first");
+    assert_eq!(page2[0]["id"], stored_id);
+    assert_eq!(page2.as_array().unwrap().len(), 1);
+    let q: Value = get("/api/v1/messages?status=quarantined")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q.as_array().unwrap().len(), 1);
+    assert!(q[0]["reason"].as_str().unwrap().contains("XML"));
+    let m: Value = get(&format!("/api/v1/messages/{stored_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["attachments"][1]["name"], "order-1001.pdf");
+    assert_eq!(m["imports"][0]["kind"], "xml");
+    assert_eq!(m["imports"][0]["state"], "staged");
+    assert_eq!(m["server_ids"][0], "graph:msg-1");
+    let r = get(&format!("/api/v1/messages/{stored_id}/raw")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "message/rfc822");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".eml")
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), M2M_RAW);
+    assert_eq!(
+        get("/api/v1/messages/999999").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("/api/v1/messages/x/raw").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let imports: Value = get("/api/v1/imports?account=M2M")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(imports.as_array().unwrap().len(), 1);
+    assert_eq!(imports[0]["message"], stored_id);
+    let r = c
+        .get(format!("{}/api/v1/outbox", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The pages: behind the sign-in (the raw download too), Retry/Cancel need the CSRF token.
+    let r = c
+        .get(format!("{}/incoming/{stored_id}/raw", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (session, csrf) = sign_in(&c, &srv.url).await;
+    let page = |p: &str| {
+        let req = c.get(format!("{}{p}", srv.url)).header("cookie", &session);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.text().await.unwrap()
+        }
+    };
+    let html = page("/outbox?lang=en").await;
+    assert!(
+        html.contains("Invoice 17") && html.contains("Sending user"),
+        "{html}"
+    );
+    let html = page("/outbox").await;
+    assert!(html.contains("<h1>Utkorg</h1>") && html.contains("Avsändande användare"));
+    let html = page(&format!("/outbox/{sent}?lang=en")).await;
+    assert!(
+        html.contains("202 Accepted") && html.contains("Subject</th><td>Invoice 18"),
+        "{html}"
+    );
+    let html = page("/incoming?account=M2M&lang=en").await;
+    assert!(
+        html.contains("Order 1001") && html.contains("order-1001.xml"),
+        "{html}"
+    );
+    let html = page(&format!("/incoming/{stored_id}")).await;
+    assert!(
+        html.contains("Ladda ner original (.eml)")
+            && html.contains(&format!("{stored_id}-order-1001.xml"))
+    );
+    let html = page("/quarantine?lang=en").await;
+    assert!(
+        html.contains("must carry an XML") && !html.contains("Order 1001"),
+        "{html}"
+    );
+    let html = page("/health").await;
+    assert!(
+        html.contains("Kontohälsa") && html.contains("AADSTS7000222"),
+        "{html}"
+    );
+    let html = page("/incoming/imports").await;
+    assert!(
+        html.contains("Importkö") && html.contains("Förbereds"),
+        "{html}"
+    );
+    let r = c
+        .get(format!("{}/incoming/{stored_id}/raw", srv.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), M2M_RAW);
+    let r = c
+        .post(format!("{}/outbox/{failed}/cancel", srv.url))
+        .header("cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(format!("{}/outbox/{failed}/cancel", srv.url))
+        .header("cookie", &session)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/outbox/{failed}?done=cancelled").as_str()
+    );
+    let r = c
+        .post(format!("{}/outbox/{failed}/retry", srv.url))
+        .header("cookie", &session)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        format!("/outbox/{failed}?done=refused").as_str()
+    );
+    let m: Value = get(&format!("/api/v1/outbox/{failed}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["state"], "cancelled");
 }
