@@ -87,6 +87,7 @@ impl Http {
         let mut attempt = 1u32;
         loop {
             let (result, retry_after) = self.post_once(endpoint, form, basic).await;
+            count_request(&result);
             let err = match result {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -176,6 +177,24 @@ impl Http {
         };
         (Err(err), retry_after)
     }
+}
+
+/// Every request that reached (or tried to reach) the token endpoint, for the Prometheus
+/// counter `kurir_token_requests_total{outcome}`: `ok`, the AADSTS code, or the error kind.
+/// The `metrics` facade does nothing unless the process installed a recorder (`kurir serve`).
+fn count_request<T>(result: &Result<T, EntraError>) {
+    let outcome = match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => match e.aadsts_code() {
+            Some(code) => format!("AADSTS{code}"),
+            None => match e {
+                EntraError::Rejected { status, .. }
+                | EntraError::UnexpectedResponse { status, .. } => format!("http_{status}"),
+                _ => "network".to_owned(),
+            },
+        },
+    };
+    metrics::counter!("kurir_token_requests_total", "outcome" => outcome).increment(1);
 }
 
 /// Serialises the form, exposing secrets only into the request body.

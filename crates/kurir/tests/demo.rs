@@ -158,6 +158,18 @@ async fn demo_serves_the_ui_and_mail_flows() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("kurir_token_requests_total{outcome=\"ok\"}"),
+        "token requests are counted: {text}"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -361,13 +361,8 @@ pub async fn run(store: Arc<SqliteStore>, scope: &Scope, lang: Lang) -> Report {
                 .to_owned(),
             ),
             Err(TokenFailure::Entra(e)) => {
+                // kurir-entra counts the request itself (kurir_token_requests_total).
                 let x = e.explain(lang.entra());
-                let outcome = x
-                    .code
-                    .map(|c| format!("AADSTS{c}"))
-                    .or_else(|| x.error.clone())
-                    .unwrap_or_else(|| "error".into());
-                crate::metrics::token_request(&outcome);
                 let summary = match x.code {
                     Some(code) => format!("AADSTS{code}: {}", x.summary),
                     None => x.summary.clone(),
@@ -592,10 +587,7 @@ async fn get_token(
     match tokio::time::timeout(Duration::from_secs(30), client.token(&request)).await {
         Err(_) => Err(TokenFailure::Timeout),
         Ok(Err(e)) => Err(TokenFailure::Entra(e)),
-        Ok(Ok(t)) => {
-            crate::metrics::token_request("ok");
-            Ok(t)
-        }
+        Ok(Ok(t)) => Ok(t),
     }
 }
 

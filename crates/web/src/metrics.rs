@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "kurir_http_requests_total";
 pub const HTTP_DURATION: &str = "kurir_http_request_duration_seconds";
+/// Counted by kurir-entra at each request to the token endpoint (same name).
 pub const TOKEN_REQUESTS: &str = "kurir_token_requests_total";
 pub const MESSAGES_IN: &str = "kurir_messages_in_total";
 pub const MESSAGES_OUT: &str = "kurir_messages_out_total";
@@ -78,11 +79,6 @@ fn describe() {
         "Days until the certificate expires (negative: expired), by subject"
     );
     metrics::describe_counter!(CHECKS, "Test connection runs, by subject kind and outcome");
-}
-
-/// One token request to Entra ID: `outcome` is `ok` or e.g. `AADSTS7000215`.
-pub fn token_request(outcome: &str) {
-    metrics::counter!(TOKEN_REQUESTS, "outcome" => outcome.to_owned()).increment(1);
 }
 
 /// `n` messages taken in from `account` (intake).
