@@ -93,6 +93,80 @@ fn short(s: &str, max: usize) -> String {
     }
 }
 
+/// A long error text (the explained errors of intake and the outbox) as parts to show on their
+/// own lines: (text, class), `main` first, then `fix` for what to do, `ms` for Microsoft's
+/// message and the ids support asks for.
+pub fn error_parts(e: &str) -> Vec<(String, &'static str)> {
+    const MARKERS: [(&str, &str); 5] = [
+        ("What to do:", "fix"),
+        ("Åtgärd:", "fix"),
+        ("Microsoft's message:", "ms"),
+        ("Trace ID:", "ms"),
+        ("Time:", "ms"),
+    ];
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    for piece in e.split(" | ") {
+        let mut rest = piece.trim();
+        loop {
+            // The earliest marker after the start splits the piece.
+            let next = MARKERS
+                .iter()
+                .filter_map(|(m, _)| rest.get(1..).and_then(|r| r.find(m)).map(|i| i + 1))
+                .min();
+            match next {
+                Some(i) => {
+                    push_part(&mut out, &rest[..i]);
+                    rest = &rest[i..];
+                }
+                None => {
+                    push_part(&mut out, rest);
+                    break;
+                }
+            }
+        }
+    }
+    for (text, class) in out.iter_mut().skip(1) {
+        *class = MARKERS
+            .iter()
+            .find(|(m, _)| text.starts_with(m))
+            .map(|(_, c)| *c)
+            .unwrap_or("ms");
+    }
+    out
+}
+
+fn push_part(out: &mut Vec<(String, &'static str)>, text: &str) {
+    let t = text.trim();
+    if !t.is_empty() {
+        out.push((t.to_owned(), "main"));
+    }
+}
+
+/// The first part of an explained error without URLs, for a list column.
+fn error_preview(e: &str, max: usize) -> String {
+    let first = error_parts(e)
+        .into_iter()
+        .next()
+        .map(|p| p.0)
+        .unwrap_or_default();
+    let mut words: Vec<String> = Vec::new();
+    for w in first.split_whitespace() {
+        if w.starts_with("http://") || w.starts_with("https://") {
+            if words.last().is_some_and(|l| l == "at") {
+                words.pop();
+            }
+            if w.ends_with(':')
+                && let Some(last) = words.last_mut()
+            {
+                last.push(':');
+            }
+            continue;
+        }
+        words.push(w.to_owned());
+    }
+    short(&words.join(" "), max)
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -275,7 +349,10 @@ pub struct OutboxRow {
     pub subject: String,
     pub attempts: u32,
     pub next_attempt: String,
+    /// A preview for the list (the first part, without URLs).
     pub last_error: String,
+    /// The whole explained error, for the message's page.
+    pub error_parts: Vec<(String, &'static str)>,
     pub can_retry: bool,
     pub can_cancel: bool,
 }
@@ -309,8 +386,9 @@ fn outbox_row(
         last_error: m
             .last_error
             .as_deref()
-            .map(|e| short(e, error_chars))
+            .map(|e| error_preview(e, error_chars))
             .unwrap_or_default(),
+        error_parts: m.last_error.as_deref().map(error_parts).unwrap_or_default(),
         can_retry: actionable,
         can_cancel: actionable,
     }
@@ -365,7 +443,7 @@ async fn outbox_page(
         *per_state.entry(st.clone()).or_default() += n;
     }
     let now = kurir_store::outbox::now_ms();
-    let rows = list.iter().map(|m| outbox_row(m, t, now, 160)).collect();
+    let rows = list.iter().map(|m| outbox_row(m, t, now, 220)).collect();
     let mut states = vec![(String::new(), t.state_all, want_state.is_none())];
     states.extend(STATES.iter().map(|s| {
         (
@@ -1085,7 +1163,7 @@ pub struct AccountHealthRow {
     pub messages_href: String,
     pub last_success: String,
     pub last_attempt: String,
-    pub last_error: String,
+    pub last_error: Vec<(String, &'static str)>,
     pub last_error_at: String,
     pub error_is_current: bool,
     pub failures: u32,
@@ -1140,7 +1218,7 @@ async fn health_page(
             account: h.account.clone(),
             last_success: time_or(&h.last_success, t.never),
             last_attempt: time_or(&h.last_attempt, t.never),
-            last_error: h.last_error.clone().unwrap_or_default(),
+            last_error: h.last_error.as_deref().map(error_parts).unwrap_or_default(),
             last_error_at: time_or(&h.last_error_at, ""),
             error_is_current: h.error_is_current,
             failures: h.failures_in_a_row,
@@ -1198,6 +1276,28 @@ mod tests {
                 ("To".to_owned(), "x@y.test".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn explained_errors_are_split_into_parts_and_previewed_without_urls() {
+        let e = "no access token for sending as ANNA: Microsoft Entra ID refused the token request (HTTP 401, invalid_client, AADSTS7000215) at https://login.example/t/oauth2/v2.0/token: The client secret is wrong. What to do: paste the Value. Microsoft's message: Invalid client secret provided. Trace ID: 1-2-3.";
+        let parts = error_parts(e);
+        let classes: Vec<&str> = parts.iter().map(|p| p.1).collect();
+        assert_eq!(classes, ["main", "fix", "ms", "ms"], "{parts:?}");
+        assert!(parts[1].0.starts_with("What to do: paste the Value."));
+        assert_eq!(
+            error_preview(e, 500),
+            "no access token for sending as ANNA: Microsoft Entra ID refused the token request (HTTP 401, invalid_client, AADSTS7000215): The client secret is wrong."
+        );
+        let intake = "no token: AADSTS7000222: expired. | What to do: create a new one. | Microsoft's message: x | Trace ID: y";
+        let parts = error_parts(intake);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(
+            parts[0],
+            ("no token: AADSTS7000222: expired.".to_owned(), "main")
+        );
+        assert_eq!(parts[1].1, "fix");
+        assert_eq!(error_parts("plain"), vec![("plain".to_owned(), "main")]);
     }
 
     #[test]
