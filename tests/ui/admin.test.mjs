@@ -3,13 +3,16 @@
 //
 // One scenario, in the order an administrator works: sign in, look at the screens, override a
 // user's setting and reset it, switch language, run Test connection with a wrong client secret
-// and read the AADSTS7000215 explanation. A screenshot of each main page is saved under
-// test-artifacts/screenshots/ for people to look at.
+// and read the AADSTS7000215 explanation; then the mail itself: the outbox with a message that
+// failed for good (the wrong secret), incoming mail really taken in from the emulator's Graph
+// mailbox (a Monitor-to-Monitor order with XML and PDF, and a message quarantined for having no
+// XML), the import queue, account health, and Retry/Cancel. A screenshot of each main page is
+// saved under test-artifacts/screenshots/ for people to look at.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,6 +33,7 @@ for (const [what, path, fix] of [
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kurir-ui-'));
+const mailDir = mkdtempSync(join(tmpdir(), 'kurir-ui-mail-'));
 const profileDir = mkdtempSync(join(tmpdir(), 'kurir-ui-chromium-'));
 const env = { ...process.env, KURIR_DATA_DIR: dataDir };
 delete env.KURIR_MASTER_KEY;
@@ -37,8 +41,48 @@ delete env.KURIR_LANG;
 let emulator, server, context, page, emu, base;
 
 function kurir(args, input, extraEnv = {}) {
-  return execFileSync(KURIR, args, { env: { ...env, ...extraEnv }, input: input ?? '', encoding: 'utf8' });
+  // stderr is kept out of the test output; a failure's error message carries it.
+  return execFileSync(KURIR, args, {
+    env: { ...env, ...extraEnv }, input: input ?? '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
+
+// Two messages for the Monitor-to-Monitor mailbox: an order with its XML and PDF, and one
+// without XML, which the Monitor-to-Monitor handler quarantines.
+const ORDER_EML = `From: Order Desk <orders@leverantor.example>
+To: m2m@kurirdemo.onmicrosoft.com
+Subject: Order 4711 från Leverantör AB
+Date: Mon, 01 Jun 2026 09:30:00 +0200
+Message-ID: <order-4711@leverantor.example>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=utf-8
+
+Order 4711 bifogas.
+--b1
+Content-Type: application/xml; name="order-4711.xml"
+Content-Disposition: attachment; filename="order-4711.xml"
+
+<?xml version="1.0"?><Order><Number>4711</Number></Order>
+--b1
+Content-Type: application/pdf; name="order-4711.pdf"
+Content-Disposition: attachment; filename="order-4711.pdf"
+Content-Transfer-Encoding: base64
+
+JVBERi0xLjQKJcTl8uXrp/Og0MTGCjEgMCBvYmoKPDwvVHlwZS9DYXRhbG9nPj4KZW5kb2JqCnRyYWlsZXIKPDwvUm9vdCAxIDAgUj4+CiUlRU9GCg==
+--b1--
+`;
+const NO_XML_EML = `From: someone@spam.example
+To: m2m@kurirdemo.onmicrosoft.com
+Subject: Hej, kolla detta
+Date: Mon, 01 Jun 2026 09:45:00 +0200
+Message-ID: <hello-1@spam.example>
+Content-Type: text/plain; charset=utf-8
+
+Ingen XML här.
+`;
 
 /** Starts a kurir subcommand that prints one JSON line once it is ready. */
 function startJson(args) {
@@ -68,7 +112,8 @@ before(async () => {
   kurir(['admin', 'users', 'add', 'admin', '--password-stdin'], PASSWORD);
   const soon = new Date(Date.now() + 12 * 86400e3).toISOString().slice(0, 10);
   kurir(['settings', 'set', 'method=exchange-online', `client_id=${emu.client_id}`, `tenant_id=${emu.tenant_id}`,
-    'auth_flow=client-secret', `authority=${emu.base_url}`, `ca_file=${emu.ca_path}`, `client_secret_expires=${soon}`]);
+    'auth_flow=client-secret', `authority=${emu.base_url}`, `graph_endpoint=${emu.base_url}`, `ca_file=${emu.ca_path}`,
+    `client_secret_expires=${soon}`]);
   kurir(['settings', 'set', '--secret-env', 'client_secret=WRONG'], '', { WRONG: WRONG_SECRET });
   kurir(['users', 'add', 'ANNA', '--email', 'anna@kurirdemo.onmicrosoft.com']);
   kurir(['users', 'add', 'WEBSHOP', '--email', 'webshop@kurirdemo.onmicrosoft.com']);
@@ -76,7 +121,25 @@ before(async () => {
   kurir(['accounts', 'add', 'Monitor-till-Monitor', '--type', 'monitor-to-monitor', '--mailbox', 'm2m@kurirdemo.onmicrosoft.com']);
   kurir(['settings', 'set', '--webshop', 'method=according-to-user-settings']);
 
-  ({ child: server, info: { listen: base } } = await startJson(['serve', '--listen', '127.0.0.1:0']));
+  // Mail, with the real commands: Monitor-till-Monitor reads the emulator's M2M mailbox over
+  // Graph with the right secret (set on the account); Leverantörsfakturor inherits the wrong one
+  // and fails. ANNA's first message fails for good on the wrong secret; the second stays queued.
+  kurir(['settings', 'set', '--account', 'Monitor-till-Monitor', 'protocol=graph']);
+  kurir(['settings', 'set', '--account', 'Monitor-till-Monitor', '--secret-env', 'client_secret=GOOD'], '', { GOOD: emu.client_secret });
+  kurir(['accounts', 'add', 'Leverantörsfakturor', '--type', 'supplier-invoices', '--mailbox', 'm2m@kurirdemo.onmicrosoft.com',
+    'protocol=graph', 'source_folder=Leverantorer']);
+  writeFileSync(join(mailDir, 'order.eml'), ORDER_EML);
+  writeFileSync(join(mailDir, 'no-xml.eml'), NO_XML_EML);
+  kurir(['emulator', 'put-mail', '--state-dir', emu.state_dir, '--mailbox', 'm2m@kurirdemo.onmicrosoft.com',
+    join(mailDir, 'order.eml'), join(mailDir, 'no-xml.eml')]);
+  kurir(['fetch', '--account', 'Monitor-till-Monitor']);
+  assert.throws(() => kurir(['fetch', '--account', 'Leverantörsfakturor']), /AADSTS7000215/);
+  kurir(['send', '--as', 'ANNA', '--to', 'kund@example.com', '--subject', 'Faktura 1001']);
+  kurir(['outbox', 'run', '--until-empty']);
+  kurir(['send', '--as', 'ANNA', '--to', 'kund@example.com', '--subject', 'Orderbekräftelse 1002']);
+
+  // No intake or outbox workers in the server: the states seeded above stay put while we look.
+  ({ child: server, info: { listen: base } } = await startJson(['serve', '--listen', '127.0.0.1:0', '--no-intake', '--no-outbox']));
 
   context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
@@ -95,6 +158,7 @@ after(async () => {
   stop(server);
   stop(emulator);
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(mailDir, { recursive: true, force: true });
   rmSync(profileDir, { recursive: true, force: true });
 });
 
@@ -222,6 +286,136 @@ test('incoming-mail accounts and the webshop (according to user settings)', asyn
   const flow = page.locator('table.readonly tr[data-key="auth_flow"]');
   assert.equal(await flow.getAttribute('data-source'), 'user');
   await shot('webshop');
+});
+
+/** The outbox row of a subject. */
+const outboxRow = (subject) => page.locator('table#outbox tbody tr', { has: page.locator(`a.subject:text-is("${subject}")`) });
+
+test('the outbox: a failed message with its explanation, a queued one; filter; switch to Swedish', async () => {
+  await page.goto(`${base}/outbox?lang=en`);
+  assert.equal(await page.locator('h1').textContent(), 'Outbox');
+  const failed = outboxRow('Faktura 1001');
+  assert.equal(await failed.getAttribute('data-state'), 'failed');
+  assert.equal(await failed.locator('.state').textContent(), 'Failed');
+  assert.match(await failed.textContent(), /ANNA/);
+  assert.match(await failed.textContent(), /kund@example\.com/);
+  assert.match(await failed.locator('.last-error').textContent(), /AADSTS7000215/);
+  assert.equal(await failed.locator('button.retry').count(), 1);
+  const queued = outboxRow('Orderbekräftelse 1002');
+  assert.equal(await queued.getAttribute('data-state'), 'queued');
+  assert.match(await page.locator('#alarms').textContent(), /User ANNA: 1 outgoing message failed/);
+
+  await page.click('#lang-switch');
+  await page.waitForURL(/lang=sv/);
+  assert.equal(await page.locator('h1').textContent(), 'Utkorg');
+  assert.equal(await page.locator('table#outbox thead th').nth(2).textContent(), 'Avsändande användare');
+  assert.equal(await outboxRow('Faktura 1001').locator('.state').textContent(), 'Misslyckades');
+  assert.match(await page.locator('#alarms').textContent(), /Användare ANNA: 1 utgående meddelande misslyckades/);
+  await shot('outbox');
+
+  await page.selectOption('#f-state', 'failed');
+  await page.click('#filter');
+  await page.waitForURL(/state=failed/);
+  assert.equal(await page.locator('table#outbox tbody tr').count(), 1);
+  assert.equal(await page.locator('#f-state').inputValue(), 'failed');
+});
+
+test('incoming mail: the list, one message with its attachments, import queue and raw .eml', async () => {
+  await page.goto(`${base}/incoming`);
+  assert.equal(await page.locator('h1').textContent(), 'Inkommande e-post');
+  const rows = page.locator('table#messages tbody tr');
+  assert.equal(await rows.count(), 2);
+  const order = page.locator('table#messages tbody tr[data-status="stored"]');
+  assert.equal(await order.locator('a.subject').textContent(), 'Order 4711 från Leverantör AB');
+  assert.match(await order.locator('.attachments').textContent(), /order-4711\.xml, order-4711\.pdf/);
+  assert.equal(await page.locator('tr[data-status="quarantined"] .status').textContent(), 'I karantän');
+  await shot('incoming');
+
+  await order.locator('a.subject').click();
+  await page.waitForURL(/\/incoming\/\d+$/);
+  assert.match(await page.locator('h1').textContent(), /^Inkommande meddelande \d+$/);
+  assert.equal(await page.locator('#status').textContent(), 'Lagrat');
+  assert.match(await page.locator('#attachments').textContent(), /order-4711\.pdf/);
+  assert.equal(await page.locator('#imports tbody tr').count(), 2);
+  assert.match(await page.locator('#imports').textContent(), /Klar för import/);
+  await shot('incoming-message');
+
+  // The raw message is a download for the signed-in admin (the browser's own cookies).
+  const href = await page.locator('#download').getAttribute('href');
+  const r = await context.request.get(`${base}${href}`);
+  assert.equal(r.status(), 200);
+  assert.equal(r.headers()['content-type'], 'message/rfc822');
+  assert.match(r.headers()['content-disposition'], /attachment; filename="message-\d+\.eml"/);
+  assert.match(await r.text(), /Message-ID: <order-4711@leverantor\.example>/);
+
+  await page.goto(`${base}/incoming`);
+  await page.click('#imports-link');
+  await page.waitForURL(`${base}/incoming/imports`);
+  assert.equal(await page.locator('h1').textContent(), 'Importkö');
+  assert.equal(await page.locator('table#imports tr[data-kind="xml"]').count(), 1);
+  assert.equal(await page.locator('table#imports tr[data-kind="pdf"]').count(), 1);
+  await shot('imports');
+});
+
+test('quarantine: the message without XML, with the reason, and its raw download', async () => {
+  await page.goto(`${base}/quarantine`);
+  assert.equal(await page.locator('h1').textContent(), 'Karantän');
+  const rows = page.locator('table#messages tbody tr');
+  assert.equal(await rows.count(), 1);
+  assert.equal(await rows.locator('a.subject').textContent(), 'Hej, kolla detta');
+  assert.match(await rows.locator('.reason').textContent(), /must carry an XML business document/);
+  const r = await context.request.get(`${base}${await rows.locator('a.raw').getAttribute('href')}`);
+  assert.equal(r.status(), 200);
+  assert.match(await r.text(), /Ingen XML här/);
+  await shot('quarantine');
+});
+
+test('account health: last success, the failing account explained, messages in 24 h, failing sender', async () => {
+  await page.goto(`${base}/health`);
+  assert.equal(await page.locator('h1').textContent(), 'Kontohälsa');
+  const m2m = page.locator('tr[data-account="Monitor-till-Monitor"]');
+  assert.equal(await m2m.getAttribute('class'), 'healthy');
+  assert.match(await m2m.locator('.last-success').textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+  assert.equal((await m2m.locator('.last-24h').textContent()).trim(), '1 / 1');
+  const bad = page.locator('tr[data-account="Leverantörsfakturor"]');
+  assert.equal(await bad.getAttribute('class'), 'failing');
+  assert.match(await bad.locator('.last-success').textContent(), /^aldrig/);
+  assert.match(await bad.locator('.last-error').textContent(), /AADSTS7000215.*secret/s);
+  const anna = page.locator('#sender-health tr[data-user="ANNA"]');
+  assert.equal(await anna.locator('.failed').textContent(), '1');
+  assert.equal(await anna.locator('.waiting').textContent(), '1');
+  await shot('health');
+});
+
+test('an outgoing message: headers and the error explained, never the secret; Retry and Cancel', async () => {
+  await page.goto(`${base}/outbox`);
+  await outboxRow('Faktura 1001').locator('a.subject').click();
+  await page.waitForURL(/\/outbox\/\d+$/);
+  assert.equal(await page.locator('#state').textContent(), 'Misslyckades');
+  assert.equal(await page.locator('#attempts').textContent(), '1');
+  assert.match(await page.locator('#last-error').textContent(), /AADSTS7000215/);
+  assert.match(await page.locator('#last-error').textContent(), /Certificates & secrets/);
+  assert.match(await page.locator('#headers').textContent(), /SubjectFaktura 1001/);
+  assert.ok(!(await page.content()).includes(WRONG_SECRET), 'the secret is never in the page');
+  await shot('outbox-message');
+
+  await page.click('#retry');
+  await page.locator('#flash').waitFor();
+  assert.match(page.url(), /done=retried/);
+  assert.equal(await page.locator('#state').textContent(), 'I kö');
+  assert.equal(await page.locator('#attempts').textContent(), '0');
+  assert.equal(await page.locator('#message').getAttribute('data-state'), 'queued');
+
+  await page.goto(`${base}/outbox`);
+  await outboxRow('Orderbekräftelse 1002').locator('button.cancel').click();
+  await page.waitForURL(/done=cancelled/);
+  assert.equal(await page.locator('#state').textContent(), 'Avbrutet');
+  assert.equal(await page.locator('#retry').count(), 0);
+  await page.goto(`${base}/outbox`);
+  assert.equal(await outboxRow('Orderbekräftelse 1002').getAttribute('data-state'), 'cancelled');
+  assert.equal(await outboxRow('Faktura 1001').getAttribute('data-state'), 'queued');
+  // Nothing failed any more: the alarm is gone.
+  assert.doesNotMatch((await page.locator('#alarms').textContent()) ?? '', /utgående/);
 });
 
 test('log out', async () => {
