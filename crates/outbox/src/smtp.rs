@@ -1,37 +1,82 @@
-//! Sending over SMTP with lettre: XOAUTH2 for Exchange Online, or a classic server with an
-//! optional username and password (method `smtp`).
+//! Sending over SMTP with lettre's SMTP connection: XOAUTH2 for Exchange Online, or a classic
+//! server with an optional username and password (method `smtp`).
 //!
-//! Connections are pooled and reused: one lettre transport per (server, login), with up to
-//! `pool_size` connections. lettre fixes the credentials when a transport is built, so when the
-//! access token rotates (a new token string from the token client) the transport is rebuilt and
-//! the old one, with its authenticated connections, is shut down.
+//! Connections are pooled and reused per (server, login): at most `pool_size` connections and
+//! as many messages on their way at once. A connection remembers a fingerprint of the
+//! credentials it authenticated with; when the access token rotates, connections with the old
+//! one are closed as they come up and new ones log in with the new token. An idle connection
+//! is checked with NOOP only when it sat unused for a while; otherwise a connection that the
+//! server closed shows at MAIL FROM, before anything was handed over, and the message is tried
+//! once more on a fresh connection.
+//!
+//! **The point of no return.** A server takes responsibility for a message when it has the
+//! final `.` of DATA: it commits the message and only then answers 250. If Kurir dies between
+//! sending that dot and recording "sent", the message is sent again later (a duplicate). MAIL,
+//! RCPT and DATA run in parallel on the pooled connections, but the final stretch — body, dot,
+//! the server's answer and recording the outcome — is taken by one message at a time per
+//! process ([`SmtpPool::send`] hands the [`Gate`] to the worker, which drops it after the
+//! outcome committed). So a `kill -9` duplicates at most one message, whatever the
+//! concurrency. Messages over [`GATE_MAX_BYTES`] skip the gate, so that a long upload does
+//! not hold up every other message.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kurir_entra::TokenClient;
-use lettre::address::Envelope;
+use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{Address, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::compose::strip_bcc;
 use crate::error::{SendError, smtp_advice};
 use crate::sender::{Route, Sender, SmtpTls};
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+/// Messages up to this size pass the point of no return one at a time.
+pub const GATE_MAX_BYTES: usize = 1024 * 1024;
 
-/// The pooled transports, keyed by server and login; each remembers the fingerprint of the
-/// credentials it was built with.
+/// An idle connection older than this is checked with NOOP before it is used.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// Idle connections are closed after this.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Held from the final stretch of one message's DATA until its outcome is recorded.
+pub type Gate = OwnedMutexGuard<()>;
+
+struct Idle {
+    conn: AsyncSmtpConnection,
+    fingerprint: String,
+    since: Instant,
+}
+
+struct Server {
+    idle: Mutex<Vec<Idle>>,
+    slots: Arc<Semaphore>,
+}
+
+/// The pooled connections, keyed by server and login.
 pub struct SmtpPool {
     pool_size: u32,
     timeout: Duration,
-    transports: Mutex<HashMap<String, (String, Arc<Transport>)>>,
+    servers: Mutex<HashMap<String, Arc<Server>>>,
+    gate: Arc<Mutex<()>>,
+    hello: ClientId,
+}
+
+/// How to reach and log in to a server, for one message.
+struct Login<'a> {
+    host: &'a str,
+    port: u16,
+    tls: SmtpTls,
+    creds: Option<Credentials>,
+    mechanisms: &'static [Mechanism],
+    fingerprint: String,
+    ca_pem: Option<&'a str>,
 }
 
 impl SmtpPool {
@@ -39,19 +84,22 @@ impl SmtpPool {
         SmtpPool {
             pool_size: pool_size.max(1),
             timeout,
-            transports: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
+            gate: Arc::new(Mutex::new(())),
+            hello: ClientId::default(),
         }
     }
 
-    /// Sends one message; the reply line of the server on success.
+    /// Sends one message; the reply line of the server on success, with the [`Gate`] (for
+    /// messages up to [`GATE_MAX_BYTES`]) that the caller drops once it recorded the outcome.
     pub async fn send(
         &self,
         tokens: &TokenClient,
         sender: &Sender,
         recipients: &[String],
         raw: &[u8],
-    ) -> Result<String, SendError> {
-        let (fp, host, port, tls, creds, mechanism, login_for_key) = match &sender.route {
+    ) -> Result<(String, Option<Gate>), SendError> {
+        let (login_for_key, login) = match &sender.route {
             Route::SmtpOauth {
                 host,
                 port,
@@ -67,16 +115,19 @@ impl SmtpPool {
                         source,
                     })?;
                 let secret = t.secret.expose_secret().to_owned();
-                let fp = fingerprint(&[login, &secret]);
-                let creds = Credentials::new(login.clone(), secret);
+                let fingerprint =
+                    fingerprint(&[login, &secret, sender.ca_pem.as_deref().unwrap_or("")]);
                 (
-                    fp,
-                    host,
-                    *port,
-                    *tls,
-                    Some(creds),
-                    Mechanism::Xoauth2,
                     login.clone(),
+                    Login {
+                        host,
+                        port: *port,
+                        tls: *tls,
+                        creds: Some(Credentials::new(login.clone(), secret)),
+                        mechanisms: &[Mechanism::Xoauth2],
+                        fingerprint,
+                        ca_pem: sender.ca_pem.as_deref(),
+                    },
                 )
             }
             Route::SmtpClassic {
@@ -88,31 +139,32 @@ impl SmtpPool {
                 let creds = credentials
                     .as_ref()
                     .map(|(u, p)| Credentials::new(u.clone(), p.expose_secret().to_owned()));
-                let login = credentials
+                let user = credentials
                     .as_ref()
                     .map(|(u, _)| u.clone())
                     .unwrap_or_default();
-                let fp = match credentials {
-                    Some((u, p)) => fingerprint(&[u, p.expose_secret()]),
-                    None => fingerprint(&[]),
+                let fingerprint = match credentials {
+                    Some((u, p)) => {
+                        fingerprint(&[u, p.expose_secret(), sender.ca_pem.as_deref().unwrap_or("")])
+                    }
+                    None => fingerprint(&[sender.ca_pem.as_deref().unwrap_or("")]),
                 };
-                (fp, host, *port, *tls, creds, Mechanism::Plain, login)
+                (
+                    user,
+                    Login {
+                        host,
+                        port: *port,
+                        tls: *tls,
+                        creds,
+                        mechanisms: &[Mechanism::Plain, Mechanism::Login],
+                        fingerprint,
+                        ca_pem: sender.ca_pem.as_deref(),
+                    },
+                )
             }
             Route::Graph { .. } => unreachable!("the worker sends Graph routes through Graph"),
         };
-        let server = format!("{host}:{port}");
-        let transport = self
-            .transport(
-                fp,
-                host,
-                port,
-                tls,
-                creds,
-                mechanism,
-                &login_for_key,
-                sender,
-            )
-            .await?;
+        let server_name = format!("{}:{}", login.host, login.port);
         let from: Address = sender.from.parse().map_err(|e| {
             SendError::Settings(format!(
                 "the From address '{}' of {} is not valid ({e}); fix the user's E-postadress",
@@ -126,90 +178,228 @@ impl SmtpPool {
                     .map_err(|e| SendError::Message(format!("recipient '{r}' is not valid ({e})")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let envelope = Envelope::new(Some(from), to)
-            .map_err(|e| SendError::Message(format!("no usable envelope ({e})")))?;
+        if to.is_empty() {
+            return Err(SendError::Message("it has no recipients".into()));
+        }
         let data = strip_bcc(raw);
-        match transport.send_raw(&envelope, &data).await {
-            Ok(resp) => Ok(format!(
-                "{} {}",
-                resp.code(),
-                resp.message().collect::<Vec<_>>().join(" ")
-            )),
-            Err(e) => Err(classify(&server, &e)),
+
+        let server = {
+            let mut map = self.servers.lock().await;
+            map.entry(format!("{server_name}:{login_for_key}"))
+                .or_insert_with(|| {
+                    Arc::new(Server {
+                        idle: Mutex::new(Vec::new()),
+                        slots: Arc::new(Semaphore::new(self.pool_size as usize)),
+                    })
+                })
+                .clone()
+        };
+        let _slot: OwnedSemaphorePermit = server
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+
+        // A reused connection the server has closed fails at MAIL FROM, before the message
+        // was handed over: then once more on a fresh one.
+        let mut fresh_only = false;
+        loop {
+            let (mut conn, reused) = self.connection(&server, &login, fresh_only).await?;
+            let envelope =
+                tokio::time::timeout(self.timeout, envelope(&mut conn, &from, &to, &data)).await;
+            match envelope {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    conn.abort().await;
+                    if reused && !fresh_only && e.status().is_none() {
+                        fresh_only = true;
+                        continue;
+                    }
+                    return Err(classify(&server_name, &e));
+                }
+                Err(_) => {
+                    conn.abort().await;
+                    return Err(timed_out(&server_name, "in MAIL/RCPT/DATA"));
+                }
+            }
+            let gate = if data.len() <= GATE_MAX_BYTES {
+                Some(self.gate.clone().lock_owned().await)
+            } else {
+                None
+            };
+            let answer = tokio::time::timeout(self.timeout, conn.message(&data)).await;
+            return match answer {
+                Ok(Ok(resp)) => {
+                    let reply = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    let mut idle = server.idle.lock().await;
+                    idle.push(Idle {
+                        conn,
+                        fingerprint: login.fingerprint.clone(),
+                        since: Instant::now(),
+                    });
+                    Ok((reply, gate))
+                }
+                Ok(Err(e)) => {
+                    conn.abort().await;
+                    Err(classify(&server_name, &e))
+                }
+                Err(_) => {
+                    conn.abort().await;
+                    Err(timed_out(&server_name, "after the message data"))
+                }
+            };
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn transport(
+    /// An idle connection with the current credentials, or a new one (connected, TLS, logged
+    /// in). Says whether it was reused.
+    async fn connection(
         &self,
-        fingerprint: String,
-        host: &str,
-        port: u16,
-        tls: SmtpTls,
-        creds: Option<Credentials>,
-        mechanism: Mechanism,
-        login: &str,
-        sender: &Sender,
-    ) -> Result<Arc<Transport>, SendError> {
-        let key = format!("{host}:{port}:{login}");
-        let fingerprint =
-            fingerprint + &self::fingerprint(&[sender.ca_pem.as_deref().unwrap_or("")]);
-        let mut map = self.transports.lock().await;
-        if let Some((fp, t)) = map.get(&key) {
-            if *fp == fingerprint {
-                return Ok(t.clone());
+        server: &Server,
+        login: &Login<'_>,
+        fresh_only: bool,
+    ) -> Result<(AsyncSmtpConnection, bool), SendError> {
+        if !fresh_only {
+            loop {
+                let next = server.idle.lock().await.pop();
+                let Some(mut idle) = next else { break };
+                let age = idle.since.elapsed();
+                if idle.fingerprint != login.fingerprint || age > IDLE_TIMEOUT {
+                    // Rotated credentials or too old: close it in the background.
+                    tokio::spawn(async move { idle.conn.abort().await });
+                    continue;
+                }
+                if age > CHECK_IDLE_AFTER && !idle.conn.test_connected().await {
+                    idle.conn.abort().await;
+                    continue;
+                }
+                return Ok((idle.conn, true));
             }
         }
-        let params = {
-            let mut b = TlsParameters::builder(host.to_owned());
-            if let Some(pem) = &sender.ca_pem {
-                // ca_file may be a bundle (e.g. the emulator's CA and the mail server's CA):
-                // lettre reads one certificate per call.
-                for block in pem_blocks(pem) {
-                    let cert = Certificate::from_pem(block.as_bytes()).map_err(|e| {
-                        SendError::Settings(format!(
-                            "the Extra CA certificate (ca_file) is not a PEM certificate ({e})"
-                        ))
+        let server_name = format!("{}:{}", login.host, login.port);
+        let params = tls_parameters(login.host, login.port, login.ca_pem)?;
+        let connect = async {
+            let mut conn = if login.tls == SmtpTls::Implicit {
+                AsyncSmtpConnection::connect_tokio1(
+                    (login.host, login.port),
+                    Some(self.timeout),
+                    &self.hello,
+                    Some(params.clone()),
+                    None,
+                )
+                .await
+                .map_err(|e| classify(&server_name, &e))?
+            } else {
+                // Our own socket, for TCP_NODELAY: the final ".\r\n" is a small write right
+                // after the body, which Nagle's algorithm would hold back until the server's
+                // delayed ACK (tens of milliseconds per message).
+                let tcp = tokio::net::TcpStream::connect((login.host, login.port))
+                    .await
+                    .map_err(|e| SendError::Smtp {
+                        server: server_name.clone(),
+                        what: format!("cannot be reached ({e})"),
+                        code: None,
+                        transient: true,
+                        advice: smtp_advice(None, ""),
                     })?;
-                    b = b.add_root_certificate(cert);
+                let _ = tcp.set_nodelay(true);
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+                    .await
+                    .map_err(|e| classify(&server_name, &e))?
+            };
+            if login.tls == SmtpTls::StartTls {
+                if !conn.server_info().supports_feature(Extension::StartTls) {
+                    conn.abort().await;
+                    return Err(SendError::Smtp {
+                        server: server_name.clone(),
+                        what: "does not offer STARTTLS".into(),
+                        code: None,
+                        transient: false,
+                        advice:
+                            "set smtp_tls to the encryption the server offers (tls for port 465)"
+                                .into(),
+                    });
+                }
+                conn.starttls(params, &self.hello)
+                    .await
+                    .map_err(|e| classify(&server_name, &e))?;
+            }
+            if let Some(creds) = &login.creds {
+                if let Err(e) = conn.auth(login.mechanisms, creds).await {
+                    conn.abort().await;
+                    return Err(classify(&server_name, &e));
                 }
             }
-            b.build_rustls().map_err(|e| SendError::Smtp {
-                server: format!("{host}:{port}"),
-                what: format!("cannot be set up for TLS ({e})"),
-                code: None,
-                transient: false,
-                advice: "check smtp_tls and ca_file".into(),
-            })?
+            Ok(conn)
         };
-        let mut b = Transport::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(self.timeout))
-            .tls(match tls {
-                SmtpTls::StartTls => Tls::Required(params),
-                SmtpTls::Implicit => Tls::Wrapper(params),
-                SmtpTls::None => Tls::None,
-            })
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(self.pool_size)
-                    .idle_timeout(Duration::from_secs(60)),
-            );
-        if let Some(c) = creds {
-            b = b
-                .credentials(c)
-                .authentication(vec![mechanism, Mechanism::Login]);
-            if mechanism == Mechanism::Xoauth2 {
-                b = b.authentication(vec![Mechanism::Xoauth2]);
-            }
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(conn)) => Ok((conn, false)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(timed_out(&server_name, "while connecting and logging in")),
         }
-        let t = Arc::new(b.build());
-        if let Some((_, old)) = map.insert(key, (fingerprint, t.clone())) {
-            // The old token's connections: close them in the background.
-            tokio::spawn(async move { old.shutdown().await });
-        }
-        Ok(t)
     }
+}
+
+/// MAIL FROM, RCPT TO for each recipient, DATA.
+async fn envelope(
+    conn: &mut AsyncSmtpConnection,
+    from: &Address,
+    to: &[Address],
+    data: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
+    let mut params = Vec::new();
+    let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+    let utf8 = !ascii(from) || to.iter().any(|a| !ascii(a));
+    if utf8 {
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !data.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(Some(from.clone()), params)).await?;
+    for r in to {
+        conn.command(Rcpt::new(r.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    Ok(())
+}
+
+fn timed_out(server: &str, when: &str) -> SendError {
+    SendError::Smtp {
+        server: server.to_owned(),
+        what: format!("did not answer in time {when}"),
+        code: None,
+        transient: true,
+        advice: smtp_advice(None, ""),
+    }
+}
+
+fn tls_parameters(host: &str, port: u16, ca_pem: Option<&str>) -> Result<TlsParameters, SendError> {
+    let mut b = TlsParameters::builder(host.to_owned());
+    if let Some(pem) = ca_pem {
+        // ca_file may be a bundle (e.g. the emulator's CA and the mail server's CA): lettre
+        // reads one certificate per call.
+        for block in pem_blocks(pem) {
+            let cert = Certificate::from_pem(block.as_bytes()).map_err(|e| {
+                SendError::Settings(format!(
+                    "the Extra CA certificate (ca_file) is not a PEM certificate ({e})"
+                ))
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build_rustls().map_err(|e| SendError::Smtp {
+        server: format!("{host}:{port}"),
+        what: format!("cannot be set up for TLS ({e})"),
+        code: None,
+        transient: false,
+        advice: "check smtp_tls and ca_file".into(),
+    })
 }
 
 /// The `CERTIFICATE` blocks of a PEM bundle.

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::error::SendError;
 use crate::graph::GraphSender;
 use crate::sender::{self, ExchangeTransport, Route, Sender};
-use crate::smtp::SmtpPool;
+use crate::smtp::{Gate, SmtpPool};
 use crate::throttle::Throttle;
 
 /// How the outbox behaves. The defaults are for Exchange Online in production.
@@ -258,7 +258,9 @@ impl Outbox {
                 }
             }
         };
-        let outcome = tokio::select! {
+        // `_gate`: an SMTP message past its point of no return holds it until its outcome is
+        // recorded below (see `smtp`), so a kill duplicates at most one message.
+        let (outcome, _gate) = tokio::select! {
             o = self.attempt(&leased) => o,
             _ = heartbeat => {
                 tracing::warn!(id, "lost the lease while sending; another worker has the message");
@@ -297,26 +299,28 @@ impl Outbox {
         TaskOutcome::Lost
     }
 
-    async fn attempt(&self, leased: &Leased) -> Outcome {
+    async fn attempt(&self, leased: &Leased) -> (Outcome, Option<Gate>) {
         let m = &leased.message;
         let sender = match self.sender_for(&m.sender_user).await {
             Ok(s) => s,
-            Err(e) => return self.failure(leased, e),
+            Err(e) => return (self.failure(leased, e), None),
         };
         let mailbox = sender.mailbox_key();
         if let Err(wait) = self.throttle.reserve(&mailbox) {
-            return Outcome::Defer {
-                at: now_ms() + wait.as_millis() as i64 + 10,
-            };
+            let at = now_ms() + wait.as_millis() as i64 + 10;
+            return (Outcome::Defer { at }, None);
         }
         let tokens = match self.token_client(sender.ca_pem.as_deref()).await {
             Ok(t) => t,
-            Err(e) => return self.failure(leased, e),
+            Err(e) => return (self.failure(leased, e), None),
         };
         let result = match &sender.route {
             Route::Graph { .. } => {
                 let _permit = self.throttle.graph_permit(&mailbox).await;
-                self.graph.send(&tokens, &sender, &leased.raw).await
+                self.graph
+                    .send(&tokens, &sender, &leased.raw)
+                    .await
+                    .map(|r| (r, None))
             }
             Route::SmtpOauth { .. } | Route::SmtpClassic { .. } => {
                 self.smtp
@@ -324,33 +328,32 @@ impl Outbox {
                     .await
             }
         };
-        match result {
-            Ok(reply) => Outcome::Sent {
-                via: sender.route.kind().to_owned(),
-                reply,
+        let e = match result {
+            Ok((reply, gate)) => {
+                let via = sender.route.kind().to_owned();
+                return (Outcome::Sent { via, reply }, gate);
+            }
+            Err(e) => e,
+        };
+        if matches!(e, SendError::Token { .. } | SendError::Settings(_)) {
+            // Nothing reached Exchange: the slot is still free.
+            self.throttle.release(&mailbox);
+        }
+        if let (
+            SendError::Smtp {
+                code: Some(535), ..
             },
-            Err(e) => {
-                if matches!(e, SendError::Token { .. } | SendError::Settings(_)) {
-                    // Nothing reached Exchange: the slot is still free.
-                    self.throttle.release(&mailbox);
-                }
-                if let (
-                    SendError::Smtp {
-                        code: Some(535), ..
-                    },
-                    Route::SmtpOauth { token, .. },
-                ) = (&e, &sender.route)
-                {
-                    // A refused token may just be stale: fetch a new one next time, and only
-                    // call it permanent when fresh tokens are refused too.
-                    let _ = tokens.forget(token).await;
-                    if m.attempts < 3 {
-                        return self.retry(leased, &e, e.to_string());
-                    }
-                }
-                self.failure(leased, e)
+            Route::SmtpOauth { token, .. },
+        ) = (&e, &sender.route)
+        {
+            // A refused token may just be stale: fetch a new one next time, and only call it
+            // permanent when fresh tokens are refused too.
+            let _ = tokens.forget(token).await;
+            if m.attempts < 3 {
+                return (self.retry(leased, &e, e.to_string()), None);
             }
         }
+        (self.failure(leased, e), None)
     }
 
     fn failure(&self, leased: &Leased, e: SendError) -> Outcome {

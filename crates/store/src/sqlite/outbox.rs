@@ -1,9 +1,13 @@
 //! [`OutboxStore`] on SQLite (tables from `migrations/sqlite/0003_outbox.sql`).
 //!
-//! Every write is one transaction on a database in WAL mode with `synchronous = FULL`, so when
-//! [`OutboxStore::enqueue`] returns, the message survives a crash or power cut. Leasing is a
-//! single `UPDATE … RETURNING`, atomic against other workers (in this process or another one
-//! sharing the file).
+//! Every write is one transaction on a database in WAL mode. Queueing runs with `synchronous =
+//! FULL`, so when [`OutboxStore::enqueue`] returns, the message survives a crash or power cut.
+//! Leases, renewals and outcomes go through the store's `marks` connection (`synchronous =
+//! NORMAL`, not fsync'd): the moment between the server's acceptance and the "sent" mark is
+//! when a `kill -9` makes a duplicate, so that mark must cost microseconds, not an fsync. It
+//! still survives `kill -9` (the commit is in the OS page cache); a power cut may undo the last
+//! marks, which only sends those messages again. Leasing is a single `UPDATE … RETURNING`,
+//! atomic against other workers (in this process or another one sharing the file).
 
 use std::collections::BTreeMap;
 
@@ -128,7 +132,7 @@ impl OutboxStore for SqliteStore {
             .bind(now_ms)
             .bind(now_ms)
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.marks)
             .await?;
         let mut out: Vec<Leased> = rows
             .iter()
@@ -150,7 +154,7 @@ impl OutboxStore for SqliteStore {
         .bind(until_ms)
         .bind(id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.marks)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -184,7 +188,7 @@ impl OutboxStore for SqliteStore {
             )
             .bind(error),
         };
-        let r = q.bind(id).bind(token).execute(&self.pool).await?;
+        let r = q.bind(id).bind(token).execute(&self.marks).await?;
         Ok(r.rows_affected() == 1)
     }
 
