@@ -27,6 +27,10 @@ fn main() -> ExitCode {
     // `kurir serve` is a service: it logs at info by default and may log JSON lines.
     let (default, json) = match &args.command {
         cli::Command::Serve(a) => cli::serve::log_defaults(a.log_json, args.verbose),
+        // The demo is the service too: its log lines are how a newcomer sees mail move.
+        // (The emulator's request log would drown them; -v shows it.)
+        cli::Command::Demo(_) if args.verbose == 0 => ("info,kurir_emulator=warn", false),
+        cli::Command::Demo(_) => cli::serve::log_defaults(false, args.verbose),
         _ => (
             match args.verbose {
                 0 => "warn",

@@ -86,7 +86,7 @@ pub async fn run(data_dir: &Path, explicit_dir: bool, args: DemoArgs) -> anyhow:
         d::TENANT_DOMAIN,
         if args.every > 0 {
             format!(
-                "Every {} s a new order arrives for {M2M_ACCOUNT} and the webshop (WEBSHOP) sends a confirmation.",
+                "Every {} s more mail: an order arrives for {M2M_ACCOUNT}, the webshop (WEBSHOP) confirms an order, or ANNA sends a purchase order.",
                 args.every
             )
         } else {
