@@ -98,6 +98,14 @@ struct Prepared {
     created_raw: Option<PathBuf>,
 }
 
+/// A committed batch's server-side step, still to be done.
+#[derive(Default)]
+struct Moves {
+    processed: Vec<String>,
+    quarantine: Vec<String>,
+    count: u64,
+}
+
 /// The held per-account lock; released when dropped (or when the process dies).
 pub struct AccountLock(#[allow(dead_code)] File);
 
@@ -253,97 +261,163 @@ impl Intake {
             .into_iter()
             .filter(|l| !known.contains(&l.server_id))
             .collect();
-        // Fetching batch N+1 overlaps parsing and storing batch N: the server is only changed
-        // (finish) for a batch after its own transaction committed, so the order that makes
-        // intake exactly-once is kept while the network and the disk work at the same time.
+        // Three stages overlap: while batch N is parsed, handled and committed, batch N+1 is
+        // fetched and batch N-1 — committed in the previous round — is moved on a second
+        // connection. The server is changed for a batch only after its own transaction
+        // committed, so the order that makes intake exactly-once holds for every batch while
+        // the network, the CPU and the disk work at the same time. Without a mover (POP3) a
+        // batch is finished on the one connection right after its commit.
         let all = batches(&new, self.limits);
         let spool = self.spool();
+        let mut mover = transport.mover();
         let mut next = match all.first() {
             Some(first) => Some(transport.fetch(first, &spool).await?),
             None => None,
         };
-        for (i, batch) in all.iter().enumerate() {
+        let mut to_move: Option<Moves> = None;
+        for i in 0..all.len() {
             let fetched = next.take().expect("fetched ahead");
-            let t_store = Instant::now();
-            let (stored, ahead) = match all.get(i + 1) {
-                Some(following) => {
-                    let (stored, ahead) = tokio::join!(
-                        self.prepare_and_record(fetched),
-                        transport.fetch(following, &spool)
-                    );
-                    (stored?, Some(ahead?))
-                }
-                None => (self.prepare_and_record(fetched).await?, None),
+            let following = all.get(i + 1).copied();
+            let round = Instant::now();
+            let fetch_ahead = async {
+                let t = Instant::now();
+                let r = match following {
+                    Some(f) => transport.fetch(f, &spool).await.map(Some),
+                    None => Ok(None),
+                };
+                (r, t.elapsed())
             };
-            next = ahead;
-            let (prepared, recorded) = stored;
-            let store_and_fetch = t_store.elapsed();
-
-            let mut ready_names = Vec::new();
-            let mut processed = Vec::new();
-            let mut quarantine = Vec::new();
-            for (p, r) in prepared.iter().zip(&recorded) {
-                summary.bytes += p.new.size;
-                match r {
-                    Recorded::New { .. } => {
-                        match p.new.status {
-                            MessageStatus::Stored => summary.stored += 1,
-                            MessageStatus::Quarantined => summary.quarantined += 1,
-                        }
-                        for (from, to) in &p.staged {
-                            std::fs::rename(from, to).map_err(|e| {
-                                IntakeError::disk("move an import document into place", to, e)
-                            })?;
-                            ready_names.push(to.clone());
-                        }
-                        summary.documents += p.staged.len() as u64;
-                    }
-                    Recorded::Duplicate { .. } => {
-                        summary.duplicates += 1;
-                        for (from, _) in &p.staged {
-                            let _ = std::fs::remove_file(from);
-                        }
-                        if let Some(raw) = &p.created_raw {
-                            let _ = std::fs::remove_file(raw);
-                        }
-                    }
+            let (stored, ahead, moved) = match mover.as_deref_mut() {
+                Some(m) => {
+                    let previous = to_move.take();
+                    tokio::join!(
+                        self.prepare_and_record(fetched),
+                        fetch_ahead,
+                        self.move_batch(m, previous)
+                    )
                 }
-                match p.new.status {
-                    MessageStatus::Stored => processed.push(p.new.server_id.clone()),
-                    MessageStatus::Quarantined => quarantine.push(p.new.server_id.clone()),
+                None => {
+                    let (stored, ahead) =
+                        tokio::join!(self.prepare_and_record(fetched), fetch_ahead);
+                    (stored, ahead, Ok((0, Duration::ZERO)))
                 }
-            }
-            if !ready_names.is_empty() {
-                sync_dir(&self.import_dir());
-                let staged = self.store.staged_imports(&self.account).await?;
-                let ids: Vec<i64> = staged
-                    .iter()
-                    .filter(|e| self.import_dir().join(&e.file_name).exists())
-                    .map(|e| e.id)
-                    .collect();
-                self.store.mark_imports_ready(&ids).await?;
-            }
-            let t_move = Instant::now();
-            transport.finish(&processed, Destination::Processed).await?;
-            transport
-                .finish(&quarantine, Destination::Quarantine)
+            };
+            let (moved, move_time) = moved?;
+            progress.advanced(moved);
+            let (ahead, fetch_time) = ahead;
+            next = ahead?;
+            let (prepared, recorded) = stored?;
+            let moves = self
+                .after_commit(&prepared, &recorded, &mut summary)
                 .await?;
-            transport.commit().await?;
-            let move_time = t_move.elapsed();
-            let done: Vec<String> = processed.into_iter().chain(quarantine).collect();
-            self.store.mark_done(&self.account, &done).await?;
+            let messages = moves.count;
+            match mover {
+                Some(_) => to_move = Some(moves),
+                None => {
+                    let (moved, _) = self.move_batch(transport, Some(moves)).await?;
+                    progress.advanced(moved);
+                }
+            }
             // Where a pass spends its time (KURIR_LOG=kurir_intake=debug), for tuning.
             tracing::debug!(
                 account = %self.account,
-                messages = batch.len(),
-                store_and_fetch_ms = store_and_fetch.as_millis() as u64,
-                move_ms = move_time.as_millis() as u64,
+                messages,
+                round_ms = round.elapsed().as_millis() as u64,
+                fetch_next_ms = fetch_time.as_millis() as u64,
+                move_previous_ms = move_time.as_millis() as u64,
                 "batch done"
             );
-            progress.advanced(batch.len() as u64);
+        }
+        if let Some(mut m) = mover {
+            let (moved, _) = self.move_batch(m.as_mut(), to_move.take()).await?;
+            progress.advanced(moved);
+            m.close().await;
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
+    }
+
+    /// After a batch's commit: import documents into the ERP's folder, counts, and what to move.
+    async fn after_commit(
+        &self,
+        prepared: &[Prepared],
+        recorded: &[Recorded],
+        summary: &mut PassSummary,
+    ) -> Result<Moves, IntakeError> {
+        let mut ready_names = Vec::new();
+        let mut moves = Moves {
+            count: prepared.len() as u64,
+            ..Default::default()
+        };
+        for (p, r) in prepared.iter().zip(recorded) {
+            summary.bytes += p.new.size;
+            match r {
+                Recorded::New { .. } => {
+                    match p.new.status {
+                        MessageStatus::Stored => summary.stored += 1,
+                        MessageStatus::Quarantined => summary.quarantined += 1,
+                    }
+                    for (from, to) in &p.staged {
+                        std::fs::rename(from, to).map_err(|e| {
+                            IntakeError::disk("move an import document into place", to, e)
+                        })?;
+                        ready_names.push(to.clone());
+                    }
+                    summary.documents += p.staged.len() as u64;
+                }
+                Recorded::Duplicate { .. } => {
+                    summary.duplicates += 1;
+                    for (from, _) in &p.staged {
+                        let _ = std::fs::remove_file(from);
+                    }
+                    if let Some(raw) = &p.created_raw {
+                        let _ = std::fs::remove_file(raw);
+                    }
+                }
+            }
+            match p.new.status {
+                MessageStatus::Stored => moves.processed.push(p.new.server_id.clone()),
+                MessageStatus::Quarantined => moves.quarantine.push(p.new.server_id.clone()),
+            }
+        }
+        if !ready_names.is_empty() {
+            sync_dir(&self.import_dir());
+            let staged = self.store.staged_imports(&self.account).await?;
+            let ids: Vec<i64> = staged
+                .iter()
+                .filter(|e| self.import_dir().join(&e.file_name).exists())
+                .map(|e| e.id)
+                .collect();
+            self.store.mark_imports_ready(&ids).await?;
+        }
+        Ok(moves)
+    }
+
+    /// The server-side step for a committed batch, then its record that the step happened.
+    /// Returns how many messages the batch had, and how long it took.
+    async fn move_batch(
+        &self,
+        transport: &mut dyn Transport,
+        moves: Option<Moves>,
+    ) -> Result<(u64, Duration), IntakeError> {
+        let Some(moves) = moves else {
+            return Ok((0, Duration::ZERO));
+        };
+        let t = Instant::now();
+        transport
+            .finish(&moves.processed, Destination::Processed)
+            .await?;
+        transport
+            .finish(&moves.quarantine, Destination::Quarantine)
+            .await?;
+        transport.commit().await?;
+        let done: Vec<String> = moves
+            .processed
+            .into_iter()
+            .chain(moves.quarantine)
+            .collect();
+        self.store.mark_done(&self.account, &done).await?;
+        Ok((moves.count, t.elapsed()))
     }
 
     async fn prepare_and_record(
@@ -384,11 +458,19 @@ impl Intake {
             handler: self.handler.clone(),
         };
         tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
             let mut prepared = fetched
                 .into_iter()
                 .map(|f| ctx.prepare(f))
                 .collect::<Result<Vec<_>, _>>()?;
+            let parse_time = t.elapsed();
+            let t = Instant::now();
             ctx.write_segment(&mut prepared)?;
+            tracing::debug!(
+                parse_ms = parse_time.as_millis() as u64,
+                segment_ms = t.elapsed().as_millis() as u64,
+                "batch prepared"
+            );
             Ok(prepared)
         })
         .await

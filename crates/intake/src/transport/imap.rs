@@ -6,14 +6,15 @@
 //!   server finishes with its tagged NO instead of waiting for us.
 //! - Identity: `imap:<folder>:<UIDVALIDITY>:<UID>`. If UIDVALIDITY changes, every message gets a
 //!   new id and the pipeline's Message-ID/hash dedupe recognises the ones already stored.
-//! - Fetch: `UID FETCH <set> BODY.PEEK[]` for a whole batch in one round trip; a message above
-//!   [`LARGE_MESSAGE`] is fetched in 4 MiB partial fetches straight into a spool file.
+//! - Fetch: `UID FETCH <set> (UID BODY.PEEK[])` for a whole batch in one round trip, read by
+//!   [`super::imap_fetch`] (not async-imap); a body above [`LARGE_MESSAGE`] streams into a spool
+//!   file as it arrives.
 //! - Finish: `UID MOVE <set>` (RFC 6851), else `UID COPY` + `UID STORE +FLAGS (\Deleted)` +
 //!   `UID EXPUNGE` (UIDPLUS; plain EXPUNGE without it). The destination is created when missing.
 //! - IDLE: waits for new mail, but never past the token's expiry minus a margin: the session is
 //!   re-authenticated (a new connection) before the server would drop it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,15 +27,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::{
-    Destination, Fetched, LARGE_MESSAGE, Listed, ServerConfig, SpoolDir, Spooled, Transport,
+    Destination, Fetched, LARGE_MESSAGE, Listed, ServerConfig, SpoolDir, Transport, imap_fetch,
 };
 use crate::IntakeError;
 use crate::auth::{Mechanism, SecretBytes, TokenSource, describe_challenge};
 
 type ImapStream = TlsStream<TcpStream>;
 
-/// Partial fetches of a large message: big enough to be fast, small enough for memory.
-const CHUNK: u64 = 4 * 1024 * 1024;
 /// UIDs per command, keeping command lines well under servers' limits.
 const UIDS_PER_COMMAND: usize = 1000;
 /// Reconnect (re-authenticate) when the token has less than this left.
@@ -55,6 +54,8 @@ pub struct ImapTransport {
     folders: Folders,
     tokens: Arc<dyn TokenSource>,
     conn: Option<Conn>,
+    /// Tags of our own raw commands.
+    tags: u64,
 }
 
 struct Conn {
@@ -96,6 +97,7 @@ impl ImapTransport {
             folders,
             tokens,
             conn: None,
+            tags: 0,
         }
     }
 
@@ -244,49 +246,6 @@ impl ImapTransport {
         conn.existing.insert(folder.to_owned());
         Ok(())
     }
-
-    async fn fetch_large(
-        &mut self,
-        uid: u32,
-        spool: &SpoolDir,
-    ) -> Result<Option<Spooled>, IntakeError> {
-        let (path, mut file) = spool.new_file()?;
-        let mut offset = 0u64;
-        loop {
-            let server = self.server();
-            let conn = self.conn().await?;
-            let query = format!("BODY.PEEK[]<{offset}.{CHUNK}>");
-            let fetches: Vec<_> = conn
-                .session
-                .uid_fetch(uid.to_string(), &query)
-                .await
-                .map_err(|e| proto(&server, format!("UID FETCH {uid} {query}: {e}")))?
-                .try_collect()
-                .await
-                .map_err(|e| proto(&server, format!("UID FETCH {uid} {query}: {e}")))?;
-            let Some(chunk) = fetches
-                .iter()
-                .find(|f| f.uid == Some(uid))
-                .and_then(|f| f.body())
-            else {
-                drop(file);
-                let _ = std::fs::remove_file(&path);
-                // Gone between LIST and FETCH (someone else moved it): nothing to take in.
-                return Ok(None);
-            };
-            file.write_all(chunk)
-                .await
-                .map_err(|e| IntakeError::disk("write a spool file", &path, e))?;
-            offset += chunk.len() as u64;
-            if (chunk.len() as u64) < CHUNK {
-                break;
-            }
-        }
-        file.flush()
-            .await
-            .map_err(|e| IntakeError::disk("write a spool file", &path, e))?;
-        Ok(Some(Spooled::File { path, size: offset }))
-    }
 }
 
 fn proto(server: &str, detail: String) -> IntakeError {
@@ -370,6 +329,17 @@ impl Transport for ImapTransport {
         "imap"
     }
 
+    /// UID MOVE on a second connection while this one fetches: the server allows moving
+    /// messages of a mailbox another session has selected (the fetching session is told with
+    /// EXPUNGE responses, which the raw fetch skips).
+    fn mover(&self) -> Option<Box<dyn Transport>> {
+        Some(Box::new(ImapTransport::new(
+            self.cfg.clone(),
+            self.folders.clone(),
+            self.tokens.clone(),
+        )))
+    }
+
     async fn list(&mut self) -> Result<Vec<Listed>, IntakeError> {
         let server = self.server();
         let source = self.folders.source.clone();
@@ -419,46 +389,36 @@ impl Transport for ImapTransport {
     ) -> Result<Vec<Fetched>, IntakeError> {
         let server = self.server();
         let uidvalidity = self.conn().await?.uidvalidity;
-        let mut small = Vec::new();
-        let mut large = Vec::new();
-        for l in ids {
-            if let Some(uid) = self.uid_of(&l.server_id, uidvalidity) {
-                if l.size.unwrap_or(0) > LARGE_MESSAGE {
-                    large.push(uid);
-                } else {
-                    small.push(uid);
-                }
-            }
-        }
+        let uids: Vec<u32> = ids
+            .iter()
+            .filter_map(|l| self.uid_of(&l.server_id, uidvalidity))
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
-        for set in uid_sets(&small) {
+        for set in uid_sets(&uids) {
+            self.tags += 1;
+            let tag = format!("KF{}", self.tags);
             let conn = self.conn().await?;
-            let mut stream = conn
-                .session
-                .uid_fetch(&set, "BODY.PEEK[]")
-                .await
-                .map_err(|e| proto(&server, format!("UID FETCH BODY.PEEK[]: {e}")))?;
-            let mut got: HashMap<u32, Vec<u8>> = HashMap::new();
-            while let Some(f) = stream
-                .try_next()
-                .await
-                .map_err(|e| proto(&server, format!("UID FETCH BODY.PEEK[]: {e}")))?
+            // Large bodies stream into spool files; see imap_fetch for why not async-imap.
+            let got = match imap_fetch::uid_fetch_bodies(
+                conn.session.get_mut(),
+                &tag,
+                &set,
+                LARGE_MESSAGE,
+                spool,
+            )
+            .await
             {
-                // Unsolicited FETCH responses (flag changes) carry no body: skip them.
-                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    got.insert(uid, body.to_vec());
+                Ok(got) => got,
+                Err(e) => {
+                    // The connection is somewhere inside a response: never reuse it.
+                    self.conn = None;
+                    return Err(match e {
+                        imap_fetch::FetchError::Spool(e) => e,
+                        other => proto(&server, format!("UID FETCH BODY.PEEK[]: {other}")),
+                    });
                 }
-            }
-            drop(stream);
+            };
             for (uid, body) in got {
-                out.push(Fetched {
-                    server_id: format!("imap:{}:{uidvalidity}:{uid}", self.folders.source),
-                    body: Spooled::Memory(body),
-                });
-            }
-        }
-        for uid in large {
-            if let Some(body) = self.fetch_large(uid, spool).await? {
                 out.push(Fetched {
                     server_id: self.server_id(uidvalidity, uid),
                     body,

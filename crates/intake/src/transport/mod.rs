@@ -8,6 +8,7 @@
 
 pub mod graph;
 pub mod imap;
+mod imap_fetch;
 pub mod pop3;
 
 use std::path::PathBuf;
@@ -95,6 +96,14 @@ pub trait Transport: Send {
     /// Moves these messages to the processed or quarantine folder (creating it), or deletes
     /// them where the protocol has no folders (POP3).
     async fn finish(&mut self, server_ids: &[String], to: Destination) -> Result<(), IntakeError>;
+
+    /// A second, independent transport on the same account and source folder (its own
+    /// connection, made when first used) for the server-side steps, so the moves of one batch
+    /// overlap the fetch of the next. `None`: the pipeline finishes on this transport between
+    /// batches (POP3, whose DELE only takes effect at its own session's QUIT).
+    fn mover(&self) -> Option<Box<dyn Transport>> {
+        None
+    }
 
     /// Makes the finished steps final (POP3: QUIT). Default: they already are.
     async fn commit(&mut self) -> Result<(), IntakeError> {

@@ -1,0 +1,502 @@
+//! The bulk `UID FETCH <set> (UID BODY.PEEK[])` of a batch, read straight off the connection.
+//!
+//! async-imap parses every response with imap-proto from a buffer that grows 4 KiB at a time and
+//! is copied into a fresh allocation after each response; for a batch of hundreds of messages
+//! that was most of the fetch's time, and a large message had to sit in that buffer whole. This
+//! reader keeps one 256 KiB buffer, copies each literal once into a buffer of its exact size (or
+//! streams it into a spool file when it is large, so a 50 MB message never sits in memory), and
+//! understands just enough of the response grammar (RFC 3501 §7.4.2, §9) for FETCH: items with
+//! atoms, numbers, quoted strings, NIL, parenthesised lists and literals, in any order.
+//! Everything else the server says meanwhile (EXISTS, EXPUNGE — allowed during UID FETCH —, OK
+//! notices, unsolicited FLAGS) is skipped.
+//!
+//! The command goes out under a tag of our own on the session's stream, between async-imap's own
+//! commands; async-imap's read buffer is empty then because every command before it was read up
+//! to its tagged completion.
+
+use std::io;
+use std::path::PathBuf;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{SpoolDir, Spooled};
+
+const BUF: usize = 256 * 1024;
+/// Longest response line (outside literals) we accept.
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Why a raw fetch failed; the connection is unusable afterwards either way.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    Io(io::Error),
+    /// The server answered NO or BAD, or said something this reader cannot follow.
+    Protocol(String),
+    /// Creating or writing a spool file failed.
+    Spool(crate::IntakeError),
+}
+
+impl From<io::Error> for FetchError {
+    fn from(e: io::Error) -> Self {
+        FetchError::Io(e)
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Io(e) => write!(f, "{e}"),
+            FetchError::Protocol(s) => f.write_str(s),
+            FetchError::Spool(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+struct Reader<'a, S> {
+    s: &'a mut S,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl<S: AsyncRead + Unpin> Reader<'_, S> {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Reads more from the stream (at least one byte, or an error at EOF).
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        let n = self.s.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection in the middle of a FETCH response",
+            ));
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// One line without its CRLF.
+    async fn line(&mut self) -> io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        loop {
+            if let Some(i) = self.buffered().iter().position(|b| *b == b'\n') {
+                line.extend_from_slice(&self.buf[self.pos..self.pos + i]);
+                self.pos += i + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            line.extend_from_slice(self.buffered());
+            self.pos = self.end;
+            if line.len() > MAX_LINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a response line longer than 1 MiB",
+                ));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// A literal of `n` bytes into memory, copied once.
+    async fn literal_vec(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut v = Vec::with_capacity(n);
+        loop {
+            let take = (n - v.len()).min(self.end - self.pos);
+            v.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            self.pos += take;
+            let need = n - v.len();
+            if need == 0 {
+                return Ok(v);
+            }
+            if need >= BUF / 2 {
+                // Big: straight into its own buffer, no detour through ours.
+                let filled = v.len();
+                v.resize(n, 0);
+                self.s.read_exact(&mut v[filled..]).await?;
+                return Ok(v);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// A literal of `n` bytes into a new spool file.
+    async fn literal_file(&mut self, n: u64, spool: &SpoolDir) -> Result<Spooled, FetchError> {
+        let (path, mut file) = spool.new_file().map_err(FetchError::Spool)?;
+        let disk = |e: io::Error, path: &PathBuf| {
+            FetchError::Spool(crate::IntakeError::disk("write a spool file", path, e))
+        };
+        let mut left = n;
+        while left > 0 {
+            if self.pos == self.end {
+                self.fill().await?;
+            }
+            let take = (left as usize).min(self.end - self.pos);
+            file.write_all(&self.buf[self.pos..self.pos + take])
+                .await
+                .map_err(|e| disk(e, &path))?;
+            self.pos += take;
+            left -= take as u64;
+        }
+        file.flush().await.map_err(|e| disk(e, &path))?;
+        Ok(Spooled::File { path, size: n })
+    }
+
+    async fn discard(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            if self.pos == self.end {
+                self.fill().await?;
+            }
+            let take = (n as usize).min(self.end - self.pos);
+            self.pos += take;
+            n -= take as u64;
+        }
+        Ok(())
+    }
+}
+
+/// `{123}` (or the non-synchronising `{123+}`) at the end of a line: the size of the literal
+/// that follows the line.
+fn literal_at_end(line: &[u8]) -> Option<u64> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|b| *b == b'{')?;
+    let digits = &inner[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    /// An atom or number (a FETCH item name such as `BODY[]` or `BODY[]<0>` included).
+    Atom(Vec<u8>),
+    Quoted(Vec<u8>),
+    Open,
+    Close,
+    /// A literal of this size follows the current line.
+    Literal(u64),
+    End,
+}
+
+/// Tokens of one response line; a literal marker ends the line.
+struct Cursor {
+    line: Vec<u8>,
+    i: usize,
+}
+
+impl Cursor {
+    fn next(&mut self) -> Result<Tok, FetchError> {
+        let l = &self.line;
+        while self.i < l.len() && l[self.i] == b' ' {
+            self.i += 1;
+        }
+        if self.i >= l.len() {
+            return Ok(Tok::End);
+        }
+        match l[self.i] {
+            b'(' => {
+                self.i += 1;
+                Ok(Tok::Open)
+            }
+            b')' => {
+                self.i += 1;
+                Ok(Tok::Close)
+            }
+            b'"' => {
+                let mut out = Vec::new();
+                self.i += 1;
+                while self.i < l.len() {
+                    match l[self.i] {
+                        b'\\' if self.i + 1 < l.len() => {
+                            out.push(l[self.i + 1]);
+                            self.i += 2;
+                        }
+                        b'"' => {
+                            self.i += 1;
+                            return Ok(Tok::Quoted(out));
+                        }
+                        c => {
+                            out.push(c);
+                            self.i += 1;
+                        }
+                    }
+                }
+                Err(FetchError::Protocol(
+                    "an unterminated quoted string in a FETCH response".into(),
+                ))
+            }
+            b'{' => match literal_at_end(&l[self.i..]) {
+                Some(n) => {
+                    self.i = l.len();
+                    Ok(Tok::Literal(n))
+                }
+                None => Err(FetchError::Protocol(format!(
+                    "an unexpected '{{' in a FETCH response: {}",
+                    String::from_utf8_lossy(&l[self.i..])
+                ))),
+            },
+            _ => {
+                // An atom; `[...]` may hold spaces and parentheses (BODY[HEADER.FIELDS (A)]).
+                let start = self.i;
+                let mut depth = 0usize;
+                while self.i < l.len() {
+                    match l[self.i] {
+                        b'[' => depth += 1,
+                        b']' => depth = depth.saturating_sub(1),
+                        b' ' | b'(' | b')' if depth == 0 => break,
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+                Ok(Tok::Atom(l[start..self.i].to_vec()))
+            }
+        }
+    }
+}
+
+/// Sends `UID FETCH <set> (UID BODY.PEEK[])` under `tag` and reads every response up to the
+/// tagged completion. Bodies larger than `large` go into spool files. Returns (UID, body) pairs
+/// in the order the server sent them.
+pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    tag: &str,
+    set: &str,
+    large: u64,
+    spool: &SpoolDir,
+) -> Result<Vec<(u32, Spooled)>, FetchError> {
+    stream
+        .write_all(format!("{tag} UID FETCH {set} (UID BODY.PEEK[])\r\n").as_bytes())
+        .await?;
+    stream.flush().await?;
+    let mut r = Reader {
+        s: stream,
+        buf: vec![0; BUF],
+        pos: 0,
+        end: 0,
+    };
+    let mut out = Vec::new();
+    let tag_prefix = format!("{tag} ");
+    loop {
+        let line = r.line().await?;
+        if let Some(rest) = line.strip_prefix(tag_prefix.as_bytes()) {
+            if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"OK") {
+                return Ok(out);
+            }
+            // A spool file of this batch is removed by the pipeline's recovery on the next pass.
+            return Err(FetchError::Protocol(format!(
+                "UID FETCH: {}",
+                String::from_utf8_lossy(rest)
+            )));
+        }
+        let Some(untagged) = line.strip_prefix(b"* ") else {
+            return Err(FetchError::Protocol(format!(
+                "unexpected during UID FETCH: {}",
+                String::from_utf8_lossy(&line)
+            )));
+        };
+        // `* <n> FETCH (`: a message's data; anything else is skipped (with its literals).
+        let mut words = untagged.splitn(3, |b| *b == b' ');
+        let is_fetch = words
+            .next()
+            .is_some_and(|n| n.iter().all(u8::is_ascii_digit))
+            && words
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"));
+        if !is_fetch {
+            let mut pending = literal_at_end(&line);
+            while let Some(n) = pending {
+                r.discard(n).await?;
+                pending = literal_at_end(&r.line().await?);
+            }
+            continue;
+        }
+        let start = line.len() - words.next().map_or(0, <[u8]>::len);
+        let mut cur = Cursor { line, i: start };
+        if cur.next()? != Tok::Open {
+            return Err(FetchError::Protocol(format!(
+                "a FETCH response without its '(': {}",
+                String::from_utf8_lossy(&cur.line)
+            )));
+        }
+        let mut uid: Option<u32> = None;
+        let mut body: Option<Spooled> = None;
+        // Items: name value, until the closing parenthesis.
+        loop {
+            let name = match cur.next()? {
+                Tok::Close => break,
+                Tok::Atom(a) => a,
+                other => {
+                    return Err(FetchError::Protocol(format!(
+                        "a FETCH item name expected, got {other:?}"
+                    )));
+                }
+            };
+            let value = cur.next()?;
+            if name.eq_ignore_ascii_case(b"UID") {
+                let Tok::Atom(n) = value else {
+                    return Err(FetchError::Protocol("UID without a number".into()));
+                };
+                uid = std::str::from_utf8(&n).ok().and_then(|s| s.parse().ok());
+                continue;
+            }
+            let is_body = name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"BODY[]");
+            match value {
+                Tok::Literal(n) => {
+                    if is_body {
+                        body = Some(if n > large {
+                            r.literal_file(n, spool).await?
+                        } else {
+                            Spooled::Memory(r.literal_vec(n as usize).await?)
+                        });
+                    } else {
+                        r.discard(n).await?;
+                    }
+                    cur = Cursor {
+                        line: r.line().await?,
+                        i: 0,
+                    };
+                }
+                Tok::Quoted(q) if is_body => body = Some(Spooled::Memory(q)),
+                Tok::Open => {
+                    // A list value (FLAGS, or anything else): skipped, literals included.
+                    let mut depth = 1usize;
+                    while depth > 0 {
+                        match cur.next()? {
+                            Tok::Open => depth += 1,
+                            Tok::Close => depth -= 1,
+                            Tok::Literal(n) => {
+                                r.discard(n).await?;
+                                cur = Cursor {
+                                    line: r.line().await?,
+                                    i: 0,
+                                };
+                            }
+                            Tok::End => {
+                                return Err(FetchError::Protocol(
+                                    "a FETCH response ended inside a list".into(),
+                                ));
+                            }
+                            Tok::Atom(_) | Tok::Quoted(_) => {}
+                        }
+                    }
+                }
+                Tok::End | Tok::Close => {
+                    return Err(FetchError::Protocol(format!(
+                        "the FETCH item {} has no value",
+                        String::from_utf8_lossy(&name)
+                    )));
+                }
+                // NIL, numbers, other quoted values.
+                Tok::Atom(_) | Tok::Quoted(_) => {}
+            }
+        }
+        match (uid, body) {
+            (Some(uid), Some(body)) => out.push((uid, body)),
+            // Unsolicited FETCH (flag changes) carries no body.
+            (_, Some(Spooled::File { path, .. })) => {
+                let _ = std::fs::remove_file(path);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(server: &'static [u8], large: u64) -> Result<Vec<(u32, Spooled)>, FetchError> {
+        let (mut client, mut srv) = tokio::io::duplex(64);
+        let task = tokio::spawn(async move {
+            // Read the command line, then answer.
+            let mut cmd = Vec::new();
+            let mut b = [0u8; 1];
+            while !cmd.ends_with(b"\r\n") {
+                srv.read_exact(&mut b).await.unwrap();
+                cmd.push(b[0]);
+            }
+            srv.write_all(server).await.unwrap();
+            String::from_utf8(cmd).unwrap()
+        });
+        let dir = std::env::temp_dir().join(format!("kurir-rawfetch-{}", rand::random::<u32>()));
+        let out = uid_fetch_bodies(&mut client, "KF1", "1:3", large, &SpoolDir(dir)).await;
+        assert_eq!(
+            task.await.unwrap(),
+            "KF1 UID FETCH 1:3 (UID BODY.PEEK[])\r\n"
+        );
+        out
+    }
+
+    fn mem(s: &Spooled) -> &[u8] {
+        match s {
+            Spooled::Memory(v) => v,
+            Spooled::File { .. } => panic!("expected memory"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_in_any_item_order_with_noise_between() {
+        let got = run(
+            b"* 1 FETCH (UID 7 BODY[] {5}\r\nhello)\r\n\
+              * 3 EXPUNGE\r\n\
+              * OK [ALERT] {3}\r\nabc\r\n\
+              * 2 FETCH (FLAGS (\\Seen) BODY[] {3}\r\nx)y UID 9)\r\n\
+              * 2 FETCH (UID 9 FLAGS (\\Seen \\Deleted))\r\n\
+              * 3 FETCH (BODY[] \"q\\\"t\" UID 10)\r\n\
+              KF1 OK Fetch completed.\r\n",
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].0, mem(&got[0].1)), (7, &b"hello"[..]));
+        assert_eq!((got[1].0, mem(&got[1].1)), (9, &b"x)y"[..]));
+        assert_eq!((got[2].0, mem(&got[2].1)), (10, &b"q\"t"[..]));
+    }
+
+    #[tokio::test]
+    async fn large_bodies_go_to_a_spool_file() {
+        let got = run(
+            b"* 1 FETCH (UID 7 BODY[] {12}\r\nhello world!)\r\nKF1 OK done\r\n",
+            4,
+        )
+        .await
+        .unwrap();
+        let Spooled::File { path, size } = &got[0].1 else {
+            panic!("expected a file")
+        };
+        assert_eq!(*size, 12);
+        assert_eq!(std::fs::read(path).unwrap(), b"hello world!");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn no_and_eof_are_errors() {
+        let e = run(b"KF1 NO [SERVERBUG] oops\r\n", 100).await.unwrap_err();
+        assert!(e.to_string().contains("SERVERBUG"), "{e}");
+        let e = run(b"* 1 FETCH (UID 7 BODY[] {50}\r\nshort", 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FetchError::Io(_)), "{e}");
+    }
+
+    #[test]
+    fn literal_markers() {
+        assert_eq!(literal_at_end(b"* 1 FETCH (BODY[] {123}"), Some(123));
+        assert_eq!(literal_at_end(b"{7+}"), Some(7));
+        assert_eq!(literal_at_end(b"abc}"), None);
+        assert_eq!(literal_at_end(b"{}"), None);
+    }
+}
