@@ -52,6 +52,21 @@ pub enum StoreError {
     },
 
     #[error(
+        "could not connect to the PostgreSQL database {url}: {source}. Check the URL, that the server runs and is reachable from here, and that it accepts this user and password"
+    )]
+    Connect {
+        /// The URL with any password replaced by `***`.
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error(
+        "the raw MIME of a message could not be stored: {0}. The PostgreSQL store keeps raw MIME in the database; give it the data directory the message file was written to (PgStore::with_local_dir)"
+    )]
+    RawMimeUnavailable(String),
+
+    #[error(
         "the database schema could not be brought up to date: {0}. If this data directory was used by a newer Kurir, use that version"
     )]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -1,14 +1,16 @@
 //! Kurir's durable store.
 //!
 //! [`Store`] is what the rest of Kurir uses; [`sqlite::SqliteStore`] is the default
-//! implementation (one file in the data directory). A PostgreSQL implementation for several
-//! instances sharing the work satisfies the same trait. Secrets are sealed with the
+//! implementation (one file in the data directory); [`postgres::PgStore`] implements the same
+//! traits on PostgreSQL, for several instances sharing the work (`tests/conformance.rs` holds
+//! both to the same behaviour). Secrets are sealed with the
 //! [`crypto::MasterKey`] before they reach either database, and only [`Store::reveal`] opens one.
 
 pub mod crypto;
 pub mod error;
 pub mod messages;
 pub mod outbox;
+pub mod postgres;
 pub mod sqlite;
 pub mod web;
 
@@ -21,6 +23,7 @@ pub use crypto::MasterKey;
 pub use error::StoreError;
 pub use messages::MessageStore;
 pub use outbox::OutboxStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use web::AdminStore;
 

@@ -292,4 +292,43 @@ pub trait MessageStore: Send + Sync {
         account: &str,
         outcome: Result<u64, String>,
     ) -> Result<(), StoreError>;
+
+    /// Takes, or renews, the right to take in `account` for `ttl`: `true` when `holder` holds
+    /// it now (nobody held it, the previous holder's lease expired, or `holder` already held it
+    /// and it is extended), `false` while another holder's lease runs. Atomic against other
+    /// processes sharing the database.
+    ///
+    /// This is what keeps several Kurir instances on one PostgreSQL database from taking in the
+    /// same account at once (two IMAP sessions moving the same messages). The daemon's intake
+    /// scheduler is to call it before each pass with a `holder` unique to the process (host,
+    /// pid, start time), renew it while the pass runs (well within `ttl`), skip the pass when it
+    /// gets `false`, and [`MessageStore::release_account`] on shutdown; a daemon that dies leaves
+    /// a lease that expires after `ttl`. NOT YET CALLED by kurir-intake or `kurir serve`: until
+    /// they do, running two daemons on one database is not safe for intake.
+    ///
+    /// Expiry uses the database's clock on PostgreSQL (instances on several machines) and the
+    /// local clock on SQLite (one machine).
+    async fn try_lease_account(
+        &self,
+        account: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s lease of `account` at once; `false` when `holder` did not hold it.
+    async fn release_account(&self, account: &str, holder: &str) -> Result<bool, StoreError>;
+
+    /// The live (unexpired) lease of an account, if any: which instance takes it in.
+    async fn account_lease(&self, account: &str) -> Result<Option<AccountLease>, StoreError>;
+}
+
+/// Who holds the right to take in an account (see [`MessageStore::try_lease_account`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountLease {
+    pub account: String,
+    pub holder: String,
+    /// Unix milliseconds (the database's clock on PostgreSQL).
+    pub leased_until: i64,
+    /// When this holder took it (RFC 3339); renewals keep it.
+    pub acquired_at: String,
 }

@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{SqliteStore, now};
 use crate::StoreError;
 use crate::messages::{
-    AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus, MessageStore,
-    NewMessage, RawMime, Recorded, StoredMessage,
+    AccountLease, AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus,
+    MessageStore, NewMessage, RawMime, Recorded, StoredMessage,
 };
 
 /// SQLite's default limit on bound parameters is far above this; chunks keep `IN (…)` lists sane.
@@ -466,6 +466,59 @@ impl MessageStore for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    async fn try_lease_account(
+        &self,
+        account: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now_ms = crate::outbox::now_ms();
+        let until = now_ms.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        // One statement: the row is taken over only when it is this holder's or has expired.
+        let r = sqlx::query(
+            "INSERT INTO account_leases (account, holder, leased_until, acquired_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account) DO UPDATE SET \
+             acquired_at = CASE WHEN account_leases.holder = excluded.holder \
+               THEN account_leases.acquired_at ELSE excluded.acquired_at END, \
+             holder = excluded.holder, leased_until = excluded.leased_until \
+             WHERE account_leases.holder = excluded.holder OR account_leases.leased_until <= ?5",
+        )
+        .bind(account)
+        .bind(holder)
+        .bind(until)
+        .bind(now())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn release_account(&self, account: &str, holder: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM account_leases WHERE account = ? AND holder = ?")
+            .bind(account)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn account_lease(&self, account: &str) -> Result<Option<AccountLease>, StoreError> {
+        let row = sqlx::query(
+            "SELECT account, holder, leased_until, acquired_at FROM account_leases \
+             WHERE account = ? AND leased_until > ?",
+        )
+        .bind(account)
+        .bind(crate::outbox::now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| AccountLease {
+            account: r.get(0),
+            holder: r.get(1),
+            leased_until: r.get(2),
+            acquired_at: r.get(3),
+        }))
     }
 }
 

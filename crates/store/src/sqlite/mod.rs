@@ -27,8 +27,8 @@ pub const DB_FILE: &str = "kurir.db";
 
 /// A known plaintext sealed under the master key at creation; opening it proves a later key is
 /// the same one, so a wrong key fails at once instead of producing garbage later.
-const KEY_CHECK_PLAIN: &[u8] = b"kurir master key check v1";
-const KEY_CHECK_AAD: &str = "meta/key_check";
+pub(crate) const KEY_CHECK_PLAIN: &[u8] = b"kurir master key check v1";
+pub(crate) const KEY_CHECK_AAD: &str = "meta/key_check";
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -50,13 +50,13 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formatting of the current time")
 }
 
-fn date_of(set_at: &str) -> time::Date {
+pub(crate) fn date_of(set_at: &str) -> time::Date {
     time::OffsetDateTime::parse(set_at, &time::format_description::well_known::Rfc3339)
         .map(|t| t.date())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH.date())
