@@ -158,6 +158,25 @@ pub fn read_headers(raw: &[u8]) -> Headers {
     }
 }
 
+/// The envelope recipients of a ready-made message: every address in To, Cc and Bcc, once
+/// each (`kurir outbox submit`).
+pub fn header_recipients(raw: &[u8]) -> Vec<String> {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for list in [m.to(), m.cc(), m.bcc()].into_iter().flatten() {
+        for a in list.iter() {
+            if let Some(addr) = a.address() {
+                if !out.iter().any(|o| o.eq_ignore_ascii_case(addr)) {
+                    out.push(addr.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The header block ends at the first empty line.
 fn header_end(raw: &[u8]) -> usize {
     raw.windows(4)

@@ -4,15 +4,16 @@
 //! (`--until-empty` for a one-off pass, e.g. from cron or a test). The worker options here are
 //! shared by `kurir send --wait` and `kurir listener`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kurir_outbox::{ExchangeTransport, Outbox, OutboxConfig};
-use kurir_store::OutboxStore;
+use kurir_store::outbox::NewOutgoing;
 use kurir_store::outbox::{OutboxFilter, OutgoingMessage, OutgoingState};
+use kurir_store::{OutboxStore, Store};
 
 use super::open_store;
 use crate::fail::bad;
@@ -40,6 +41,20 @@ pub enum OutboxCmd {
         raw: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Queue ready-made messages (.eml files, RFC 5322) in ONE durable commit, e.g. a batch
+    /// from the ERP. Envelope recipients come from To, Cc and Bcc; the sending user's settings
+    /// decide how they go out (the running service or `kurir outbox run` sends them).
+    Submit {
+        /// The Kurir user who sends them (ERP user code).
+        #[arg(long = "as", value_name = "USER", required_unless_present = "webshop")]
+        as_user: Option<String>,
+        /// Send as the webshop.
+        #[arg(long, conflicts_with = "as_user")]
+        webshop: bool,
+        /// .eml files, or directories whose .eml files are all queued.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
     },
     /// Send a failed (or waiting) message again now.
     Retry { id: i64 },
@@ -266,6 +281,11 @@ pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        OutboxCmd::Submit {
+            as_user,
+            webshop,
+            paths,
+        } => submit(Arc::new(store), as_user, webshop, paths).await,
         OutboxCmd::Retry { id } => {
             if store.outbox_retry(id).await? {
                 println!(
@@ -302,4 +322,81 @@ pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `kurir outbox submit`: every file read and checked first, then one transaction.
+async fn submit(
+    store: Arc<kurir_store::SqliteStore>,
+    as_user: Option<String>,
+    webshop: bool,
+    paths: Vec<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let snap = store.snapshot().await?;
+    let sender_user = if webshop {
+        kurir_outbox::sender::webshop_sender(&snap)
+    } else {
+        kurir_settings::normalize_user_code(as_user.as_deref().unwrap_or_default()).map_err(bad)?
+    };
+    // Refuse at once when this user cannot send, instead of queueing messages that fail later.
+    let who = kurir_outbox::sender::resolve(
+        &store,
+        &snap,
+        &sender_user,
+        kurir_outbox::ExchangeTransport::Auto,
+    )
+    .await
+    .map_err(|e| bad(e.to_string()))?;
+    let domain = who
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_owned())
+        .unwrap_or_else(|| "kurir.invalid".into());
+    let mut files = Vec::new();
+    for p in &paths {
+        if p.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| bad(format!("cannot read the directory {} ({e})", p.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x.eq_ignore_ascii_case("eml")))
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(bad("no .eml files to queue"));
+    }
+    let mut batch = Vec::with_capacity(files.len());
+    for f in &files {
+        let raw =
+            std::fs::read(f).map_err(|e| bad(format!("cannot read {} ({e})", f.display())))?;
+        let recipients = kurir_outbox::compose::header_recipients(&raw);
+        if recipients.is_empty() {
+            return Err(bad(format!(
+                "{} has no recipients in To, Cc or Bcc; nothing was queued",
+                f.display()
+            )));
+        }
+        let (raw, message_id) = kurir_outbox::compose::ensure_ids(raw, &domain);
+        let h = kurir_outbox::compose::read_headers(&raw);
+        batch.push(NewOutgoing {
+            sender_user: sender_user.clone(),
+            origin: "cli:submit".into(),
+            from: h.from.or_else(|| Some(who.from.clone())),
+            recipients,
+            subject: h.subject,
+            message_id,
+            raw,
+        });
+    }
+    let n = batch.len();
+    let ids = store.enqueue_many(batch).await?;
+    println!(
+        "Queued {n} message(s) as {sender_user} in one durable commit (ids {}–{}); the running Kurir service or `kurir outbox run` sends them.",
+        ids.first().copied().unwrap_or_default(),
+        ids.last().copied().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
