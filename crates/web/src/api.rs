@@ -73,7 +73,12 @@ pub fn routes() -> Router<Shared> {
         .route("/api/v1/messages/{id}/raw", get(message_raw))
         .route("/api/v1/imports", get(imports))
         .route("/api/v1/account-health", get(account_health))
-        .route("/api/v1/outbox", get(outbox_list))
+        .route(
+            "/api/v1/outbox",
+            get(outbox_list)
+                .post(crate::send::send)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::send::MAX_BODY)),
+        )
         .route("/api/v1/outbox/{id}", get(outbox_show))
         .route("/api/v1/outbox/{id}/retry", post(outbox_retry))
         .route("/api/v1/outbox/{id}/cancel", post(outbox_cancel))

@@ -23,6 +23,7 @@ pub mod i18n;
 pub mod mail;
 pub mod metrics;
 mod probe;
+pub mod send;
 pub mod ui;
 
 use std::collections::HashMap;

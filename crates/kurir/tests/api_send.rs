@@ -1,0 +1,228 @@
+//! `POST /api/v1/outbox` over real HTTP against the real `kurir serve`, whose outbox workers
+//! send through the Graph emulator: a built message with an attachment and a ready MIME
+//! message are queued (202), sent and delivered; bad requests are refused with what to do.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{ok, set_secret};
+use kurir_emulator::demo;
+use kurir_emulator::{Emulator, EmulatorConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_send_queues_and_the_daemon_delivers() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let base = emu.base_url();
+    ok(
+        dir,
+        &[
+            "settings",
+            "set",
+            "method=exchange-online",
+            &format!("client_id={}", demo::CLIENT_ID),
+            &format!("tenant_id={}", demo::TENANT_ID),
+            "auth_flow=client-secret",
+            &format!("authority={base}"),
+            &format!("graph_endpoint={base}"),
+            &format!("ca_file={}", emu.ca_path().display()),
+        ],
+    );
+    set_secret(dir, &[], "client_secret", demo::CLIENT_SECRET);
+    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    ok(dir, &["users", "add", "NOMAIL"]);
+    ok(dir, &["settings", "set", "--user", "NOMAIL", "method=none"]);
+    let key = ok(dir, &["admin", "api-key", "create", "erp"])
+        .trim()
+        .to_owned();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kurir"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp-listen",
+            "off",
+            "--rate-per-minute",
+            "0",
+        ])
+        .env("KURIR_DATA_DIR", dir)
+        .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let url = info["listen"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let post = |body: Value, key: Option<&str>| {
+        let mut r = http.post(format!("{url}/api/v1/outbox")).json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+
+    // Refusals first: nothing queued by any of them.
+    let r = post(
+        json!({"as": "ANNA", "to": [demo::USER2], "subject": "x"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let cases = [
+        (
+            json!({"to": [demo::USER2], "subject": "x"}),
+            StatusCode::BAD_REQUEST,
+            "\"as\" is missing",
+        ),
+        (
+            json!({"as": "ANNA", "to": [demo::USER2]}),
+            StatusCode::BAD_REQUEST,
+            "\"subject\" is missing",
+        ),
+        (
+            json!({"as": "ANNA", "to": ["not an address"], "subject": "x"}),
+            StatusCode::BAD_REQUEST,
+            "cannot be sent",
+        ),
+        (
+            json!({"as": "ANNA", "to": [demo::USER2], "subject": "x", "attachments": [{"name": "a.pdf", "content_base64": "***"}]}),
+            StatusCode::BAD_REQUEST,
+            "not base64",
+        ),
+        (
+            json!({"as": "ANNA", "mime_base64": STANDARD.encode("Subject: x\r\n\r\nbody")}),
+            StatusCode::BAD_REQUEST,
+            "no recipients",
+        ),
+        (
+            json!({"as": "NOMAIL", "to": [demo::USER2], "subject": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot send",
+        ),
+        (
+            json!({"as": "ANNA", "to": [demo::USER2], "subject": "x", "password": "y"}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let r = post(body.clone(), Some(&key)).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        let v: Value = r.json().await.unwrap();
+        let text = v.to_string();
+        assert!(
+            v["error"].as_str().unwrap_or_default().contains(needle),
+            "{body}: {text}"
+        );
+        assert!(
+            v["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "says what to do: {text}"
+        );
+        assert!(!text.contains(demo::CLIENT_SECRET));
+    }
+
+    // A built message with an attachment, and a ready MIME message.
+    let pdf = b"%PDF-1.4\n% Kurir API test\n".to_vec();
+    let r = post(
+        json!({
+            "as": "ANNA",
+            "to": [demo::USER2],
+            "subject": "API order 1",
+            "text": "Hej!",
+            "attachments": [{"name": "../order-1.pdf", "content_base64": STANDARD.encode(&pdf)}],
+        }),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["sender_user"], "ANNA");
+    assert_eq!(first["from"], demo::USER);
+    let mime = format!(
+        "From: {}\r\nTo: {}\r\nSubject: API order 2\r\n\r\nfrom the ERP's own MIME\r\n",
+        demo::USER,
+        demo::USER2
+    );
+    let r = post(
+        json!({"as": "ANNA", "to": [demo::USER2], "mime_base64": STANDARD.encode(mime)}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let second: Value = r.json().await.unwrap();
+    assert!(
+        second["message_id"].as_str().is_some(),
+        "a Message-ID was added: {second}"
+    );
+
+    // The daemon sends both.
+    for m in [&first, &second] {
+        let id = m["id"].as_i64().unwrap();
+        let t0 = Instant::now();
+        loop {
+            let v: Value = http
+                .get(format!("{url}/api/v1/outbox/{id}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["state"] == "sent" {
+                assert_eq!(v["via"], "graph");
+                break;
+            }
+            assert!(v["state"] != "failed", "{v}");
+            assert!(t0.elapsed() < Duration::from_secs(30), "not sent: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let http_emu = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let inbox: Value = http_emu
+        .get(format!(
+            "{base}/_emulator/mailboxes/{}/messages",
+            demo::USER2
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let msgs = inbox["messages"].as_array().unwrap();
+    let order1 = msgs
+        .iter()
+        .find(|m| m["subject"] == "API order 1")
+        .expect("API order 1 delivered");
+    assert_eq!(order1["hasAttachments"], true);
+    assert!(msgs.iter().any(|m| m["subject"] == "API order 2"));
+    assert_eq!(msgs.len(), 2, "each delivered once: {inbox}");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    emu.shutdown().await;
+}
