@@ -386,7 +386,11 @@ async fn overview(
         .into_iter()
         .map(|h| HealthRow {
             account: h.account,
-            last_success: h.last_success.unwrap_or_else(|| t.never.to_owned()),
+            last_success: h
+                .last_success
+                .as_deref()
+                .map(crate::mail::fmt_time)
+                .unwrap_or_else(|| t.never.to_owned()),
             last_error: h.last_error.unwrap_or_default(),
         })
         .collect();
