@@ -96,7 +96,8 @@ fn valid_schema(schema: &str) -> bool {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:5432/database`), brings the schema up
-    /// to date and checks the master key.
+    /// to date and checks the master key. Name the user in the URL (or set `PGUSER`): unlike
+    /// libpq, sqlx does not fall back to the operating-system user.
     pub async fn connect(url: &str, key: MasterKey) -> Result<PgStore, StoreError> {
         PgStore::connect_in_schema(url, None, key).await
     }

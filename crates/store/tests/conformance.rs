@@ -1,0 +1,1813 @@
+//! One suite, two backends: every case here runs against the SQLite store (a temporary data
+//! directory) and the PostgreSQL store (a fresh schema in the database `test` on
+//! 127.0.0.1:5432, dropped afterwards; `KURIR_TEST_POSTGRES_URL` overrides the URL).
+//!
+//! PostgreSQL is required: when it cannot be reached the PostgreSQL cases FAIL with a message
+//! saying so. They never skip, because a suite that silently skips half of itself proves
+//! nothing about the backend several instances rely on.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kurir_settings::{Scope, StoredValue};
+use kurir_store::crypto::KeyOrigin;
+use kurir_store::messages::{
+    AttachmentInfo, MessageFilter, MessageStatus, NewImport, NewMessage, RawMime, Recorded,
+};
+use kurir_store::outbox::{NewOutgoing, OutboxFilter, Outcome, OutgoingState, now_ms};
+use kurir_store::{
+    AdminStore, Change, ExportValue, MasterKey, MessageStore, NewValue, OutboxStore, PgStore,
+    SqliteStore, Store, StoreError,
+};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{Connection, Row};
+
+const SECRET: &str = "Abc8Q~PlaintextThatMustNeverBeStored_cdef";
+const PASSWORD: &str = "Sommar2026!Lösenord";
+const REFRESH: &str = "refresh-token-plaintext-0123456789";
+
+fn key(b: u8) -> MasterKey {
+    MasterKey::from_bytes(&[b; 32], KeyOrigin::Explicit)
+}
+
+/// What every backend offers a test case.
+#[async_trait]
+trait Backend: Send + Sync + Sized + 'static {
+    type S: Store
+        + MessageStore
+        + OutboxStore
+        + AdminStore
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static;
+
+    /// A new, empty database.
+    async fn create() -> Self;
+    /// The store opened by `create` (master key 1).
+    fn store(&self) -> &Self::S;
+    /// Another store on the same database, as a second instance would open it.
+    async fn open(&self, key_byte: u8) -> Result<Self::S, StoreError>;
+    /// The data directory that `RawMime::File`/`Segment` paths are relative to.
+    fn data_dir(&self) -> &Path;
+    /// Every byte the database holds, as stored (for "no plaintext secret" checks).
+    async fn stored_bytes(&self) -> Vec<u8>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+#[async_trait]
+impl Backend for Sqlite {
+    type S = SqliteStore;
+
+    async fn create() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_with_key(&dir.path().join("kurir.db"), key(1))
+            .await
+            .unwrap();
+        Sqlite { dir, store }
+    }
+
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    async fn open(&self, key_byte: u8) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_key(&self.dir.path().join("kurir.db"), key(key_byte)).await
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn stored_bytes(&self) -> Vec<u8> {
+        // The database file and its WAL/SHM siblings.
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("kurir.db")
+            {
+                out.extend(std::fs::read(p).unwrap());
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+fn pg_url() -> String {
+    if let Ok(url) = std::env::var("KURIR_TEST_POSTGRES_URL") {
+        return url;
+    }
+    // Like libpq: without PGUSER, the operating-system user (sqlx would say "anonymous").
+    let user = std::env::var("PGUSER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            let out = std::process::Command::new("id").arg("-un").output().ok()?;
+            Some(String::from_utf8(out.stdout).ok()?.trim().to_owned())
+        })
+        .filter(|u| !u.is_empty());
+    match user {
+        Some(u) => format!("postgres://{u}@127.0.0.1:5432/test"),
+        None => "postgres://127.0.0.1:5432/test".to_owned(),
+    }
+}
+
+struct Postgres {
+    url: String,
+    schema: String,
+    dir: tempfile::TempDir,
+    store: Option<PgStore>,
+}
+
+static SCHEMA_SEQ: AtomicU32 = AtomicU32::new(0);
+
+#[async_trait]
+impl Backend for Postgres {
+    type S = PgStore;
+
+    async fn create() -> Self {
+        let url = pg_url();
+        // A clear failure, not a skip, when the server is not there.
+        let probe =
+            tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&url)).await;
+        match probe {
+            Ok(Ok(c)) => {
+                let _ = c.close().await;
+            }
+            Ok(Err(e)) => panic!(
+                "PostgreSQL is not reachable at {url}: {e}. The conformance suite needs it and \
+                 does not skip: start PostgreSQL with a database `test` that trusts this user, \
+                 or point KURIR_TEST_POSTGRES_URL at one"
+            ),
+            Err(_) => panic!(
+                "PostgreSQL at {url} did not answer within 10 s. The conformance suite needs it \
+                 and does not skip: start PostgreSQL with a database `test` that trusts this \
+                 user, or point KURIR_TEST_POSTGRES_URL at one"
+            ),
+        }
+        let schema = format!(
+            "kurir_conf_{}_{}_{:08x}",
+            std::process::id(),
+            SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = Postgres {
+            url,
+            schema,
+            dir,
+            store: None,
+        };
+        // Dropped (with the schema) if opening fails, so nothing is left behind.
+        let store = backend.open(1).await.unwrap();
+        backend.store = Some(store);
+        backend
+    }
+
+    fn store(&self) -> &PgStore {
+        self.store.as_ref().expect("opened in create")
+    }
+
+    async fn open(&self, key_byte: u8) -> Result<PgStore, StoreError> {
+        Ok(
+            PgStore::connect_in_schema(&self.url, Some(&self.schema), key(key_byte))
+                .await?
+                .with_local_dir(self.dir.path()),
+        )
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn stored_bytes(&self) -> Vec<u8> {
+        let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let columns = sqlx::query(
+            "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT \
+             FROM information_schema.columns WHERE table_schema = $1",
+        )
+        .bind(&self.schema)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert!(!columns.is_empty(), "no tables in {}", self.schema);
+        let mut out = Vec::new();
+        for col in columns {
+            let (table, column, ty): (String, String, String) =
+                (col.get(0), col.get(1), col.get(2));
+            // bytea raw (a plaintext secret stored as bytes would show here), the rest as text.
+            let expr = if ty == "bytea" {
+                format!("\"{column}\"")
+            } else {
+                format!("convert_to(\"{column}\"::TEXT, 'UTF8')")
+            };
+            let sql = format!(
+                "SELECT {expr} FROM \"{}\".\"{table}\" WHERE \"{column}\" IS NOT NULL",
+                self.schema
+            );
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+            {
+                out.extend(row.get::<Vec<u8>, _>(0));
+                out.push(0);
+            }
+        }
+        let _ = c.close().await;
+        out
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Also on a failed assertion (unwinding): the schema must not outlive the test.
+        let store = self.store.take();
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Some(s) = store {
+                    s.close().await;
+                }
+                let mut c = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query("SET lock_timeout = '20s'")
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .execute(&mut c)
+                .await?;
+                c.close().await
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop the test schema {}: {done:?}", self.schema);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases, instantiated once per backend.
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let b = <super::Sqlite as super::Backend>::create().await;
+                    super::$case(&b).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let b = <super::Postgres as super::Backend>::create().await;
+                    super::$case(&b).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    settings_round_trip_without_plaintext_in_the_database,
+    a_wrong_master_key_is_refused,
+    users_and_accounts_must_exist_and_take_their_settings_along,
+    export_import_round_trip,
+    record_batch_is_exactly_once,
+    raw_mime_from_data_dir_files_reads_back,
+    mark_done_and_pending_server_ids,
+    import_queue_states,
+    listing_paging_and_counts,
+    health_records_passes,
+    outbox_lifecycle,
+    outbox_lease_expiry_and_lost_leases,
+    outbox_retry_cancel_and_counts,
+    concurrent_leasers_get_disjoint_sets,
+    account_lease_is_exclusive_and_expires,
+    concurrent_account_lease_has_one_winner,
+    listener_users,
+    admin_users_sessions_and_api_keys,
+);
+
+fn set_secret(k: &str, v: &str) -> Change {
+    Change::Set(k.into(), NewValue::Secret(SecretString::from(v.to_owned())))
+}
+
+fn set_plain(k: &str, v: &str) -> Change {
+    Change::Set(k.into(), NewValue::Plain(v.to_owned()))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn settings_round_trip_without_plaintext_in_the_database<B: Backend>(b: &B) {
+    let s = b.store();
+    s.add_user("WEBSHOP").await.unwrap();
+    s.add_account("Monitor-to-Monitor").await.unwrap();
+    let n = s
+        .apply(
+            &Scope::System,
+            vec![
+                set_plain("client_id", "11111111-2222-3333-4444-555555555555"),
+                set_secret("client_secret", SECRET),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    s.apply(
+        &Scope::User("WEBSHOP".into()),
+        vec![set_secret("exchange_password", PASSWORD)],
+    )
+    .await
+    .unwrap();
+    s.apply(
+        &Scope::Account("Monitor-to-Monitor".into()),
+        vec![set_plain("mailbox", "m2m@contoso.com")],
+    )
+    .await
+    .unwrap();
+    s.save_refresh_token("ANNA|exchange", &SecretString::from(REFRESH.to_owned()))
+        .await
+        .unwrap();
+
+    let bytes = b.stored_bytes().await;
+    assert!(!bytes.is_empty());
+    assert!(
+        contains(&bytes, b"11111111-2222-3333-4444-555555555555"),
+        "the dump does see plain values"
+    );
+    assert!(
+        !contains(&bytes, SECRET.as_bytes()),
+        "client secret in plaintext"
+    );
+    assert!(
+        !contains(&bytes, PASSWORD.as_bytes()),
+        "password in plaintext"
+    );
+    assert!(
+        !contains(&bytes, REFRESH.as_bytes()),
+        "refresh token in plaintext"
+    );
+
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(
+        snap.system.plain("client_id"),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    match snap.system.get("client_secret") {
+        Some(StoredValue::Secret(info)) => {
+            assert_eq!(info.masked, "••••cdef");
+            assert_eq!(info.set_on, time::OffsetDateTime::now_utc().date());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        snap.accounts["Monitor-to-Monitor"].plain("mailbox"),
+        Some("m2m@contoso.com")
+    );
+    assert!(snap.users.contains_key("WEBSHOP"));
+    assert_eq!(
+        s.reveal(&Scope::System, "client_secret")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        SECRET
+    );
+    assert_eq!(
+        s.reveal(&Scope::User("WEBSHOP".into()), "exchange_password")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        PASSWORD
+    );
+    // No inheritance in reveal, and plain values are not secrets.
+    assert!(
+        s.reveal(&Scope::User("WEBSHOP".into()), "client_secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.reveal(&Scope::System, "client_id")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Overwrite a secret with a plain value and back.
+    s.apply(
+        &Scope::System,
+        vec![set_plain("client_secret", "now-plain")],
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.reveal(&Scope::System, "client_secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.apply(&Scope::System, vec![set_secret("client_secret", SECRET)])
+        .await
+        .unwrap();
+    // Another instance with the same key reads the same.
+    let other = b.open(1).await.unwrap();
+    assert_eq!(
+        other
+            .reveal(&Scope::System, "client_secret")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        SECRET
+    );
+    assert_eq!(other.key_fingerprint(), s.key_fingerprint());
+
+    // Refresh tokens: load, replace, delete.
+    assert_eq!(
+        s.load_refresh_token("ANNA|exchange")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        REFRESH
+    );
+    s.save_refresh_token("ANNA|exchange", &SecretString::from("second".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        other
+            .load_refresh_token("ANNA|exchange")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "second"
+    );
+    assert!(s.load_refresh_token("nobody").await.unwrap().is_none());
+    s.delete_refresh_token("ANNA|exchange").await.unwrap();
+    assert!(
+        s.load_refresh_token("ANNA|exchange")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Unset: back to inherited; unsetting nothing changes nothing.
+    assert_eq!(
+        s.apply(&Scope::System, vec![Change::Unset("client_id".into())])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.apply(&Scope::System, vec![Change::Unset("client_id".into())])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.snapshot().await.unwrap().system.get("client_id"), None);
+}
+
+async fn a_wrong_master_key_is_refused<B: Backend>(b: &B) {
+    b.store()
+        .apply(&Scope::System, vec![set_secret("client_secret", SECRET)])
+        .await
+        .unwrap();
+    let err = b.open(2).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(key(1).fingerprint()),
+        "names the expected key: {text}"
+    );
+    assert!(
+        text.contains(key(2).fingerprint()),
+        "names the given key: {text}"
+    );
+    // The right key still opens it, and the secret is intact.
+    let again = b.open(1).await.unwrap();
+    assert_eq!(
+        again
+            .reveal(&Scope::System, "client_secret")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        SECRET
+    );
+}
+
+async fn users_and_accounts_must_exist_and_take_their_settings_along<B: Backend>(b: &B) {
+    let s = b.store();
+    let err = s
+        .apply(
+            &Scope::User("ANNA".into()),
+            vec![set_plain("email", "a@b.se")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchUser(_)), "{err:?}");
+    assert!(err.to_string().contains("kurir users add ANNA"), "{err}");
+    let err = s
+        .apply(&Scope::Account("Nope".into()), vec![set_plain("x", "y")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchAccount(_)), "{err:?}");
+
+    s.add_user("ANNA").await.unwrap();
+    assert!(matches!(
+        s.add_user("ANNA").await,
+        Err(StoreError::UserExists(_))
+    ));
+    s.add_account("Inkommande").await.unwrap();
+    assert!(matches!(
+        s.add_account("Inkommande").await,
+        Err(StoreError::AccountExists(_))
+    ));
+    s.apply(
+        &Scope::User("ANNA".into()),
+        vec![set_plain("email", "a@b.se")],
+    )
+    .await
+    .unwrap();
+    s.apply(
+        &Scope::Account("Inkommande".into()),
+        vec![set_secret("client_secret", SECRET)],
+    )
+    .await
+    .unwrap();
+    s.remove_user("ANNA").await.unwrap();
+    s.remove_account("Inkommande").await.unwrap();
+    assert!(matches!(
+        s.remove_user("ANNA").await,
+        Err(StoreError::NoSuchUser(_))
+    ));
+    assert!(matches!(
+        s.remove_account("Inkommande").await,
+        Err(StoreError::NoSuchAccount(_))
+    ));
+    s.add_user("ANNA").await.unwrap();
+    s.add_account("Inkommande").await.unwrap();
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(
+        snap.users["ANNA"].get("email"),
+        None,
+        "settings left with the user"
+    );
+    assert!(
+        s.reveal(&Scope::Account("Inkommande".into()), "client_secret")
+            .await
+            .unwrap()
+            .is_none(),
+        "settings left with the account"
+    );
+}
+
+async fn export_import_round_trip<B: Backend>(a: &B) {
+    let s = a.store();
+    s.add_user("WEBSHOP").await.unwrap();
+    s.add_user("EMPTY").await.unwrap();
+    s.add_account("Monitor-to-Monitor").await.unwrap();
+    s.apply(
+        &Scope::User("WEBSHOP".into()),
+        vec![set_secret("exchange_password", "pw-0123456789abcdef")],
+    )
+    .await
+    .unwrap();
+    s.apply(&Scope::System, vec![set_plain("method", "exchange-online")])
+        .await
+        .unwrap();
+
+    let without = s.export_rows(false).await.unwrap();
+    assert!(
+        without
+            .iter()
+            .all(|r| !matches!(r.value, ExportValue::Sealed(_)))
+    );
+    let with = s.export_rows(true).await.unwrap();
+    assert!(
+        with.iter()
+            .any(|r| matches!(r.value, ExportValue::Sealed(_)))
+    );
+    let keys: Vec<(&str, &str)> = with
+        .iter()
+        .map(|r| (r.scope.as_str(), r.key.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("user:EMPTY", ""),
+            ("user:WEBSHOP", ""),
+            ("account:Monitor-to-Monitor", ""),
+            ("system", "method"),
+            ("user:WEBSHOP", "exchange_password"),
+        ],
+        "markers first, then settings in byte order"
+    );
+
+    // Same key elsewhere (a second database of the same kind): everything arrives.
+    let b = B::create().await;
+    let n = b
+        .store()
+        .import_rows(with.clone(), Some(&s.key_fingerprint()))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let snap = b.store().snapshot().await.unwrap();
+    assert!(snap.accounts.contains_key("Monitor-to-Monitor"));
+    assert!(snap.users.contains_key("EMPTY"));
+    assert_eq!(snap.system.plain("method"), Some("exchange-online"));
+    assert_eq!(
+        b.store()
+            .reveal(&Scope::User("WEBSHOP".into()), "exchange_password")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "pw-0123456789abcdef"
+    );
+    // Importing again replaces, does not duplicate.
+    b.store()
+        .import_rows(with.clone(), Some(&s.key_fingerprint()))
+        .await
+        .unwrap();
+    assert_eq!(b.store().export_rows(true).await.unwrap(), with);
+
+    // A foreign fingerprint: refused as a whole.
+    let c = B::create().await;
+    let err = c
+        .store()
+        .import_rows(with, Some("0000000000000000"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ForeignExport { .. }), "{err}");
+    assert!(c.store().snapshot().await.unwrap().users.is_empty());
+    c.store().import_rows(without, None).await.unwrap();
+    assert!(
+        c.store()
+            .snapshot()
+            .await
+            .unwrap()
+            .users
+            .contains_key("WEBSHOP")
+    );
+}
+
+fn msg(server_id: &str, message_id: Option<&str>, raw: &[u8]) -> NewMessage {
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw));
+    NewMessage {
+        server_id: server_id.to_owned(),
+        dedupe_key: match message_id {
+            Some(m) => format!("mid:{m}"),
+            None => format!("sha256:{hash}"),
+        },
+        message_id: message_id.map(str::to_owned),
+        content_hash: hash,
+        status: MessageStatus::Stored,
+        reason: None,
+        handler: "general".into(),
+        from: Some("erp@supplier.test".into()),
+        to: Some("m2m@contoso.com".into()),
+        subject: Some(format!("subject of {server_id}")),
+        date: Some("2026-11-24T10:00:00Z".into()),
+        size: raw.len() as u64,
+        attachments: vec![AttachmentInfo {
+            name: Some("order.xml".into()),
+            content_type: "application/xml".into(),
+            size: 42,
+        }],
+        raw: RawMime::Inline(raw.to_vec()),
+        imports: Vec::new(),
+    }
+}
+
+fn import(file: &str) -> NewImport {
+    NewImport {
+        kind: "xml".into(),
+        file_name: file.to_owned(),
+        content_type: Some("application/xml".into()),
+        size: 42,
+    }
+}
+
+async fn record_batch_is_exactly_once<B: Backend>(b: &B) {
+    let s = b.store();
+    let acc = "Monitor-to-Monitor";
+    let mut first = msg("imap:7:1", Some("a@x"), b"Message-ID: <a@x>\r\n\r\nA");
+    first.imports = vec![import("a.xml")];
+    let no_id = msg("imap:7:2", None, b"Subject: no id\r\n\r\nB");
+    let r = s
+        .record_batch(acc, vec![first.clone(), no_id.clone()])
+        .await
+        .unwrap();
+    let (a_id, b_id) = match r[..] {
+        [Recorded::New { id: a }, Recorded::New { id: b }] => (a, b),
+        ref other => panic!("{other:?}"),
+    };
+    assert_ne!(a_id, b_id);
+
+    // The same server id again (a crash before the move): a duplicate, no second row, no
+    // second import entry.
+    let r = s.record_batch(acc, vec![first.clone()]).await.unwrap();
+    assert_eq!(r, [Recorded::Duplicate { id: a_id }]);
+    // The same Message-ID under a new server id (UIDVALIDITY changed): a duplicate, the new
+    // server id linked to the same row.
+    let mut moved = first.clone();
+    moved.server_id = "imap:8:1".into();
+    // Without Message-ID, the same content under a new server id: a duplicate by hash.
+    let mut no_id_again = no_id.clone();
+    no_id_again.server_id = "graph:AAMk=".into();
+    // …and within one batch, the same message twice: stored once.
+    let c = msg("pop3:uidl-c", Some("c@x"), b"C");
+    let mut c_again = c.clone();
+    c_again.server_id = "pop3:uidl-c2".into();
+    let r = s
+        .record_batch(acc, vec![moved, no_id_again, c, c_again])
+        .await
+        .unwrap();
+    assert_eq!(r[0], Recorded::Duplicate { id: a_id });
+    assert_eq!(r[1], Recorded::Duplicate { id: b_id });
+    let c_id = match r[2] {
+        Recorded::New { id } => id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r[3], Recorded::Duplicate { id: c_id });
+
+    let counts = s.count_messages(acc).await.unwrap();
+    assert_eq!((counts.stored, counts.quarantined), (3, 0));
+    assert_eq!(
+        counts.pending_server_steps, 6,
+        "every server id recorded once"
+    );
+    assert_eq!(s.list_imports(Some(acc)).await.unwrap().len(), 1);
+    let m = s.message(a_id).await.unwrap().unwrap();
+    assert_eq!(m.server_ids, ["imap:7:1", "imap:8:1"]);
+    assert_eq!(m.message_id.as_deref(), Some("a@x"));
+    assert_eq!(m.attachments, first.attachments);
+    assert_eq!(m.account, acc);
+    assert_eq!(m.status, MessageStatus::Stored);
+    assert_eq!(
+        s.raw_message(a_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .read(b.data_dir())
+            .unwrap(),
+        b"Message-ID: <a@x>\r\n\r\nA"
+    );
+    assert!(s.raw_message(999_999).await.unwrap().is_none());
+    assert!(s.message(999_999).await.unwrap().is_none());
+
+    let known = s
+        .known_server_ids(
+            acc,
+            &["imap:7:1".into(), "imap:8:1".into(), "imap:9:9".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        known,
+        HashSet::from(["imap:7:1".to_owned(), "imap:8:1".to_owned()])
+    );
+    assert!(s.known_server_ids(acc, &[]).await.unwrap().is_empty());
+
+    // Another account is another mailbox: the same message is new there.
+    let r = s.record_batch("Inkommande", vec![first]).await.unwrap();
+    assert!(matches!(r[0], Recorded::New { id } if id != a_id));
+    assert!(
+        s.known_server_ids("Inkommande", &["imap:8:1".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A large batch of server ids (beyond any IN-list chunk).
+    let many: Vec<String> = (0..1200).map(|i| format!("imap:7:{i}")).collect();
+    assert_eq!(s.known_server_ids(acc, &many).await.unwrap().len(), 2);
+}
+
+async fn raw_mime_from_data_dir_files_reads_back<B: Backend>(b: &B) {
+    // Intake writes small messages of a batch into a segment file and large ones into their
+    // own file, then records rows pointing at them. Whatever the backend does with that, the
+    // raw MIME must read back byte for byte relative to the data directory.
+    let s = b.store();
+    let seg_rel = "messages/seg/0000000000000001.seg";
+    let one = b"Message-ID: <one@x>\r\n\r\nfirst".to_vec();
+    let two = b"Message-ID: <two@x>\r\n\r\nsecond".to_vec();
+    let big = vec![b'x'; 300_000];
+    std::fs::create_dir_all(b.data_dir().join("messages/seg")).unwrap();
+    std::fs::create_dir_all(b.data_dir().join("messages/ab")).unwrap();
+    std::fs::write(
+        b.data_dir().join(seg_rel),
+        [one.clone(), two.clone()].concat(),
+    )
+    .unwrap();
+    std::fs::write(b.data_dir().join("messages/ab/big.eml"), &big).unwrap();
+    let mut m1 = msg("graph:1", Some("one@x"), &one);
+    m1.raw = RawMime::Segment {
+        path: seg_rel.into(),
+        offset: 0,
+        len: one.len() as u64,
+    };
+    let mut m2 = msg("graph:2", Some("two@x"), &two);
+    m2.raw = RawMime::Segment {
+        path: seg_rel.into(),
+        offset: one.len() as u64,
+        len: two.len() as u64,
+    };
+    let mut m3 = msg("graph:3", Some("big@x"), &big);
+    m3.raw = RawMime::File("messages/ab/big.eml".into());
+    let ids: Vec<i64> = s
+        .record_batch("A", vec![m1, m2, m3])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Recorded::id)
+        .collect();
+    for (id, want) in ids.iter().zip([&one, &two, &big]) {
+        let raw = s.raw_message(*id).await.unwrap().unwrap();
+        assert_eq!(&raw.read(b.data_dir()).unwrap(), want);
+    }
+}
+
+async fn mark_done_and_pending_server_ids<B: Backend>(b: &B) {
+    let s = b.store();
+    let acc = "A";
+    let mut q = msg("imap:1:2", Some("q@x"), b"Q");
+    q.status = MessageStatus::Quarantined;
+    q.reason = Some("no XML document".into());
+    s.record_batch(acc, vec![msg("imap:1:1", Some("p@x"), b"P"), q])
+        .await
+        .unwrap();
+    let mut pending = s.pending_server_ids(acc).await.unwrap();
+    pending.sort();
+    assert_eq!(pending, ["imap:1:1", "imap:1:2"]);
+    let mut status = s
+        .status_of_server_ids(
+            acc,
+            &["imap:1:1".into(), "imap:1:2".into(), "imap:1:3".into()],
+        )
+        .await
+        .unwrap();
+    status.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        status,
+        [
+            ("imap:1:1".to_owned(), MessageStatus::Stored),
+            ("imap:1:2".to_owned(), MessageStatus::Quarantined)
+        ]
+    );
+    s.mark_done(acc, &["imap:1:1".into()]).await.unwrap();
+    assert_eq!(s.pending_server_ids(acc).await.unwrap(), ["imap:1:2"]);
+    // Marking done is idempotent and ignores unknown ids and other accounts.
+    s.mark_done(acc, &["imap:1:1".into(), "imap:9:9".into()])
+        .await
+        .unwrap();
+    s.mark_done("B", &["imap:1:2".into()]).await.unwrap();
+    s.mark_done(acc, &[]).await.unwrap();
+    let counts = s.count_messages(acc).await.unwrap();
+    assert_eq!(
+        (
+            counts.stored,
+            counts.quarantined,
+            counts.pending_server_steps
+        ),
+        (1, 1, 1)
+    );
+    s.mark_done(acc, &["imap:1:2".into()]).await.unwrap();
+    assert!(s.pending_server_ids(acc).await.unwrap().is_empty());
+    // Done server ids are still known (never fetched again).
+    assert_eq!(
+        s.known_server_ids(acc, &["imap:1:2".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.count_messages("nobody").await.unwrap(),
+        Default::default()
+    );
+}
+
+async fn import_queue_states<B: Backend>(b: &B) {
+    let s = b.store();
+    let mut m1 = msg("graph:1", Some("1@x"), b"1");
+    m1.imports = vec![import("order-1.xml"), {
+        let mut pdf = import("order-1.pdf");
+        pdf.kind = "pdf".into();
+        pdf.content_type = None;
+        pdf
+    }];
+    let mut m2 = msg("graph:2", Some("2@x"), b"2");
+    // The same file name again in the account: ignored (unique per account).
+    m2.imports = vec![import("order-1.xml"), import("order-2.xml")];
+    let mut other = msg("graph:1", Some("1@x"), b"1");
+    other.imports = vec![import("order-1.xml")];
+    s.record_batch("M2M", vec![m1, m2]).await.unwrap();
+    s.record_batch("Other", vec![other]).await.unwrap();
+
+    let staged = s.staged_imports("M2M").await.unwrap();
+    let names: Vec<&str> = staged.iter().map(|e| e.file_name.as_str()).collect();
+    assert_eq!(names, ["order-1.xml", "order-1.pdf", "order-2.xml"]);
+    assert!(
+        staged
+            .iter()
+            .all(|e| e.state == "staged" && e.account == "M2M")
+    );
+    assert_eq!(staged[1].kind, "pdf");
+    assert_eq!(staged[1].content_type, None);
+    assert_eq!(staged[0].size, 42);
+    assert_eq!(staged[0].message, staged[1].message);
+    assert_ne!(staged[0].message, staged[2].message);
+
+    s.mark_imports_ready(&[staged[0].id, staged[2].id])
+        .await
+        .unwrap();
+    s.mark_imports_ready(&[]).await.unwrap();
+    let staged_now = s.staged_imports("M2M").await.unwrap();
+    assert_eq!(staged_now.len(), 1);
+    assert_eq!(staged_now[0].file_name, "order-1.pdf");
+    let all = s.list_imports(None).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    let m2m = s.list_imports(Some("M2M")).await.unwrap();
+    let states: Vec<&str> = m2m.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["ready", "staged", "ready"]);
+    assert_eq!(s.staged_imports("Other").await.unwrap().len(), 1);
+}
+
+async fn listing_paging_and_counts<B: Backend>(b: &B) {
+    let s = b.store();
+    let batch = (1..=5)
+        .map(|n| {
+            let mut m = msg(
+                &format!("graph:{n}"),
+                Some(&format!("{n}@t")),
+                format!("{n}").as_bytes(),
+            );
+            m.subject = Some(format!("m{n}"));
+            if n == 3 {
+                m.status = MessageStatus::Quarantined;
+                m.reason = Some("no XML".into());
+            }
+            m
+        })
+        .collect();
+    s.record_batch("M2M", batch).await.unwrap();
+    let mut o = msg("graph:9", Some("9@t"), b"9");
+    o.subject = Some("m9".into());
+    s.record_batch("Other", vec![o]).await.unwrap();
+    let subjects = |v: Vec<kurir_store::messages::StoredMessage>| {
+        v.into_iter()
+            .map(|m| m.subject.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let f = MessageFilter {
+        account: Some("M2M".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        subjects(s.list_messages_page(&f, 0).await.unwrap()),
+        ["m5", "m4"]
+    );
+    assert_eq!(
+        subjects(s.list_messages_page(&f, 2).await.unwrap()),
+        ["m3", "m2"]
+    );
+    assert_eq!(subjects(s.list_messages_page(&f, 4).await.unwrap()), ["m1"]);
+    assert_eq!(subjects(s.list_messages(&f).await.unwrap()), ["m5", "m4"]);
+    let all = MessageFilter::default();
+    assert_eq!(
+        subjects(s.list_messages(&all).await.unwrap()),
+        ["m9", "m5", "m4", "m3", "m2", "m1"]
+    );
+    assert_eq!(s.list_messages_page(&all, 5).await.unwrap().len(), 1);
+    let q = MessageFilter {
+        status: Some(MessageStatus::Quarantined),
+        ..Default::default()
+    };
+    let quarantined = s.list_messages(&q).await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].reason.as_deref(), Some("no XML"));
+    assert!(
+        quarantined[0].server_ids.is_empty(),
+        "lists leave server ids out"
+    );
+
+    let counts = s.counts_since("2000-01-01T00:00:00Z").await.unwrap();
+    assert_eq!(counts[&("M2M".to_owned(), "stored".to_owned())], 4);
+    assert_eq!(counts[&("M2M".to_owned(), "quarantined".to_owned())], 1);
+    assert_eq!(counts[&("Other".to_owned(), "stored".to_owned())], 1);
+    assert_eq!(counts.len(), 3);
+    assert!(
+        s.counts_since("2999-01-01T00:00:00Z")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn health_records_passes<B: Backend>(b: &B) {
+    let s = b.store();
+    assert!(s.health(None).await.unwrap().is_empty());
+    s.record_pass("B", Ok(3)).await.unwrap();
+    s.record_pass("A", Err("AADSTS7000215: invalid client secret".into()))
+        .await
+        .unwrap();
+    s.record_pass("A", Err("AADSTS7000215: invalid client secret".into()))
+        .await
+        .unwrap();
+    let a = &s.health(Some("A")).await.unwrap()[0];
+    assert_eq!(a.failures, 2);
+    assert!(a.last_success.is_none());
+    assert_eq!(a.taken_in_total, 0);
+    assert!(a.last_error.as_deref().unwrap().contains("AADSTS7000215"));
+    s.record_pass("A", Ok(5)).await.unwrap();
+    s.record_pass("A", Ok(2)).await.unwrap();
+    let a = &s.health(Some("A")).await.unwrap()[0];
+    assert_eq!(a.failures, 0);
+    assert_eq!(a.taken_in_total, 7);
+    assert!(a.last_success.is_some() && a.last_attempt.is_some());
+    assert!(
+        a.last_error.is_some() && a.last_error_at.is_some(),
+        "the last error is kept after a success"
+    );
+    let all = s.health(None).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|h| h.account.as_str()).collect();
+    assert_eq!(names, ["A", "B"]);
+    assert_eq!(all[1].taken_in_total, 3);
+    assert!(s.health(Some("C")).await.unwrap().is_empty());
+}
+
+fn outgoing(user: &str, n: u32) -> NewOutgoing {
+    NewOutgoing {
+        sender_user: user.to_owned(),
+        origin: "cli".into(),
+        from: Some(format!("{}@contoso.com", user.to_lowercase())),
+        recipients: vec!["a@example.test".into(), "b@example.test".into()],
+        subject: Some(format!("order {n}")),
+        message_id: Some(format!("<{n}@kurir>")),
+        raw: format!("Subject: order {n}\r\n\r\nbody {n}\r\n").into_bytes(),
+    }
+}
+
+async fn outbox_lifecycle<B: Backend>(b: &B) {
+    let s = b.store();
+    assert_eq!(s.next_due().await.unwrap(), None);
+    let before = now_ms();
+    let id = s.enqueue(outgoing("WEBSHOP", 1)).await.unwrap();
+    let ids = s
+        .enqueue_many(vec![outgoing("ANNA", 2), outgoing("ANNA", 3)])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] > id && ids[1] > ids[0]);
+    let m = s.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Queued);
+    assert_eq!(m.recipients, ["a@example.test", "b@example.test"]);
+    assert_eq!(m.size, outgoing("WEBSHOP", 1).raw.len() as u64);
+    assert_eq!(m.attempts, 0);
+    assert!(m.next_attempt_at >= before);
+    assert_eq!(
+        s.outbox_raw(id).await.unwrap().unwrap(),
+        outgoing("WEBSHOP", 1).raw
+    );
+    assert!(s.outbox_get(999_999).await.unwrap().is_none());
+    assert!(s.outbox_raw(999_999).await.unwrap().is_none());
+    let due = s.next_due().await.unwrap().unwrap();
+    assert!(due >= before && due <= now_ms());
+
+    // Lease two of three, oldest first.
+    let t = now_ms();
+    let leased = s.lease_due(t, 60_000, 2).await.unwrap();
+    let got: Vec<i64> = leased.iter().map(|l| l.message.id).collect();
+    assert_eq!(got, [id, ids[0]]);
+    assert!(
+        leased
+            .iter()
+            .all(|l| l.message.state == OutgoingState::Sending
+                && l.message.attempts == 1
+                && l.message.leased_until == Some(t + 60_000))
+    );
+    assert_eq!(leased[0].raw, outgoing("WEBSHOP", 1).raw);
+    let token = leased[0].lease_token.clone();
+    // Renew with the token; a wrong token is refused.
+    assert!(s.renew_lease(id, &token, t + 120_000).await.unwrap());
+    assert!(
+        !s.renew_lease(id, "not-the-token", t + 120_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.outbox_get(id).await.unwrap().unwrap().leased_until,
+        Some(t + 120_000)
+    );
+    // Nothing else due except the third message.
+    let rest = s.lease_due(t, 60_000, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].message.id, ids[1]);
+
+    // Sent.
+    assert!(
+        !s.finish(
+            id,
+            "wrong",
+            Outcome::Sent {
+                via: "graph".into(),
+                reply: "202".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.finish(
+            id,
+            &token,
+            Outcome::Sent {
+                via: "graph".into(),
+                reply: "202 Accepted".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    let m = s.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent);
+    assert_eq!(m.via.as_deref(), Some("graph"));
+    assert_eq!(m.server_reply.as_deref(), Some("202 Accepted"));
+    assert!(m.sent_at.is_some() && m.leased_until.is_none());
+    // A finished lease cannot be finished or renewed again.
+    assert!(
+        !s.finish(id, &token, Outcome::Failed { error: "x".into() })
+            .await
+            .unwrap()
+    );
+    assert!(!s.renew_lease(id, &token, t + 1).await.unwrap());
+
+    // Retry: back to the queue at a later time, with the error kept.
+    let retry_at = t + 30_000;
+    assert!(
+        s.finish(
+            ids[0],
+            &leased[1].lease_token,
+            Outcome::Retry {
+                at: retry_at,
+                error: "421 try later".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    let m = s.outbox_get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.attempts, m.next_attempt_at),
+        (OutgoingState::Queued, 1, retry_at)
+    );
+    assert_eq!(m.last_error.as_deref(), Some("421 try later"));
+    assert!(
+        s.lease_due(t, 60_000, 10).await.unwrap().is_empty(),
+        "not yet due"
+    );
+    // Defer: back to the queue without counting the attempt.
+    assert!(
+        s.finish(
+            ids[1],
+            &rest[0].lease_token,
+            Outcome::Defer { at: t + 5_000 }
+        )
+        .await
+        .unwrap()
+    );
+    let m = s.outbox_get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.attempts, m.next_attempt_at),
+        (OutgoingState::Queued, 0, t + 5_000)
+    );
+    assert_eq!(s.next_due().await.unwrap(), Some(t + 5_000));
+    // Failed for good.
+    let again = s.lease_due(retry_at, 60_000, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+    let first = again.iter().find(|l| l.message.id == ids[0]).unwrap();
+    assert_eq!(first.message.attempts, 2);
+    assert!(
+        s.finish(
+            ids[0],
+            &first.lease_token,
+            Outcome::Failed {
+                error: "550 no such user".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    let m = s.outbox_get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Failed);
+    assert_eq!(m.last_error.as_deref(), Some("550 no such user"));
+}
+
+async fn outbox_lease_expiry_and_lost_leases<B: Backend>(b: &B) {
+    let s = b.store();
+    let id = s.enqueue(outgoing("ANNA", 1)).await.unwrap();
+    let t = now_ms();
+    let a = s.lease_due(t, 1_000, 10).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        Some(t + 1_000),
+        "due again when the lease ends"
+    );
+    // Before the lease ends nobody else gets it; at its end it is handed out again.
+    assert!(s.lease_due(t + 999, 1_000, 10).await.unwrap().is_empty());
+    let other = b.open(1).await.unwrap();
+    let b2 = other.lease_due(t + 1_000, 1_000, 10).await.unwrap();
+    assert_eq!(b2.len(), 1);
+    assert_eq!(b2[0].message.id, id);
+    assert_eq!(b2[0].message.attempts, 2);
+    assert_ne!(b2[0].lease_token, a[0].lease_token);
+    // The presumed-dead worker lost it: its renewal and outcome change nothing.
+    assert!(
+        !s.renew_lease(id, &a[0].lease_token, t + 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.finish(
+            id,
+            &a[0].lease_token,
+            Outcome::Sent {
+                via: "smtp".into(),
+                reply: "250".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.outbox_get(id).await.unwrap().unwrap().state,
+        OutgoingState::Sending
+    );
+    assert!(
+        other
+            .finish(
+                id,
+                &b2[0].lease_token,
+                Outcome::Sent {
+                    via: "smtp".into(),
+                    reply: "250 2.0.0 OK".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let m = s.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent);
+    assert_eq!(m.server_reply.as_deref(), Some("250 2.0.0 OK"));
+    assert_eq!(s.next_due().await.unwrap(), None);
+    assert!(
+        s.lease_due(t + 1_000_000, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn outbox_retry_cancel_and_counts<B: Backend>(b: &B) {
+    let s = b.store();
+    let ids = s
+        .enqueue_many(
+            (0..5)
+                .map(|n| outgoing(if n < 3 { "ANNA" } else { "WEBSHOP" }, n))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let t = now_ms();
+    let leased = s.lease_due(t, 60_000, 3).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    // ids[0] sent, ids[1] failed, ids[2] sending; ids[3], ids[4] queued.
+    s.finish(
+        ids[0],
+        &leased[0].lease_token,
+        Outcome::Sent {
+            via: "graph".into(),
+            reply: "202".into(),
+        },
+    )
+    .await
+    .unwrap();
+    s.finish(
+        ids[1],
+        &leased[1].lease_token,
+        Outcome::Failed {
+            error: "AADSTS50126".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Retry: failed or queued → queued now with attempts reset; not sent/sending/cancelled.
+    assert!(s.outbox_retry(ids[1]).await.unwrap());
+    let m = s.outbox_get(ids[1]).await.unwrap().unwrap();
+    assert_eq!((m.state, m.attempts), (OutgoingState::Queued, 0));
+    assert!(m.next_attempt_at >= t);
+    assert!(s.outbox_retry(ids[3]).await.unwrap());
+    assert!(!s.outbox_retry(ids[0]).await.unwrap(), "sent");
+    assert!(!s.outbox_retry(ids[2]).await.unwrap(), "being sent");
+    assert!(!s.outbox_retry(999_999).await.unwrap());
+    // Cancel: queued or failed → cancelled; not sent/sending/cancelled.
+    assert!(s.outbox_cancel(ids[4]).await.unwrap());
+    assert!(!s.outbox_cancel(ids[4]).await.unwrap(), "already cancelled");
+    assert!(!s.outbox_retry(ids[4]).await.unwrap(), "cancelled");
+    assert!(!s.outbox_cancel(ids[0]).await.unwrap(), "sent");
+    assert!(!s.outbox_cancel(ids[2]).await.unwrap(), "being sent");
+    assert!(
+        s.outbox_cancel(ids[1]).await.unwrap(),
+        "queued again, so cancellable"
+    );
+
+    let counts = s.outbox_counts().await.unwrap();
+    let want: std::collections::BTreeMap<String, u64> =
+        [("cancelled", 2), ("queued", 1), ("sending", 1), ("sent", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+    assert_eq!(counts, want);
+    let by_sender = s.outbox_counts_by_sender().await.unwrap();
+    let get = |u: &str, st: &str| by_sender.get(&(u.to_owned(), st.to_owned())).copied();
+    assert_eq!(get("ANNA", "sent"), Some(1));
+    assert_eq!(get("ANNA", "cancelled"), Some(1));
+    assert_eq!(get("ANNA", "sending"), Some(1));
+    assert_eq!(get("WEBSHOP", "queued"), Some(1));
+    assert_eq!(get("WEBSHOP", "cancelled"), Some(1));
+    assert_eq!(by_sender.len(), 5);
+
+    // Listing: newest first, by state, by sender, limited.
+    let all = s.outbox_list(&OutboxFilter::default()).await.unwrap();
+    let listed: Vec<i64> = all.iter().map(|m| m.id).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    let cancelled = s
+        .outbox_list(&OutboxFilter {
+            state: Some(OutgoingState::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [ids[4], ids[1]]
+    );
+    let anna = s
+        .outbox_list(&OutboxFilter {
+            sender_user: Some("ANNA".into()),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        anna.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
+    let none = s
+        .outbox_list(&OutboxFilter {
+            state: Some(OutgoingState::Failed),
+            sender_user: Some("WEBSHOP".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+/// The multi-instance property: two instances (each with its own connections) and two workers
+/// in each lease from the same 500 due messages at once; every message goes to exactly one.
+async fn concurrent_leasers_get_disjoint_sets<B: Backend>(b: &B) {
+    const N: usize = 500;
+    let s = b.store();
+    let all: Vec<i64> = s
+        .enqueue_many((0..N as u32).map(|n| outgoing("WEBSHOP", n)).collect())
+        .await
+        .unwrap();
+    let instances = [
+        Arc::new(b.open(1).await.unwrap()),
+        Arc::new(b.open(1).await.unwrap()),
+    ];
+    let t = now_ms();
+    let mut tasks = Vec::new();
+    for (i, store) in instances.iter().enumerate() {
+        for w in 0..2 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut empty_in_a_row = 0;
+                while empty_in_a_row < 3 {
+                    let got = store.lease_due(t, 600_000, 7).await.unwrap();
+                    if got.is_empty() {
+                        empty_in_a_row += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    empty_in_a_row = 0;
+                    for l in got {
+                        assert_eq!(l.message.attempts, 1, "leased once only");
+                        mine.push((l.message.id, l.lease_token));
+                    }
+                }
+                (i, w, mine)
+            }));
+        }
+    }
+    let mut seen: BTreeSet<i64> = BTreeSet::new();
+    let mut per_worker = Vec::new();
+    let mut results = Vec::new();
+    for task in tasks {
+        let (i, w, mine) = task.await.unwrap();
+        per_worker.push(((i, w), mine.len()));
+        for (id, _) in &mine {
+            assert!(seen.insert(*id), "message {id} was leased by two workers");
+        }
+        results.push((i, mine));
+    }
+    assert_eq!(seen.len(), N, "every message leased: {per_worker:?}");
+    assert_eq!(seen, all.iter().copied().collect::<BTreeSet<_>>());
+    let by_instance: Vec<usize> = (0..2)
+        .map(|i| {
+            results
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, m)| m.len())
+                .sum()
+        })
+        .collect();
+    eprintln!("{N} messages leased per instance: {by_instance:?}, per worker: {per_worker:?}");
+    // Every worker can finish what it holds: the leases are all its own.
+    for (i, mine) in results {
+        for (id, token) in mine {
+            assert!(
+                instances[i]
+                    .finish(
+                        id,
+                        &token,
+                        Outcome::Sent {
+                            via: "smtp".into(),
+                            reply: "250".into()
+                        }
+                    )
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    assert_eq!(
+        s.outbox_counts().await.unwrap().get("sent"),
+        Some(&(N as u64))
+    );
+}
+
+async fn account_lease_is_exclusive_and_expires<B: Backend>(b: &B) {
+    let one = b.store();
+    let two = b.open(1).await.unwrap();
+    let acc = "Monitor-to-Monitor";
+    let ttl = Duration::from_millis(1_500);
+    assert!(one.account_lease(acc).await.unwrap().is_none());
+    assert!(one.try_lease_account(acc, "host-a:1", ttl).await.unwrap());
+    assert!(!two.try_lease_account(acc, "host-b:2", ttl).await.unwrap());
+    let lease = two.account_lease(acc).await.unwrap().unwrap();
+    assert_eq!(
+        (lease.account.as_str(), lease.holder.as_str()),
+        (acc, "host-a:1")
+    );
+    // Renewal by the holder extends it and keeps when it was taken.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(one.try_lease_account(acc, "host-a:1", ttl).await.unwrap());
+    let renewed = one.account_lease(acc).await.unwrap().unwrap();
+    assert!(renewed.leased_until > lease.leased_until);
+    assert_eq!(renewed.acquired_at, lease.acquired_at);
+    // Another account is independent.
+    assert!(
+        two.try_lease_account("Inkommande", "host-b:2", ttl)
+            .await
+            .unwrap()
+    );
+    // Only the holder can release.
+    assert!(!two.release_account(acc, "host-b:2").await.unwrap());
+    assert!(one.account_lease(acc).await.unwrap().is_some());
+
+    // The holder dies: after the ttl the lease is free for the other instance.
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert!(one.account_lease(acc).await.unwrap().is_none(), "expired");
+    assert!(two.try_lease_account(acc, "host-b:2", ttl).await.unwrap());
+    assert!(
+        !one.try_lease_account(acc, "host-a:1", ttl).await.unwrap(),
+        "the old holder cannot take it back while the new lease runs"
+    );
+    assert_eq!(
+        one.account_lease(acc).await.unwrap().unwrap().holder,
+        "host-b:2"
+    );
+    // Released: free at once.
+    assert!(two.release_account(acc, "host-b:2").await.unwrap());
+    assert!(!two.release_account(acc, "host-b:2").await.unwrap());
+    assert!(one.account_lease(acc).await.unwrap().is_none());
+    assert!(one.try_lease_account(acc, "host-a:1", ttl).await.unwrap());
+}
+
+async fn concurrent_account_lease_has_one_winner<B: Backend>(b: &B) {
+    let instances = [
+        Arc::new(b.open(1).await.unwrap()),
+        Arc::new(b.open(1).await.unwrap()),
+    ];
+    for round in 0..5 {
+        let acc = format!("account-{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let store = instances[n % 2].clone();
+            let acc = acc.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let won = store
+                    .try_lease_account(&acc, &format!("holder-{n}"), Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                (n, won)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (n, won) = t.await.unwrap();
+            if won {
+                winners.push(n);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let holder = instances[0]
+            .account_lease(&acc)
+            .await
+            .unwrap()
+            .unwrap()
+            .holder;
+        assert_eq!(holder, format!("holder-{}", winners[0]));
+    }
+}
+
+async fn listener_users<B: Backend>(b: &B) {
+    let s = b.store();
+    let pw = SecretString::from("webshop-smtp-password".to_owned());
+    s.set_listener_user("webshop", "WEBSHOP", &pw)
+        .await
+        .unwrap();
+    s.set_listener_user("legacy", "ANNA", &pw).await.unwrap();
+    assert_eq!(
+        s.check_listener_user("webshop", &pw)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("WEBSHOP")
+    );
+    assert!(
+        s.check_listener_user("webshop", &"wrong".to_owned().into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.check_listener_user("nobody", &pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let users = s.list_listener_users().await.unwrap();
+    let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["legacy", "webshop"]);
+    assert!(users[1].last_login.is_some() && users[0].last_login.is_none());
+    // Replacing changes the user and the password.
+    let pw2 = SecretString::from("another-password".to_owned());
+    s.set_listener_user("webshop", "ANNA", &pw2).await.unwrap();
+    assert!(
+        s.check_listener_user("webshop", &pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.check_listener_user("webshop", &pw2)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ANNA")
+    );
+    assert!(!contains(&b.stored_bytes().await, b"another-password"));
+    assert!(s.remove_listener_user("webshop").await.unwrap());
+    assert!(!s.remove_listener_user("webshop").await.unwrap());
+    assert_eq!(s.list_listener_users().await.unwrap().len(), 1);
+}
+
+async fn admin_users_sessions_and_api_keys<B: Backend>(b: &B) {
+    let s = b.store();
+    let pw = SecretString::from("a long passphrase".to_owned());
+    assert!(s.add_admin("admin", &pw).await.unwrap());
+    assert!(!s.add_admin("admin", &pw).await.unwrap(), "duplicate name");
+    assert!(s.add_admin("backup", &pw).await.unwrap());
+    assert!(s.verify_admin("admin", &pw).await.unwrap());
+    assert!(
+        !s.verify_admin("admin", &"wrong".to_owned().into())
+            .await
+            .unwrap()
+    );
+    assert!(!s.verify_admin("nobody", &pw).await.unwrap());
+    let admins = s.list_admins().await.unwrap();
+    assert_eq!(
+        admins.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["admin", "backup"]
+    );
+    assert!(admins[0].last_login.is_some() && admins[1].last_login.is_none());
+
+    let new = s
+        .create_session("admin", time::Duration::hours(1))
+        .await
+        .unwrap();
+    let token = new.token.expose_secret().to_owned();
+    let other = b.open(1).await.unwrap();
+    let found = other
+        .session(&token)
+        .await
+        .unwrap()
+        .expect("live session on another instance");
+    assert_eq!(found.admin, "admin");
+    assert_eq!(found.csrf, new.session.csrf);
+    assert!(s.session("not-a-token").await.unwrap().is_none());
+    let expired = s
+        .create_session("admin", time::Duration::seconds(-1))
+        .await
+        .unwrap();
+    assert!(
+        s.session(expired.token.expose_secret())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let backup = s
+        .create_session("backup", time::Duration::hours(1))
+        .await
+        .unwrap();
+    s.delete_session(backup.token.expose_secret())
+        .await
+        .unwrap();
+    assert!(
+        s.session(backup.token.expose_secret())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let key = s.create_api_key("erp-script").await.unwrap().unwrap();
+    assert!(s.create_api_key("erp-script").await.unwrap().is_none());
+    let tok = key.token.expose_secret().to_owned();
+    assert!(tok.starts_with("kurir_"));
+    let info = other
+        .verify_api_key(&tok)
+        .await
+        .unwrap()
+        .expect("valid key");
+    assert_eq!(info.name, "erp-script");
+    assert_eq!(info.id, key.info.id);
+    assert!(s.list_api_keys().await.unwrap()[0].last_used.is_some());
+    let tampered = format!("{}0", &tok[..tok.len() - 1]);
+    assert!(s.verify_api_key(&tampered).await.unwrap().is_none());
+    assert!(s.verify_api_key("kurir_garbage").await.unwrap().is_none());
+
+    // Nothing replayable is stored: not the session token, not the key's secret, not the
+    // password.
+    let bytes = b.stored_bytes().await;
+    assert!(!contains(&bytes, token.as_bytes()), "session token stored");
+    assert!(
+        !contains(&bytes, tok.rsplit('_').next().unwrap().as_bytes()),
+        "API key secret stored"
+    );
+    assert!(!contains(&bytes, b"a long passphrase"), "password stored");
+
+    // A password change signs everyone out.
+    assert!(
+        s.set_admin_password("admin", &"another passphrase".to_owned().into())
+            .await
+            .unwrap()
+    );
+    assert!(!s.set_admin_password("nobody", &pw).await.unwrap());
+    assert!(s.session(&token).await.unwrap().is_none());
+    assert!(
+        s.verify_admin("admin", &"another passphrase".to_owned().into())
+            .await
+            .unwrap()
+    );
+
+    assert!(s.api_key_exists(&info.id).await.unwrap());
+    assert!(s.revoke_api_key(&info.id).await.unwrap(), "by id");
+    assert!(!s.revoke_api_key("erp-script").await.unwrap());
+    assert!(s.verify_api_key(&tok).await.unwrap().is_none());
+    assert!(!s.api_key_exists(&info.id).await.unwrap());
+    let k2 = s.create_api_key("second").await.unwrap().unwrap();
+    assert!(s.revoke_api_key("second").await.unwrap(), "by name");
+    assert!(
+        s.verify_api_key(k2.token.expose_secret())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let session = s
+        .create_session("backup", time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(s.remove_admin("backup").await.unwrap());
+    assert!(!s.remove_admin("backup").await.unwrap());
+    assert!(
+        s.session(session.token.expose_secret())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.list_admins().await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL only: connecting.
+
+#[tokio::test]
+async fn postgres_connect_errors_name_the_server_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let err = PgStore::connect("postgres://kurir:hunter2-secret@127.0.0.1:1/kurir", key(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(!text.contains("hunter2"), "password in the message: {text}");
+    assert!(
+        !format!("{err:?}").contains("hunter2"),
+        "password in Debug: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_schema_names_are_checked_and_schemas_are_isolated() {
+    let b = Postgres::create().await;
+    let err = PgStore::connect_in_schema(&b.url, Some("x\"; DROP SCHEMA public; --"), key(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("schema name"), "{err}");
+    // A second schema in the same database is a separate store (and may use another key).
+    let other = Postgres::create().await;
+    b.store().add_user("ANNA").await.unwrap();
+    assert!(other.store().snapshot().await.unwrap().users.is_empty());
+    let third = PgStore::connect_in_schema(&b.url, Some(&format!("{}_x", other.schema)), key(9))
+        .await
+        .unwrap();
+    drop(third);
+    let mut c = sqlx::PgConnection::connect(&b.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{}_x\" CASCADE",
+        other.schema
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+}
