@@ -30,6 +30,11 @@ pub trait Handler: Send + Sync {
     /// The account type this handles, recorded with each message.
     fn name(&self) -> &str;
     fn handle<'a>(&self, msg: &'a Message<'a>) -> Result<Vec<Document<'a>>, Rejection>;
+    /// Whether `handle` looks at the body. When not, the pipeline skips the full MIME parse
+    /// (decoding every attachment) and takes the metadata from headers and the part structure.
+    fn needs_body(&self) -> bool {
+        true
+    }
 }
 
 /// The handler for an account's `type` setting; unknown (free-text) types keep messages like
@@ -55,6 +60,9 @@ impl Handler for General {
     }
     fn handle<'a>(&self, _msg: &'a Message<'a>) -> Result<Vec<Document<'a>>, Rejection> {
         Ok(Vec::new())
+    }
+    fn needs_body(&self) -> bool {
+        false
     }
 }
 

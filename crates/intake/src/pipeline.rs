@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -526,24 +526,32 @@ impl PrepareCtx {
         let dir = path.parent().expect("has a parent").to_owned();
         std::fs::create_dir_all(&dir)
             .map_err(|e| IntakeError::disk("create the message folder", &dir, e))?;
-        let mut buf = Vec::with_capacity(total);
+        // Straight from the messages' own buffers (writev), no copy into one big buffer.
+        let mut slices: Vec<IoSlice<'_>> = prepared
+            .iter()
+            .filter_map(|p| match &p.new.raw {
+                RawMime::Inline(b) if !b.is_empty() => Some(IoSlice::new(b)),
+                _ => None,
+            })
+            .collect();
+        let mut f = File::create(&path)
+            .map_err(|e| IntakeError::disk("create a segment file", &path, e))?;
+        write_all_vectored(&mut f, &mut slices)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| IntakeError::disk("write a segment file", &path, e))?;
+        drop(slices);
+        let mut offset = 0u64;
         for p in prepared.iter_mut() {
-            if let RawMime::Inline(bytes) = &mut p.new.raw {
-                let offset = buf.len() as u64;
+            if let RawMime::Inline(bytes) = &p.new.raw {
                 let len = bytes.len() as u64;
-                buf.extend_from_slice(bytes);
                 p.new.raw = RawMime::Segment {
                     path: rel.clone(),
                     offset,
                     len,
                 };
+                offset += len;
             }
         }
-        let mut f = File::create(&path)
-            .map_err(|e| IntakeError::disk("create a segment file", &path, e))?;
-        f.write_all(&buf)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| IntakeError::disk("write a segment file", &path, e))?;
         sync_dir(&dir);
         Ok(())
     }
@@ -627,6 +635,17 @@ impl PrepareCtx {
         ),
         IntakeError,
     > {
+        if !self.handler.needs_body() {
+            return Ok(match parse::meta_without_body(raw) {
+                Ok(meta) => (meta, MessageStatus::Stored, None, Vec::new()),
+                Err(reason) => (
+                    parse::Meta::default(),
+                    MessageStatus::Quarantined,
+                    Some(reason),
+                    Vec::new(),
+                ),
+            });
+        }
         let msg = match parse::parse(raw) {
             Ok(m) => m,
             Err(reason) => {
@@ -731,6 +750,20 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     std::fs::rename(&tmp, path).map_err(|e| IntakeError::disk("rename a file", path, e))
 }
 
+/// `write_all` for a list of buffers, in as few system calls as the kernel allows.
+fn write_all_vectored(f: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !bufs.is_empty() {
+        let n = bufs.len().min(1024);
+        match f.write_vectored(&bufs[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut bufs, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Makes a rename or a new file in `dir` durable (best effort: some file systems refuse).
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -740,17 +773,31 @@ fn sync_dir(dir: &Path) {
 
 /// Splits the listed messages into batches by count and announced size; a message larger than
 /// the byte limit is a batch of its own.
+///
+/// The stages of a pass overlap only between batches, so the first batches are small (the
+/// pipeline fills quickly instead of waiting for one full batch to arrive) and so are the last
+/// (the store and the move of the final batch run with nothing left to overlap them): sizes
+/// ramp up from an eighth of the limit, doubling, and down again, halving what is left.
 pub fn batches(listed: &[Listed], limits: BatchLimits) -> Vec<&[Listed]> {
+    let smallest = (limits.messages / 8).max(1);
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0u64;
+    let mut cap = smallest.min(limits.messages);
+    let cap_for = |cap: usize, start: usize| {
+        let left = listed.len() - start;
+        cap.min((left / 2).max(smallest)).max(1)
+    };
+    let mut this_cap = cap_for(cap, 0);
     for (i, l) in listed.iter().enumerate() {
         let size = l.size.unwrap_or(0);
         let count = i - start;
-        if count > 0 && (count >= limits.messages || bytes + size > limits.bytes) {
+        if count > 0 && (count >= this_cap || bytes + size > limits.bytes) {
             out.push(&listed[start..i]);
             start = i;
             bytes = 0;
+            cap = (cap * 2).min(limits.messages);
+            this_cap = cap_for(cap, start);
         }
         bytes += size;
     }
@@ -779,7 +826,7 @@ mod tests {
             bytes: 1000,
         };
         let sizes: Vec<usize> = batches(&listed, limits).iter().map(|b| b.len()).collect();
-        assert_eq!(sizes, vec![2, 2, 1]);
+        assert_eq!(sizes, vec![1, 2, 1, 1]);
         let listed = vec![l(10), l(5000), l(10)];
         let limits = BatchLimits {
             messages: 100,
@@ -787,5 +834,18 @@ mod tests {
         };
         let sizes: Vec<usize> = batches(&listed, limits).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn batches_ramp_up_and_down() {
+        let listed: Vec<Listed> = (0..5000).map(|_| l(100)).collect();
+        let sizes: Vec<usize> = batches(&listed, BatchLimits::default())
+            .iter()
+            .map(|b| b.len())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 5000);
+        assert_eq!(&sizes[..4], &[62, 124, 248, 496]);
+        assert!(sizes.iter().all(|s| *s <= 500), "{sizes:?}");
+        assert!(*sizes.last().unwrap() <= 62, "{sizes:?}");
     }
 }
