@@ -304,6 +304,7 @@ conformance!(
     export_import_round_trip,
     record_batch_is_exactly_once,
     raw_mime_from_data_dir_files_reads_back,
+    two_instances_recording_the_same_mail_store_it_once,
     mark_done_and_pending_server_ids,
     import_queue_states,
     listing_paging_and_counts,
@@ -816,6 +817,67 @@ async fn record_batch_is_exactly_once<B: Backend>(b: &B) {
     // A large batch of server ids (beyond any IN-list chunk).
     let many: Vec<String> = (0..1200).map(|i| format!("imap:7:{i}")).collect();
     assert_eq!(s.known_server_ids(acc, &many).await.unwrap().len(), 2);
+}
+
+/// Two instances taking in the same mailbox at once (what account leases are to prevent, but
+/// the store must not depend on it): overlapping batches in opposite orders neither deadlock nor
+/// store a message twice.
+async fn two_instances_recording_the_same_mail_store_it_once<B: Backend>(b: &B) {
+    const N: usize = 100;
+    let instances = [
+        Arc::new(b.open(1).await.unwrap()),
+        Arc::new(b.open(1).await.unwrap()),
+    ];
+    for round in 0..3 {
+        let acc = format!("shared-{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (i, store) in instances.iter().enumerate() {
+            let mut batch: Vec<NewMessage> = (0..N)
+                .map(|n| {
+                    let raw = format!("Message-ID: <{n}@shared>\r\n\r\n{n}");
+                    msg(
+                        &format!("i{i}:{n}"),
+                        Some(&format!("{n}@shared")),
+                        raw.as_bytes(),
+                    )
+                })
+                .collect();
+            if i == 1 {
+                batch.reverse();
+            }
+            let (store, acc, barrier) = (store.clone(), acc.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let mut r = store.record_batch(&acc, batch).await.unwrap();
+                if i == 1 {
+                    r.reverse();
+                }
+                r
+            }));
+        }
+        let b_res = tasks.pop().unwrap().await.unwrap();
+        let a_res = tasks.pop().unwrap().await.unwrap();
+        for n in 0..N {
+            assert_eq!(a_res[n].id(), b_res[n].id(), "round {round}, message {n}");
+            let news = [a_res[n], b_res[n]]
+                .iter()
+                .filter(|r| matches!(r, Recorded::New { .. }))
+                .count();
+            assert_eq!(
+                news, 1,
+                "round {round}, message {n}: {:?} {:?}",
+                a_res[n], b_res[n]
+            );
+        }
+        let counts = instances[0].count_messages(&acc).await.unwrap();
+        assert_eq!(counts.stored, N as u64);
+        assert_eq!(counts.pending_server_steps, 2 * N as u64);
+        let m = instances[1].message(a_res[0].id()).await.unwrap().unwrap();
+        let mut ids = m.server_ids.clone();
+        ids.sort();
+        assert_eq!(ids, ["i0:0", "i1:0"]);
+    }
 }
 
 async fn raw_mime_from_data_dir_files_reads_back<B: Backend>(b: &B) {

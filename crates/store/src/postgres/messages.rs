@@ -134,9 +134,18 @@ impl MessageStore for PgStore {
             let bytes = self.raw_bytes(raw).await?;
             prepared.push((m, bytes));
         }
-        let mut out = Vec::with_capacity(prepared.len());
+        // Rows are inserted in dedupe-key order (stable, so the first of two equal keys in the
+        // batch is still the one stored): two instances recording overlapping batches then take
+        // the unique-index locks in the same order and wait for each other instead of
+        // deadlocking. The answers are given in the batch's order.
+        let mut order: Vec<usize> = (0..prepared.len()).collect();
+        order.sort_by(|&a, &b| prepared[a].0.dedupe_key.cmp(&prepared[b].0.dedupe_key));
+        let mut slots: Vec<Option<(NewMessage, Vec<u8>)>> =
+            prepared.into_iter().map(Some).collect();
+        let mut out = vec![Recorded::New { id: 0 }; slots.len()];
         let mut tx = self.pool.begin().await?;
-        for (m, raw) in prepared {
+        for idx in order {
+            let (m, raw) = slots[idx].take().expect("each index once");
             let attachments =
                 serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".to_owned());
             let inserted = sqlx::query(
@@ -204,7 +213,7 @@ impl MessageStore for PgStore {
             .bind(&at)
             .execute(&mut *tx)
             .await?;
-            out.push(recorded);
+            out[idx] = recorded;
         }
         tx.commit().await?;
         Ok(out)
