@@ -1873,3 +1873,40 @@ async fn postgres_schema_names_are_checked_and_schemas_are_isolated() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_starting_at_once_on_an_empty_schema_agree() {
+    // Several daemons started together against a new database: one creates the schema, runs
+    // the migrations and writes the key check row; the others wait and use it.
+    let b = Postgres::create().await;
+    let schema = format!("{}_start", b.schema);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (url, schema) = (b.url.clone(), schema.clone());
+        tasks.push(tokio::spawn(async move {
+            PgStore::connect_in_schema(&url, Some(&schema), key(1)).await
+        }));
+    }
+    let mut stores = Vec::new();
+    for t in tasks {
+        stores.push(t.await.unwrap().expect("every instance starts"));
+    }
+    stores[0].add_user("ANNA").await.unwrap();
+    for s in &stores {
+        assert!(s.snapshot().await.unwrap().users.contains_key("ANNA"));
+    }
+    let err = PgStore::connect_in_schema(&b.url, Some(&schema), key(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
+    for s in stores {
+        s.close().await;
+    }
+    let mut c = sqlx::PgConnection::connect(&b.url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+}
