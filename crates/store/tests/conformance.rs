@@ -153,7 +153,7 @@ impl Backend for Postgres {
                 let _ = c.close().await;
             }
             Ok(Err(e)) => panic!(
-                "PostgreSQL is not reachable at {url}: {e}. The conformance suite needs it and \
+                "cannot connect to PostgreSQL at {url}: {e}. The conformance suite needs it and \
                  does not skip: start PostgreSQL with a database `test` that trusts this user, \
                  or point KURIR_TEST_POSTGRES_URL at one"
             ),
