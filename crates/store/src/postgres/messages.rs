@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{PgStore, now};
+use super::{PgStore, no_nul, now};
 use crate::StoreError;
 use crate::messages::{
     AccountLease, AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus,
@@ -130,6 +130,16 @@ impl MessageStore for PgStore {
         // Files are read before the transaction starts, so it is not held open during I/O.
         let mut prepared = Vec::with_capacity(batch.len());
         for mut m in batch {
+            m.dedupe_key = no_nul(m.dedupe_key);
+            m.message_id = m.message_id.map(no_nul);
+            m.reason = m.reason.map(no_nul);
+            m.from = m.from.map(no_nul);
+            m.to = m.to.map(no_nul);
+            m.subject = m.subject.map(no_nul);
+            m.date = m.date.map(no_nul);
+            for imp in &mut m.imports {
+                imp.content_type = imp.content_type.take().map(no_nul);
+            }
             let raw = std::mem::replace(&mut m.raw, RawMime::Inline(Vec::new()));
             let bytes = self.raw_bytes(raw).await?;
             prepared.push((m, bytes));
@@ -453,7 +463,7 @@ impl MessageStore for PgStore {
                 )
                 .bind(account)
                 .bind(&at)
-                .bind(text)
+                .bind(no_nul(text))
                 .execute(&self.pool)
                 .await?;
             }

@@ -84,6 +84,17 @@ pub fn redact_url(url: &str) -> String {
     )
 }
 
+/// PostgreSQL TEXT cannot hold NUL characters (SQLite TEXT can): a header that decodes to one
+/// (`=?utf-8?q?=00?=`) must not make a message impossible to store, which would stop its
+/// account's intake at that message forever. It becomes U+FFFD here; the raw MIME keeps it.
+pub(crate) fn no_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
+}
+
 /// A schema name is put into SQL text, so only plain identifiers are accepted.
 fn valid_schema(schema: &str) -> bool {
     !schema.is_empty()

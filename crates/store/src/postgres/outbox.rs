@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::{PgStore, now};
+use super::{PgStore, no_nul, now};
 use crate::StoreError;
 use crate::outbox::{
     Leased, ListenerUser, NewOutgoing, OutboxFilter, OutboxStore, Outcome, OutgoingMessage,
@@ -78,7 +78,10 @@ impl OutboxStore for PgStore {
         let due = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(msgs.len());
-        for m in msgs {
+        for mut m in msgs {
+            m.from = m.from.map(no_nul);
+            m.subject = m.subject.map(no_nul);
+            m.message_id = m.message_id.map(no_nul);
             let recipients =
                 serde_json::to_string(&m.recipients).expect("a list of strings serialises");
             let id: i64 = sqlx::query(
@@ -161,6 +164,21 @@ impl OutboxStore for PgStore {
     }
 
     async fn finish(&self, id: i64, token: &str, outcome: Outcome) -> Result<bool, StoreError> {
+        // Server replies and error texts come from outside.
+        let outcome = match outcome {
+            Outcome::Sent { via, reply } => Outcome::Sent {
+                via,
+                reply: no_nul(reply),
+            },
+            Outcome::Retry { at, error } => Outcome::Retry {
+                at,
+                error: no_nul(error),
+            },
+            Outcome::Failed { error } => Outcome::Failed {
+                error: no_nul(error),
+            },
+            other => other,
+        };
         let q = match &outcome {
             Outcome::Sent { via, reply } => sqlx::query(
                 "UPDATE outbox SET state = 'sent', leased_until = NULL, lease_token = NULL, \
