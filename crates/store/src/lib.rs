@@ -6,6 +6,7 @@
 //! both to the same behaviour). Secrets are sealed with the
 //! [`crypto::MasterKey`] before they reach either database, and only [`Store::reveal`] opens one.
 
+pub mod any;
 pub mod crypto;
 pub mod error;
 pub mod messages;
@@ -19,6 +20,7 @@ use kurir_settings::{Scope, SettingsSnapshot};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use any::{KurirStore, open_store};
 pub use crypto::MasterKey;
 pub use error::StoreError;
 pub use messages::MessageStore;

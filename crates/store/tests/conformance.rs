@@ -1971,3 +1971,78 @@ async fn postgres_instances_starting_at_once_on_an_empty_schema_agree() {
     .await
     .unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Either backend as one trait object (`open_store`), as the consumers are to use it.
+
+async fn use_as_trait_objects(store: Arc<dyn kurir_store::KurirStore>) {
+    let messages: Arc<dyn MessageStore> = store.clone();
+    let outbox: Arc<dyn OutboxStore> = store.clone();
+    let settings: Arc<dyn Store> = store.clone();
+    let r = messages
+        .record_batch("A", vec![msg("graph:1", Some("1@x"), b"one")])
+        .await
+        .unwrap();
+    let raw = store.raw_message(r[0].id()).await.unwrap().unwrap();
+    let dir = store.local_data_dir().expect("a local directory");
+    assert_eq!(raw.read(&dir).unwrap(), b"one");
+    let id = outbox.enqueue(outgoing("ANNA", 1)).await.unwrap();
+    assert_eq!(store.outbox_get(id).await.unwrap().unwrap().id, id);
+    settings.add_user("ANNA").await.unwrap();
+    assert!(
+        store
+            .add_admin("admin", &"pw".to_owned().into())
+            .await
+            .unwrap()
+    );
+}
+
+fn write_key_file(dir: &Path, key_byte: u8) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("master.key");
+    std::fs::write(&path, format!("{key_byte:02x}").repeat(32)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[tokio::test]
+async fn open_store_without_a_database_url_is_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    write_key_file(dir.path(), 1);
+    let store = kurir_store::open_store(dir.path(), None).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    assert_eq!(store.local_data_dir().as_deref(), Some(dir.path()));
+    assert_eq!(store.key_fingerprint(), key(1).fingerprint());
+    use_as_trait_objects(store).await;
+}
+
+#[tokio::test]
+async fn open_store_with_a_database_url_is_postgres() {
+    let b = Postgres::create().await;
+    b.store().add_user("WEBSHOP").await.unwrap();
+    let sep = if b.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{}", b.url, b.schema);
+    let dir = tempfile::tempdir().unwrap();
+    write_key_file(dir.path(), 1);
+    let store = kurir_store::open_store(dir.path(), Some(&url))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "postgres");
+    assert_eq!(store.local_data_dir().as_deref(), Some(dir.path()));
+    assert!(
+        store
+            .snapshot()
+            .await
+            .unwrap()
+            .users
+            .contains_key("WEBSHOP"),
+        "the same database as the harness's store"
+    );
+    use_as_trait_objects(store).await;
+    // Another key file: the database says no.
+    let other = tempfile::tempdir().unwrap();
+    write_key_file(other.path(), 2);
+    let err = kurir_store::open_store(other.path(), Some(&url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
+}

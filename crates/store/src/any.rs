@@ -1,0 +1,65 @@
+//! Either backend behind one trait object, for the day the consumers stop naming
+//! [`SqliteStore`]: they can hold an `Arc<dyn KurirStore>` (and upcast it to
+//! `Arc<dyn MessageStore>` and the like) and let [`open_store`] choose SQLite or PostgreSQL.
+//! Nothing uses this yet; `kurir serve` and the CLI still open a [`SqliteStore`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::{
+    AdminStore, MasterKey, MessageStore, OutboxStore, PgStore, SqliteStore, Store, StoreError,
+};
+
+/// Everything Kurir keeps: settings, incoming mail, the outbox, admins.
+pub trait KurirStore: Store + MessageStore + OutboxStore + AdminStore + std::fmt::Debug {
+    /// `sqlite` or `postgres` (for logs and metrics).
+    fn backend(&self) -> &'static str;
+
+    /// The directory that raw MIME files and segments are read relative to
+    /// ([`crate::messages::RawMime::read`]): the SQLite data directory, or the local directory
+    /// a PostgreSQL store was given (whose raw MIME is always inline).
+    fn local_data_dir(&self) -> Option<PathBuf>;
+}
+
+impl KurirStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn local_data_dir(&self) -> Option<PathBuf> {
+        self.path().parent().map(Path::to_path_buf)
+    }
+}
+
+impl KurirStore for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn local_data_dir(&self) -> Option<PathBuf> {
+        self.local_dir().map(Path::to_path_buf)
+    }
+}
+
+/// Opens the store: PostgreSQL when `database_url` is given (every instance sharing it needs
+/// the same master key: set `KURIR_MASTER_KEY`, or copy `master.key` into each data
+/// directory), else SQLite in `data_dir`. The master key comes from the environment or
+/// `data_dir`'s key file either way, and `data_dir` stays the local directory for files.
+pub async fn open_store(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn KurirStore>, StoreError> {
+    match database_url {
+        None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
+        Some(url) => {
+            std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io {
+                what: format!("create the data directory {}", data_dir.display()),
+                source: e,
+            })?;
+            let key = MasterKey::load_or_create(data_dir)?;
+            Ok(Arc::new(
+                PgStore::connect(url, key).await?.with_local_dir(data_dir),
+            ))
+        }
+    }
+}
