@@ -22,10 +22,10 @@ use kurir_store::outbox::{NewOutgoing, OutboxFilter, OutgoingState};
 use kurir_store::{MessageStore, OutboxStore, SqliteStore};
 
 const INCOMING: usize = 150;
-const OUTGOING: usize = 120;
+const OUTGOING: usize = 400;
 const ACCOUNT: &str = "Inkorg";
 
-fn start_serve(dir: &Path, rate_per_minute: &str) -> Child {
+fn start_serve(dir: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kurir"))
         .args([
             "serve",
@@ -34,7 +34,7 @@ fn start_serve(dir: &Path, rate_per_minute: &str) -> Child {
             "--smtp-listen",
             "off",
             "--rate-per-minute",
-            rate_per_minute,
+            "0",
             "--concurrency",
             "4",
             "--backoff-secs",
@@ -166,6 +166,7 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
     }
     // Queued as `kurir send` queues (one spawn per message would only slow the test down).
     let store = SqliteStore::open(dir).await.unwrap();
+    let mut queue = Vec::new();
     for i in 0..OUTGOING {
         let subject = format!("outgoing {i}");
         let c = kurir_outbox::compose(&kurir_outbox::Draft {
@@ -179,25 +180,22 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
             attachments: vec![],
         })
         .unwrap();
-        store
-            .enqueue(NewOutgoing {
-                sender_user: "ANNA".into(),
-                origin: "test".into(),
-                from: Some(demo::USER.into()),
-                recipients: c.recipients,
-                subject: Some(subject),
-                message_id: Some(c.message_id),
-                raw: c.raw,
-            })
-            .await
-            .unwrap();
+        queue.push(NewOutgoing {
+            sender_user: "ANNA".into(),
+            origin: "test".into(),
+            from: Some(demo::USER.into()),
+            recipients: c.recipients,
+            subject: Some(subject),
+            message_id: Some(c.message_id),
+            raw: c.raw,
+        });
     }
+    store.enqueue_many(queue).await.unwrap();
     // Every Graph request takes a while, so passes and sends are in flight at the signal.
     emu.graph_faults().set_latency(Duration::from_millis(60));
 
-    // Exchange's cap (30 a minute, the first 30 at once): the outbox is still sending when the
-    // signal comes.
-    let mut serve = start_serve(dir, "30");
+    // 4 sends at a time of 60 ms each: the outbox is still sending when the signal comes.
+    let mut serve = start_serve(dir);
     // Wait until both sides are under way, then stop in the middle.
     let t0 = Instant::now();
     loop {
@@ -244,7 +242,8 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
 
     // Restart: everything finishes, nothing twice.
     emu.graph_faults().set_latency(Duration::from_millis(0));
-    let mut serve = start_serve(dir, "0");
+    let restarted = Instant::now();
+    let mut serve = start_serve(dir);
     let t0 = Instant::now();
     loop {
         let c = store.count_messages(ACCOUNT).await.unwrap();
@@ -258,6 +257,10 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!(
+        "after the restart everything finished in {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
     assert!(sigterm(&mut serve).success());
 
     let stored = store
