@@ -3,7 +3,7 @@
 //! Exchange allows 4 concurrent requests per app and mailbox; the 5th gets 429
 //! `ApplicationThrottled`. The emulator counts requests in flight per (app, mailbox) the same
 //! way, so a client that fans out too far sees the real error. Faults (latency, the next N
-//! requests answering 429 or 503, dropped connections) are shared by the Rust handle and
+//! requests answering 429, 503 or 401, dropped connections) are shared by the Rust handle and
 //! `/_emulator/graph/faults`.
 
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ pub struct GraphFaults {
     throttle_next: AtomicU32,
     unavailable_next: AtomicU32,
     drop_next: AtomicU32,
+    unauthorized_next: AtomicU32,
     retry_after_secs: AtomicU64,
 }
 
@@ -40,6 +41,10 @@ pub struct GraphFaultSettings {
     pub unavailable_next: Option<u32>,
     /// The next N Graph requests get their connection closed without an answer.
     pub drop_next: Option<u32>,
+    /// The next N Graph requests answer 401 InvalidAuthenticationToken, as Graph does for a
+    /// token that was revoked or expired in flight.
+    #[serde(default)]
+    pub unauthorized_next: Option<u32>,
     /// `Retry-After` seconds on injected and concurrency 429s and 503s (default 1).
     pub retry_after_secs: Option<u64>,
 }
@@ -49,6 +54,7 @@ pub enum Injected {
     Throttle(u64),
     Unavailable(u64),
     Drop,
+    Unauthorized,
 }
 
 fn take(n: &AtomicU32) -> bool {
@@ -70,6 +76,9 @@ impl GraphFaults {
         if let Some(v) = s.drop_next {
             self.drop_next.store(v, Ordering::SeqCst);
         }
+        if let Some(v) = s.unauthorized_next {
+            self.unauthorized_next.store(v, Ordering::SeqCst);
+        }
         if let Some(v) = s.retry_after_secs {
             self.retry_after_secs.store(v, Ordering::SeqCst);
         }
@@ -80,6 +89,7 @@ impl GraphFaults {
             throttle_next: Some(self.throttle_next.load(Ordering::SeqCst)),
             unavailable_next: Some(self.unavailable_next.load(Ordering::SeqCst)),
             drop_next: Some(self.drop_next.load(Ordering::SeqCst)),
+            unauthorized_next: Some(self.unauthorized_next.load(Ordering::SeqCst)),
             retry_after_secs: Some(self.retry_after()),
         }
     }
@@ -100,6 +110,10 @@ impl GraphFaults {
     pub fn drop_next(&self, n: u32) {
         self.drop_next.store(n, Ordering::SeqCst);
     }
+    /// The next `n` Graph requests answer 401 InvalidAuthenticationToken.
+    pub fn unauthorized_next(&self, n: u32) {
+        self.unauthorized_next.store(n, Ordering::SeqCst);
+    }
     pub fn set_retry_after(&self, secs: u64) {
         self.retry_after_secs.store(secs, Ordering::SeqCst);
     }
@@ -118,6 +132,7 @@ impl GraphFaults {
             throttle_next: Some(0),
             unavailable_next: Some(0),
             drop_next: Some(0),
+            unauthorized_next: Some(0),
             retry_after_secs: Some(0),
         });
     }
@@ -125,6 +140,8 @@ impl GraphFaults {
     pub fn take(&self) -> Option<Injected> {
         if take(&self.drop_next) {
             Some(Injected::Drop)
+        } else if take(&self.unauthorized_next) {
+            Some(Injected::Unauthorized)
         } else if take(&self.throttle_next) {
             Some(Injected::Throttle(self.retry_after()))
         } else if take(&self.unavailable_next) {

@@ -330,6 +330,11 @@ async fn http_entry(State(state): State<Arc<EmulatorState>>, request: Request) -
                 .into_reply(&request_id, client_request_id.as_deref())
                 .into_http(&request_id, client_request_id.as_deref());
         }
+        Some(Injected::Unauthorized) => {
+            return ApiError::unauthorized("Lifetime validation failed, the token is expired.")
+                .into_reply(&request_id, client_request_id.as_deref())
+                .into_http(&request_id, client_request_id.as_deref());
+        }
         None => {}
     }
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
