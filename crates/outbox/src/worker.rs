@@ -339,15 +339,14 @@ impl Outbox {
             // Nothing reached Exchange: the slot is still free.
             self.throttle.release(&mailbox);
         }
-        if let (
-            SendError::Smtp {
-                code: Some(535), ..
-            },
-            Route::SmtpOauth { token, .. },
-        ) = (&e, &sender.route)
-        {
-            // A refused token may just be stale: fetch a new one next time, and only call it
-            // permanent when fresh tokens are refused too.
+        // A refused token may just be stale (revoked, or expired in flight): fetch a new one
+        // next time, and only call it permanent when fresh tokens are refused too.
+        let stale = match (&e, &sender.route) {
+            (SendError::Smtp { code: Some(535), .. }, Route::SmtpOauth { token, .. }) => Some(token),
+            (SendError::Graph { status: 401, .. }, Route::Graph { token, .. }) => Some(token),
+            _ => None,
+        };
+        if let Some(token) = stale {
             let _ = tokens.forget(token).await;
             if m.attempts < 3 {
                 return (self.retry(leased, &e, e.to_string()), None);

@@ -11,6 +11,7 @@
 //! - to a mailbox the app may not touch (403 ErrorAccessDenied, the demo app's
 //!   mailbox_access): failed for good after one attempt, the explanation in the outbox row;
 //! - with saveToSentItems = false: delivered, nothing in Sent Items;
+//! - after a 401 InvalidAuthenticationToken (a stale token): a fresh token, sent once;
 //! - many at once: never more than 4 Graph requests in flight per mailbox, and the per-mailbox
 //!   rate cap holds.
 
@@ -357,6 +358,26 @@ async fn throttled_sendmail_is_retried_after_retry_after_and_sent_exactly_once()
     );
     let m = env.store.outbox_get(id).await.unwrap().unwrap();
     assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_graph_no_longer_accepts_is_replaced_and_the_message_sent_once() {
+    let env = env().await;
+    let s = subject("graph 401");
+    let id = queue(&env, "ADELE", SENDER, &s, &[]).await;
+    // Graph answers 401 InvalidAuthenticationToken (revoked, or expired in flight): the cached
+    // token must be dropped and a new one fetched, not the message failed for good.
+    env.emu.graph_faults().unauthorized_next(1);
+    let tokens_before = env.emu.token_requests();
+    let stats = run(&env, config()).await;
+    let tokens = env.emu.token_requests() - tokens_before;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    assert_eq!(m.attempts, 2, "one refused attempt, one sent: {m:?}");
+    assert_eq!(tokens, 2, "a fresh token after the 401");
+    assert_eq!(env.emu.graph_counters().send_mail, 1);
     assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 1);
 }
 
