@@ -3,7 +3,7 @@
 //! Certificates are always verified; there is deliberately no "accept any certificate" switch.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -12,13 +12,25 @@ use tokio_rustls::client::TlsStream;
 
 use crate::IntakeError;
 
-/// Builds a connector trusting the platform roots and `ca_file`.
+/// The platform's trusted roots, read once per process: reading and parsing the system's
+/// certificate directory took longer than the TLS handshake and the sign-in together, on every
+/// connection (and intake makes two per pass).
+fn platform_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        // Missing platform roots are not fatal: with an extra CA the private server still works.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        roots
+    })
+}
+
+/// Builds a connector trusting the platform roots and `ca_file` (read afresh each time, so a
+/// replaced Extra CA file takes effect at the next connection).
 pub fn connector(ca_file: Option<&Path>, server: &str) -> Result<TlsConnector, IntakeError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // Missing platform roots are not fatal: with an extra CA the private server still works.
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
+    let mut roots = platform_roots().clone();
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| IntakeError::Tls {
             server: server.to_owned(),
@@ -80,7 +92,16 @@ pub async fn connect(
         server: server.clone(),
         detail: format!("'{host}' is not a valid server name"),
     })?;
-    connector(ca_file, &server)?
+    // File reads (the Extra CA; the system's roots the first time): not on an async thread.
+    let ca = ca_file.map(Path::to_owned);
+    let for_worker = server.clone();
+    let connector = tokio::task::spawn_blocking(move || connector(ca.as_deref(), &for_worker))
+        .await
+        .map_err(|e| IntakeError::Tls {
+            server: server.clone(),
+            detail: format!("loading the trusted certificates stopped unexpectedly: {e}"),
+        })??;
+    connector
         .connect(name, tcp)
         .await
         .map_err(|e| IntakeError::Tls {

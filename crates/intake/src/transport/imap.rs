@@ -130,6 +130,7 @@ impl ImapTransport {
     }
 
     async fn connect(&self) -> Result<Conn, IntakeError> {
+        let started = std::time::Instant::now();
         let server = self.server();
         let stream = crate::tls::connect(
             "imap",
@@ -138,6 +139,7 @@ impl ImapTransport {
             self.cfg.ca_file.as_deref(),
         )
         .await?;
+        let tls_time = started.elapsed();
         let mut client = Client::new(stream);
         // async-imap does not consume the greeting itself; an unread greeting would be taken
         // for the answer to AUTHENTICATE.
@@ -158,7 +160,9 @@ impl ImapTransport {
                 server: server.clone(),
             }
         })?;
+        let t_token = std::time::Instant::now();
         let bearer = self.tokens.bearer().await?;
+        let token_time = t_token.elapsed();
         let challenge = Arc::new(Mutex::new(None));
         let answer = OAuthAnswer {
             first: Some(mechanism.initial_response(&self.cfg.mailbox, &bearer.secret)),
@@ -182,6 +186,7 @@ impl ImapTransport {
                 });
             }
         };
+        let auth_time = started.elapsed();
         let caps = session
             .capabilities()
             .await
@@ -206,6 +211,14 @@ impl ImapTransport {
             })?;
         conn.uidvalidity = mailbox.uid_validity.unwrap_or(0);
         conn.existing.insert(self.folders.source.clone());
+        tracing::debug!(
+            server = %server,
+            connect_ms = started.elapsed().as_millis() as u64,
+            tls_ms = tls_time.as_millis() as u64,
+            signed_in_ms = auth_time.as_millis() as u64,
+            token_ms = token_time.as_millis() as u64,
+            "signed in and selected"
+        );
         Ok(conn)
     }
 
