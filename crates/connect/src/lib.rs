@@ -11,7 +11,7 @@ use kurir_entra::{
     SecretString, StoreFuture, TokenClient, TokenRequest,
 };
 use kurir_settings::{Effective, Scope, SettingsSnapshot, Severity};
-use kurir_store::{SqliteStore, Store};
+use kurir_store::KurirStore;
 
 /// Settings that cannot work (incomplete, or not Exchange Online): the caller's input is wrong,
 /// not the network. The CLI maps it to exit status 2.
@@ -41,7 +41,7 @@ pub enum Resource {
 
 /// Refresh tokens of delegated sign-ins persist in the encrypted store, so a restart does not
 /// force a new interactive sign-in.
-pub struct StoreRefreshTokens(pub Arc<SqliteStore>);
+pub struct StoreRefreshTokens(pub Arc<dyn KurirStore>);
 
 impl RefreshTokenStore for StoreRefreshTokens {
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<SecretString>> {
@@ -57,7 +57,7 @@ impl RefreshTokenStore for StoreRefreshTokens {
 
 /// Reads a secret from wherever resolution found it (the scope in `from`).
 async fn secret_of(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     eff: &Effective,
     key: &str,
 ) -> anyhow::Result<Option<SecretString>> {
@@ -69,7 +69,7 @@ async fn secret_of(
 
 /// The token client configured from the effective settings (extra CA for the emulator or a
 /// TLS-inspecting proxy).
-pub fn token_client(eff: &Effective, store: Arc<SqliteStore>) -> anyhow::Result<TokenClient> {
+pub fn token_client(eff: &Effective, store: Arc<dyn KurirStore>) -> anyhow::Result<TokenClient> {
     let mut cfg = ClientConfig::default();
     if let Some(path) = eff.get("ca_file") {
         cfg.extra_ca_pem = Some(
@@ -83,7 +83,7 @@ pub fn token_client(eff: &Effective, store: Arc<SqliteStore>) -> anyhow::Result<
 /// Builds the token request for `scope`'s effective settings. Settings with errors are refused
 /// up front with the validation messages, so Entra is never asked with a half configuration.
 pub async fn token_request(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     snap: &SettingsSnapshot,
     scope: &Scope,
     resource: Resource,

@@ -39,7 +39,6 @@ use tokio_rustls::server::TlsStream;
 
 use crate::compose::{ensure_ids, read_headers};
 use crate::worker::Outbox;
-use kurir_store::OutboxStore;
 
 /// Where the listener's TLS certificate comes from.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use kurir_connect::Resource;
 use kurir_entra::TokenRequest;
 use kurir_settings::{Effective, Scope, SettingsSnapshot, Source};
-use kurir_store::{SqliteStore, Store};
+use kurir_store::KurirStore;
 use secrecy::SecretString;
 
 use crate::error::SendError;
@@ -169,7 +169,7 @@ async fn ca_pem(eff: &Effective) -> Result<Option<String>, SendError> {
 
 /// Resolves how `sender_user` sends now, from a settings snapshot.
 pub async fn resolve(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn KurirStore>,
     snap: &SettingsSnapshot,
     sender_user: &str,
     exchange: ExchangeTransport,
@@ -206,7 +206,7 @@ pub async fn resolve(
             } else {
                 Resource::Graph
             };
-            let (_, req) = kurir_connect::token_request(store, snap, &scope, resource)
+            let (_, req) = kurir_connect::token_request(&**store, snap, &scope, resource)
                 .await
                 .map_err(|e| SendError::Settings(e.to_string()))?;
             // Delegated tokens act for the signed-in user; app-only tokens for the mailbox.

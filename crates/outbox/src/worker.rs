@@ -17,7 +17,7 @@ use kurir_connect::StoreRefreshTokens;
 use kurir_entra::{ClientConfig, TokenClient};
 use kurir_settings::SettingsSnapshot;
 use kurir_store::outbox::{Leased, NewOutgoing, Outcome, now_ms};
-use kurir_store::{OutboxStore, SqliteStore, Store, StoreError};
+use kurir_store::{KurirStore, StoreError};
 use rand::Rng;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
@@ -94,7 +94,7 @@ pub struct RunStats {
 type SenderCache = HashMap<String, (Instant, Sender)>;
 
 pub struct Outbox {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     cfg: OutboxConfig,
     smtp: SmtpPool,
     graph: GraphSender,
@@ -106,7 +106,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<SqliteStore>, cfg: OutboxConfig) -> Arc<Outbox> {
+    pub fn new(store: Arc<dyn KurirStore>, cfg: OutboxConfig) -> Arc<Outbox> {
         Arc::new(Outbox {
             smtp: SmtpPool::new(cfg.smtp_pool_size, cfg.smtp_timeout),
             graph: GraphSender::new(cfg.save_to_sent_items),
@@ -120,7 +120,7 @@ impl Outbox {
         })
     }
 
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    pub fn store(&self) -> &Arc<dyn KurirStore> {
         &self.store
     }
 
@@ -342,7 +342,12 @@ impl Outbox {
         // A refused token may just be stale (revoked, or expired in flight): fetch a new one
         // next time, and only call it permanent when fresh tokens are refused too.
         let stale = match (&e, &sender.route) {
-            (SendError::Smtp { code: Some(535), .. }, Route::SmtpOauth { token, .. }) => Some(token),
+            (
+                SendError::Smtp {
+                    code: Some(535), ..
+                },
+                Route::SmtpOauth { token, .. },
+            ) => Some(token),
             (SendError::Graph { status: 401, .. }, Route::Graph { token, .. }) => Some(token),
             _ => None,
         };

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use kurir_settings::{Scope, SettingsSnapshot, StoredValue};
 use kurir_store::messages::Health;
-use kurir_store::{MessageStore, OutboxStore, SqliteStore, Store, StoreError};
+use kurir_store::{KurirStore, StoreError};
 use serde::Serialize;
 
 use crate::i18n::Lang;
@@ -309,7 +309,7 @@ pub fn outbox_alarms(counts: &BTreeMap<(String, String), u64>, lang: Lang) -> Ve
 
 /// Every current alarm: settings, intake health and the outbox, read from the store.
 pub async fn current(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     now: time::OffsetDateTime,
     lang: Lang,
 ) -> Result<(SettingsSnapshot, Vec<Alarm>), StoreError> {

@@ -19,9 +19,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kurir_settings::{Scope, normalize_account_name, normalize_user_code};
+use kurir_store::StoreError;
 use kurir_store::messages::{MessageFilter, MessageStatus};
 use kurir_store::outbox::{OutboxFilter, OutgoingState};
-use kurir_store::{MessageStore, OutboxStore, Store, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -505,7 +505,7 @@ async fn problems(State(s): State<Shared>, _: ApiCaller) -> Response {
 
 async fn alarms(State(s): State<Shared>, _: ApiCaller, Query(q): Query<LangQuery>) -> Response {
     let lang = q.lang.as_deref().and_then(Lang::parse).unwrap_or(Lang::En);
-    match crate::alarms::current(&s.store, time::OffsetDateTime::now_utc(), lang).await {
+    match crate::alarms::current(&*s.store, time::OffsetDateTime::now_utc(), lang).await {
         Ok((_, alarms)) => Json(alarms).into_response(),
         Err(e) => internal(e),
     }
@@ -613,7 +613,7 @@ async fn message_raw(State(s): State<Shared>, c: ApiCaller, Path(id): Path<Strin
         Ok(id) => id,
         Err(r) => return r,
     };
-    match crate::mail::read_raw(&s.store, id).await {
+    match crate::mail::read_raw(&*s.store, id).await {
         Ok(Some(bytes)) => {
             tracing::info!(api_key = %c.key_name, id, "raw incoming message downloaded through the API");
             crate::mail::eml_response(id, bytes)
@@ -642,7 +642,7 @@ async fn imports(State(s): State<Shared>, _: ApiCaller, Query(q): Query<ImportsQ
 }
 
 async fn account_health(State(s): State<Shared>, _: ApiCaller) -> Response {
-    match crate::mail::health_summary(&s.store, time::OffsetDateTime::now_utc()).await {
+    match crate::mail::health_summary(&*s.store, time::OffsetDateTime::now_utc()).await {
         Ok(h) => Json(h).into_response(),
         Err(e) => internal(e),
     }

@@ -12,7 +12,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use kurir_store::AdminStore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

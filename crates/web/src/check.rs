@@ -19,7 +19,7 @@ use std::time::Duration;
 use kurir_connect::{Resource, SettingsProblem, token_client, token_request};
 use kurir_entra::{AccessToken, ExposeSecret};
 use kurir_settings::{Effective, Scope, Severity};
-use kurir_store::{SqliteStore, Store};
+use kurir_store::KurirStore;
 use serde::Serialize;
 
 use crate::i18n::Lang;
@@ -209,7 +209,7 @@ fn extra_ca(eff: &Effective) -> Result<Option<String>, String> {
 
 /// Runs Test connection for `scope` and returns the report; never fails as a whole (every
 /// failure is a step).
-pub async fn run(store: Arc<SqliteStore>, scope: &Scope, lang: Lang) -> Report {
+pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Report {
     let mut run = Run {
         lang,
         steps: Vec::new(),
@@ -560,12 +560,12 @@ enum TokenFailure {
 }
 
 async fn get_token(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn KurirStore>,
     snap: &kurir_settings::SettingsSnapshot,
     scope: &Scope,
     resource: Resource,
 ) -> Result<AccessToken, TokenFailure> {
-    let (eff, request) = token_request(store, snap, scope, resource)
+    let (eff, request) = token_request(&**store, snap, scope, resource)
         .await
         .map_err(|e| match e.downcast_ref::<SettingsProblem>() {
             Some(p) => TokenFailure::Settings(p.0.clone()),
@@ -869,7 +869,7 @@ fn explain_probe(
 
 async fn smtp_step(
     run: &mut Run,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn KurirStore>,
     snap: &kurir_settings::SettingsSnapshot,
     scope: &Scope,
     eff: &Effective,

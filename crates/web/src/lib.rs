@@ -38,7 +38,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kurir_store::SqliteStore;
+use kurir_store::KurirStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 /// How the web server runs.
@@ -63,7 +63,7 @@ impl Default for WebConfig {
 
 /// What every handler shares.
 pub struct AppState {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn KurirStore>,
     pub config: WebConfig,
     pub metrics: PrometheusHandle,
     /// API keys already verified with argon2, by SHA-256 of the presented token → key id. A
@@ -72,7 +72,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<SqliteStore>, config: WebConfig) -> Arc<AppState> {
+    pub fn new(store: Arc<dyn KurirStore>, config: WebConfig) -> Arc<AppState> {
         Arc::new(AppState {
             store,
             config,
@@ -117,7 +117,6 @@ pub fn today() -> time::Date {
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    use kurir_store::Store;
     // Healthy means the database answers: everything else Kurir does depends on it.
     match state.store.snapshot().await {
         Ok(_) => (
@@ -136,10 +135,10 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
     // Alarm gauges are computed at scrape time so they are never stale.
     let now = time::OffsetDateTime::now_utc();
-    if let Ok((snap, alarms)) = alarms::current(&state.store, now, i18n::Lang::En).await {
+    if let Ok((snap, alarms)) = alarms::current(&*state.store, now, i18n::Lang::En).await {
         alarms::export_metrics(&snap, &alarms, now.date());
     }
-    metrics::export_store(&state.store).await;
+    metrics::export_store(&*state.store).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

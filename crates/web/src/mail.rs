@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use kurir_store::messages::{ImportEntry, MessageFilter, MessageStatus, StoredMessage};
 use kurir_store::outbox::{OutboxFilter, OutgoingMessage, OutgoingState};
-use kurir_store::{MessageStore, OutboxStore, SqliteStore, Store, StoreError};
+use kurir_store::{KurirStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -172,16 +172,12 @@ fn enc(s: &str) -> String {
 }
 
 /// The data directory (the database file's folder): raw messages live under it.
-fn data_dir(store: &SqliteStore) -> PathBuf {
-    store
-        .path()
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
+fn data_dir(store: &dyn KurirStore) -> PathBuf {
+    store.local_data_dir().unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The raw MIME of an incoming message, read off the async threads.
-pub async fn read_raw(store: &SqliteStore, id: i64) -> Result<Option<Vec<u8>>, RawError> {
+pub async fn read_raw(store: &dyn KurirStore, id: i64) -> Result<Option<Vec<u8>>, RawError> {
     let Some(raw) = store.raw_message(id).await.map_err(RawError::Store)? else {
         return Ok(None);
     };
@@ -966,7 +962,7 @@ async fn incoming_raw(
     let Some(id) = parse_id(&id) else {
         return not_found(&state, &admin, lang, "incoming").await;
     };
-    match read_raw(&state.store, id).await {
+    match read_raw(&*state.store, id).await {
         Ok(Some(bytes)) => {
             tracing::info!(admin = %admin.name, id, "raw incoming message downloaded");
             eml_response(id, bytes)
@@ -1087,7 +1083,7 @@ pub struct HealthSummary {
 
 /// Account health: every account with settings or a health record, and every sending user.
 pub async fn health_summary(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     now: time::OffsetDateTime,
 ) -> Result<HealthSummary, StoreError> {
     let snap = store.snapshot().await?;
@@ -1196,7 +1192,7 @@ async fn health_page(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let t = lang.texts();
-    let summary = match health_summary(&state.store, time::OffsetDateTime::now_utc()).await {
+    let summary = match health_summary(&*state.store, time::OffsetDateTime::now_utc()).await {
         Ok(s) => s,
         Err(e) => return store_error(e),
     };

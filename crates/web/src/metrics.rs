@@ -121,8 +121,7 @@ pub fn checks(scope: &kurir_settings::Scope, ok: bool) {
 /// Kurir instances on the same database do work too, and a restart must not reset a counter
 /// that dashboards compute rates from (Prometheus handles resets, but a total that matches the
 /// UI is easier to trust).
-pub async fn export_store(store: &kurir_store::SqliteStore) {
-    use kurir_store::{MessageStore, OutboxStore};
+pub async fn export_store(store: &dyn kurir_store::KurirStore) {
     if let Ok(health) = store.health(None).await {
         for h in &health {
             metrics::counter!(MESSAGES_IN, "account" => h.account.clone())

@@ -17,7 +17,6 @@ use base64::engine::general_purpose::STANDARD;
 use kurir_outbox::{Draft, ExchangeTransport, compose, sender};
 use kurir_settings::normalize_user_code;
 use kurir_store::outbox::NewOutgoing;
-use kurir_store::{OutboxStore, Store};
 use serde::Deserialize;
 
 use crate::AppState;

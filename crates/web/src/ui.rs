@@ -23,7 +23,7 @@ use kurir_settings::{
     KEYS, Kind, Level, Problem, Scope, SettingsSnapshot, Severity, Source, StoredValue,
     WEBSHOP_USER, normalize_account_name, normalize_user_code,
 };
-use kurir_store::{AdminStore, Change, MessageStore, OutboxStore, Store, StoreError};
+use kurir_store::{Change, StoreError};
 
 use crate::AppState;
 use crate::alarms::{self, Alarm};

@@ -1,14 +1,13 @@
 //! `kurir accounts add|list|remove`: incoming-mail accounts (Inställningar för inkommande e-post).
 //! Their Exchange settings inherit the system settings unless set on the account.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use kurir_settings::{Level, Scope, Severity, key, normalize_account_name, parse_value};
-use kurir_store::{Change, NewValue, Store};
+use kurir_store::{Change, NewValue};
 
-use super::{open_store, today};
+use super::{Place, open_store, today};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -41,7 +40,7 @@ pub enum AccountsCmd {
     Remove { name: String },
 }
 
-pub async fn run(data_dir: &Path, cmd: AccountsCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, cmd: AccountsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AccountsCmd::Add {
             name,
@@ -72,7 +71,7 @@ pub async fn run(data_dir: &Path, cmd: AccountsCmd) -> anyhow::Result<ExitCode> 
                     &[],
                 )?);
             }
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             store.add_account(&name).await?;
             if !changes.is_empty() {
                 store.apply(&scope, changes).await?;
@@ -87,7 +86,7 @@ pub async fn run(data_dir: &Path, cmd: AccountsCmd) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         AccountsCmd::List { json } => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let snap = store.snapshot().await?;
             let mut rows = Vec::new();
             for name in snap.accounts.keys() {
@@ -135,7 +134,7 @@ pub async fn run(data_dir: &Path, cmd: AccountsCmd) -> anyhow::Result<ExitCode> 
         }
         AccountsCmd::Remove { name } => {
             let name = normalize_account_name(&name).map_err(bad)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             store.remove_account(&name).await?;
             println!("Removed incoming-mail account {name} and its settings.");
             Ok(ExitCode::SUCCESS)

@@ -6,15 +6,13 @@
 //! kept, so a lost key is revoked and replaced, not recovered.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use kurir_store::AdminStore;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::open_store;
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -110,7 +108,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     Ok(pw)
 }
 
-pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AdminCmd::Users(AdminUsersCmd::Add {
             name,
@@ -118,7 +116,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
         }) => {
             let name = admin_name(&name)?;
             let pw = read_password(password_stdin)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             if !store.add_admin(&name, &pw).await? {
                 return Err(bad(format!(
                     "admin {name} already exists; change the password with `kurir admin users passwd {name}`"
@@ -134,7 +132,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
         }) => {
             let name = admin_name(&name)?;
             let pw = read_password(password_stdin)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             if !store.set_admin_password(&name, &pw).await? {
                 return Err(bad(format!(
                     "there is no admin {name}; list them with `kurir admin users list`"
@@ -143,7 +141,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
             println!("New password set for {name}; their web sessions were ended.");
         }
         AdminCmd::Users(AdminUsersCmd::List) => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let admins = store.list_admins().await?;
             if admins.is_empty() {
                 println!("No admins yet. Add one with: kurir admin users add NAME");
@@ -159,7 +157,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
         }
         AdminCmd::Users(AdminUsersCmd::Remove { name }) => {
             let name = admin_name(&name)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             if !store.remove_admin(&name).await? {
                 return Err(bad(format!("there is no admin {name}")));
             }
@@ -167,7 +165,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
         }
         AdminCmd::ApiKey(ApiKeyCmd::Create { name }) => {
             let name = admin_name(&name)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let Some(key) = store.create_api_key(&name).await? else {
                 return Err(bad(format!(
                     "an API key named {name} exists; revoke it first (`kurir admin api-key revoke {name}`) or choose another name"
@@ -181,7 +179,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
             );
         }
         AdminCmd::ApiKey(ApiKeyCmd::List) => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let keys = store.list_api_keys().await?;
             if keys.is_empty() {
                 println!("No API keys. Create one with: kurir admin api-key create NAME");
@@ -197,7 +195,7 @@ pub async fn run(data_dir: &Path, cmd: AdminCmd) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCmd::ApiKey(ApiKeyCmd::Revoke { name }) => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             if !store.revoke_api_key(name.trim()).await? {
                 return Err(bad(format!(
                     "there is no API key {name}; list them with `kurir admin api-key list`"

@@ -3,15 +3,13 @@
 //! mailbox → IMAP/POP3/SMTP sign-in → folders, each ok or what to fix. Exit 0 when no step
 //! failed, 1 otherwise.
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 use kurir_web::check::StepStatus;
 use kurir_web::i18n::Lang;
 
-use super::{ScopeArgs, open_store};
+use super::{Place, ScopeArgs, open_store};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -24,12 +22,11 @@ pub struct CheckArgs {
     lang: String,
 }
 
-pub async fn run(data_dir: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let lang = Lang::parse(&args.lang).unwrap_or(Lang::En);
     let scope = args.scope.scope()?;
-    let store = Arc::new(open_store(data_dir).await?);
+    let store = open_store(place).await?;
     {
-        use kurir_store::Store;
         super::settings::check_exists(&store.snapshot().await?, &scope)?;
     }
     let report = kurir_web::check::run(store, &scope, lang).await;

@@ -29,11 +29,13 @@ use kurir_outbox::{Draft, compose};
 use kurir_settings::{Scope, key, parse_value};
 use kurir_store::messages::MessageFilter;
 use kurir_store::outbox::{NewOutgoing, OutgoingState};
-use kurir_store::{AdminStore, Change, MessageStore, NewValue, OutboxStore, SqliteStore, Store};
+use kurir_store::{Change, KurirStore, NewValue, SqliteStore};
 use secrecy::SecretString;
 
+use super::Place;
 use super::outbox::WorkerArgs;
 use super::serve::{ServeArgs, Service, shutdown_signal};
+use crate::fail::bad;
 
 /// The demo's own data directory when `--data-dir` is not given.
 pub const DEMO_DIR: &str = "./kurir-demo";
@@ -61,7 +63,14 @@ pub struct DemoArgs {
     pub timeout: u64,
 }
 
-pub async fn run(data_dir: &Path, explicit_dir: bool, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, explicit_dir: bool, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if place.database_url.is_some() {
+        // The demo writes its scenario into the settings: never into a shared database.
+        return Err(bad(
+            "the demo keeps its own SQLite database; run it without --database-url / KURIR_DATABASE_URL",
+        ));
+    }
+    let data_dir = place.data_dir.as_path();
     if args.check {
         return check(explicit_dir.then_some(data_dir), &args).await;
     }
@@ -123,7 +132,7 @@ fn refuse_production_dir(dir: &Path) -> anyhow::Result<()> {
 const MARKER: &str = "DEMO";
 
 struct Demo {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     emulator: Arc<RunningEmulator>,
     service: Service,
     admin_password: String,
@@ -148,9 +157,9 @@ impl Demo {
             .await
             .context("cannot start the built-in emulator")?,
         );
-        let store = Arc::new(SqliteStore::open(dir).await?);
-        configure(&store, &emulator).await?;
-        let admin_password = admin_login(&store).await?;
+        let store: Arc<dyn KurirStore> = Arc::new(SqliteStore::open(dir).await?);
+        configure(&*store, &emulator).await?;
+        let admin_password = admin_login(&*store).await?;
         if fresh_mail {
             initial_mail(&emulator, dir)?;
         }
@@ -193,7 +202,7 @@ impl Demo {
 
 /// Writes one scope's plain values and secrets, validated like `kurir settings set` does.
 async fn set(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     scope: &Scope,
     plain: &[(&str, &str)],
     secrets: &[(&str, &str)],
@@ -215,7 +224,7 @@ async fn set(
 }
 
 /// The seed's scenario, pointed at the emulator.
-async fn configure(store: &SqliteStore, emu: &RunningEmulator) -> anyhow::Result<()> {
+async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Result<()> {
     let base = emu.base_url();
     let ca = emu.ca_path();
     let ca = ca.to_string_lossy();
@@ -298,7 +307,7 @@ async fn configure(store: &SqliteStore, emu: &RunningEmulator) -> anyhow::Result
 }
 
 /// The demo's admin login: a new random password at every start (printed, stored hashed).
-async fn admin_login(store: &SqliteStore) -> anyhow::Result<String> {
+async fn admin_login(store: &dyn KurirStore) -> anyhow::Result<String> {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
@@ -456,7 +465,7 @@ fn initial_mail(emu: &RunningEmulator, dir: &Path) -> anyhow::Result<()> {
 
 /// Queues a message from `user` through the outbox, as `kurir send` does.
 async fn queue(
-    store: &SqliteStore,
+    store: &dyn KurirStore,
     user: &str,
     composed: kurir_outbox::compose::Composed,
     subject: &str,
@@ -477,7 +486,7 @@ async fn queue(
 
 /// Mail that keeps the demo alive: an order arrives, the webshop confirms one, ANNA orders.
 async fn traffic(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     emu: Arc<RunningEmulator>,
     dir: PathBuf,
     every: Duration,
@@ -506,12 +515,12 @@ async fn traffic(
                         &subject,
                         &format!("Tack för din beställning i webbshoppen! Ordernummer {n}."),
                     )?;
-                    queue(&store, "WEBSHOP", composed, &subject, d::USER2).await?;
+                    queue(&*store, "WEBSHOP", composed, &subject, d::USER2).await?;
                 }
                 _ => {
                     let subject = format!("Inköpsorder {n}");
                     let m = order_message(&dir, d::USER, d::M2M_MAILBOX, n, &subject)?;
-                    queue(&store, "ANNA", m, &subject, d::USER).await?;
+                    queue(&*store, "ANNA", m, &subject, d::USER).await?;
                 }
             }
             Ok(())
@@ -615,7 +624,7 @@ async fn round_trip(demo: &Demo, dir: &Path, timeout: Duration) -> anyhow::Resul
     let number = 70_000 + rand::random::<u32>() % 10_000;
     let subject = format!("Demo check order {number}");
     let composed = order_message(dir, d::USER2, d::M2M_MAILBOX, number, &subject)?;
-    let id = queue(store, "WEBSHOP", composed, &subject, d::USER2).await?;
+    let id = queue(&**store, "WEBSHOP", composed, &subject, d::USER2).await?;
     step(
         "WEBSHOP's message sent through Graph sendMail",
         deadline,

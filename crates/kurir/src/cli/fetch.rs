@@ -16,9 +16,9 @@ use kurir_intake::auth::{EntraTokens, Mechanism};
 use kurir_intake::transport::imap::Folders;
 use kurir_intake::{AccountSpec, PassSummary, Progress, Protocol};
 use kurir_settings::{Effective, Scope, SettingsSnapshot, normalize_account_name};
-use kurir_store::{MessageStore, SqliteStore, Store};
+use kurir_store::KurirStore;
 
-use super::open_store;
+use super::{Place, open_store};
 use crate::connect::{Resource, token_client, token_request};
 use crate::fail::bad;
 
@@ -96,7 +96,7 @@ pub(super) fn account_spec(
 
 /// The account's spec and transport (with its token source), ready for a pass.
 pub(super) async fn prepare(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn KurirStore>,
     snap: &SettingsSnapshot,
     name: &str,
     sasl: Mechanism,
@@ -108,7 +108,7 @@ pub(super) async fn prepare(
         Protocol::Graph { .. } => Resource::Graph,
         _ => Resource::Exchange,
     };
-    let (eff, request) = token_request(store, snap, &scope, resource).await?;
+    let (eff, request) = token_request(&**store, snap, &scope, resource).await?;
     let client = Arc::new(token_client(&eff, store.clone())?);
     let tokens = Arc::new(EntraTokens {
         client,
@@ -130,8 +130,8 @@ impl Progress for Bar {
     }
 }
 
-pub async fn run(data_dir: &Path, args: FetchArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(data_dir).await?);
+pub async fn run(place: &Place, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     let snap = store.snapshot().await?;
     let names: Vec<String> = match &args.account {
         Some(a) => {
@@ -155,7 +155,7 @@ pub async fn run(data_dir: &Path, args: FetchArgs) -> anyhow::Result<ExitCode> {
         Sasl::Oauthbearer => Mechanism::OAuthBearer,
     };
     if args.watch {
-        return watch(data_dir, store, &snap, &names, sasl).await;
+        return watch(&place.data_dir, store, &snap, &names, sasl).await;
     }
     let mut failed = 0;
     for name in &names {
@@ -171,7 +171,7 @@ pub async fn run(data_dir: &Path, args: FetchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let mut intake = spec.intake(data_dir.to_owned(), store.clone());
+        let mut intake = spec.intake(place.data_dir.clone(), store.clone());
         // Tuning knob (and used by the crash test to get many batch boundaries).
         if let Some(n) = std::env::var("KURIR_INTAKE_BATCH")
             .ok()
@@ -240,7 +240,7 @@ fn print_summary(s: &PassSummary, json: bool) {
 
 async fn watch(
     data_dir: &Path,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     snap: &SettingsSnapshot,
     names: &[String],
     sasl: Mechanism,

@@ -3,18 +3,16 @@
 //! local logins (passwords from a prompt or stdin, stored as argon2id hashes).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use kurir_outbox::{ListenerConfig, ListenerTls, Outbox, listener};
 use kurir_settings::normalize_user_code;
-use kurir_store::{OutboxStore, Store};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::open_store;
 use super::outbox::{WorkerArgs, stop_on_signal};
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Args, Debug)]
@@ -76,15 +74,15 @@ pub struct RunArgs {
     pub worker: WorkerArgs,
 }
 
-pub async fn run(data_dir: &Path, args: ListenerArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, args: ListenerArgs) -> anyhow::Result<ExitCode> {
     match args.cmd {
-        Some(ListenerCmd::Users(cmd)) => users(data_dir, cmd).await,
-        None => serve(data_dir, args.run).await,
+        Some(ListenerCmd::Users(cmd)) => users(place, cmd).await,
+        None => serve(place, args.run).await,
     }
 }
 
-async fn users(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
-    let store = open_store(data_dir).await?;
+async fn users(place: &Place, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     match cmd {
         UsersCmd::Add {
             name,
@@ -156,10 +154,10 @@ async fn users(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(data_dir: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(data_dir).await?);
+async fn serve(place: &Place, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     let outbox = Outbox::new(store, args.worker.config()?);
-    let mut cfg = ListenerConfig::loopback(data_dir);
+    let mut cfg = ListenerConfig::loopback(&place.data_dir);
     cfg.listen = args.listen;
     cfg.max_size = args.max_size_mb * 1024 * 1024;
     cfg.auth_without_tls = !args.require_tls && args.listen.ip().is_loopback();

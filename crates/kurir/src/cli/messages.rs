@@ -2,15 +2,14 @@
 //! picks documents up from, and each account's health record.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use kurir_settings::normalize_account_name;
-use kurir_store::MessageStore;
 use kurir_store::messages::{MessageFilter, MessageStatus};
 
-use super::open_store;
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -61,8 +60,8 @@ fn account(a: Option<String>) -> anyhow::Result<Option<String>> {
         .transpose()
 }
 
-pub async fn run(data_dir: &Path, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
-    let store = open_store(data_dir).await?;
+pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     match cmd {
         MessagesCmd::List {
             account: a,
@@ -138,7 +137,7 @@ pub async fn run(data_dir: &Path, cmd: MessagesCmd) -> anyhow::Result<ExitCode> 
                     "there is no stored message {id}; list them with `kurir messages list`"
                 ))
             })?;
-            let bytes = raw.read(data_dir).map_err(|e| {
+            let bytes = raw.read(&place.data_dir).map_err(|e| {
                 anyhow::anyhow!(
                     "the raw message of {id} cannot be read from the data directory ({e}); restore the data directory from a backup"
                 )
@@ -172,7 +171,7 @@ pub async fn run(data_dir: &Path, cmd: MessagesCmd) -> anyhow::Result<ExitCode> 
                         e.state,
                         e.kind,
                         e.message,
-                        data_dir.display(),
+                        place.data_dir.display(),
                         e.account,
                         e.file_name
                     );

@@ -17,10 +17,11 @@ mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use kurir_settings::{Scope, normalize_account_name, normalize_user_code};
-use kurir_store::SqliteStore;
+use kurir_store::KurirStore;
 
 use crate::fail::bad;
 
@@ -40,6 +41,20 @@ pub struct Cli {
         default_value = "./kurir-data"
     )]
     pub data_dir: PathBuf,
+
+    /// PostgreSQL instead of the SQLite database in the data directory
+    /// (postgres://user@host:5432/database): several `kurir serve` on one database share the
+    /// work. Every instance needs the same master key (KURIR_MASTER_KEY, or the same master.key
+    /// in each data directory); the data directory still holds the import queue and the
+    /// listener's TLS files. Put a password in KURIR_DATABASE_URL or PGPASSWORD, not here.
+    #[arg(
+        long,
+        global = true,
+        env = "KURIR_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
 
     /// Whether --data-dir / KURIR_DATA_DIR was given (the demo then uses it instead of its
     /// own directory).
@@ -125,25 +140,37 @@ impl ScopeArgs {
     }
 }
 
-pub async fn open_store(cli_data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open(cli_data_dir).await?)
+/// Where the store is: the data directory (the SQLite database unless a PostgreSQL URL is
+/// given; the master key file, the import queue and the listener's TLS files either way).
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+pub async fn open_store(place: &Place) -> anyhow::Result<Arc<dyn KurirStore>> {
+    Ok(kurir_store::open_store(&place.data_dir, place.database_url.as_deref()).await?)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let place = Place {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone().filter(|u| !u.trim().is_empty()),
+    };
     match cli.command {
-        Command::Settings(cmd) => settings::run(&cli.data_dir, cmd).await,
-        Command::Users(cmd) => users::run(&cli.data_dir, cmd).await,
-        Command::Accounts(cmd) => accounts::run(&cli.data_dir, cmd).await,
-        Command::Token(args) => token::run(&cli.data_dir, args).await,
-        Command::Fetch(args) => fetch::run(&cli.data_dir, args).await,
-        Command::Messages(cmd) => messages::run(&cli.data_dir, cmd).await,
-        Command::Serve(args) => serve::run(&cli.data_dir, args).await,
-        Command::Check(args) => check::run(&cli.data_dir, args).await,
-        Command::Admin(cmd) => admin::run(&cli.data_dir, cmd).await,
-        Command::Demo(args) => demo::run(&cli.data_dir, cli.data_dir_explicit, args).await,
-        Command::Send(args) => send::run(&cli.data_dir, args).await,
-        Command::Outbox(cmd) => outbox::run(&cli.data_dir, cmd).await,
-        Command::Listener(args) => listener::run(&cli.data_dir, args).await,
+        Command::Settings(cmd) => settings::run(&place, cmd).await,
+        Command::Users(cmd) => users::run(&place, cmd).await,
+        Command::Accounts(cmd) => accounts::run(&place, cmd).await,
+        Command::Token(args) => token::run(&place, args).await,
+        Command::Fetch(args) => fetch::run(&place, args).await,
+        Command::Messages(cmd) => messages::run(&place, cmd).await,
+        Command::Serve(args) => serve::run(&place, args).await,
+        Command::Check(args) => check::run(&place, args).await,
+        Command::Admin(cmd) => admin::run(&place, cmd).await,
+        Command::Demo(args) => demo::run(&place, cli.data_dir_explicit, args).await,
+        Command::Send(args) => send::run(&place, args).await,
+        Command::Outbox(cmd) => outbox::run(&place, cmd).await,
+        Command::Listener(args) => listener::run(&place, args).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

@@ -4,18 +4,18 @@
 //! (`--until-empty` for a one-off pass, e.g. from cron or a test). The worker options here are
 //! shared by `kurir send --wait` and `kurir listener`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kurir_outbox::{ExchangeTransport, Outbox, OutboxConfig};
+use kurir_store::KurirStore;
 use kurir_store::outbox::NewOutgoing;
 use kurir_store::outbox::{OutboxFilter, OutgoingMessage, OutgoingState};
-use kurir_store::{OutboxStore, Store};
 
-use super::open_store;
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -192,8 +192,8 @@ fn print_row(m: &OutgoingMessage) {
     );
 }
 
-pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
-    let store = open_store(data_dir).await?;
+pub async fn run(place: &Place, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     match cmd {
         OutboxCmd::List {
             state,
@@ -285,7 +285,7 @@ pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
             as_user,
             webshop,
             paths,
-        } => submit(Arc::new(store), as_user, webshop, paths).await,
+        } => submit(store, as_user, webshop, paths).await,
         OutboxCmd::Retry { id } => {
             if store.outbox_retry(id).await? {
                 println!(
@@ -312,7 +312,7 @@ pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
             until_empty,
             worker,
         } => {
-            let outbox = Outbox::new(Arc::new(store), worker.config()?);
+            let outbox = Outbox::new(store, worker.config()?);
             let stop = stop_on_signal();
             let stats = outbox.run(stop, until_empty).await?;
             eprintln!(
@@ -326,7 +326,7 @@ pub async fn run(data_dir: &Path, cmd: OutboxCmd) -> anyhow::Result<ExitCode> {
 
 /// `kurir outbox submit`: every file read and checked first, then one transaction.
 async fn submit(
-    store: Arc<kurir_store::SqliteStore>,
+    store: Arc<dyn KurirStore>,
     as_user: Option<String>,
     webshop: bool,
     paths: Vec<PathBuf>,

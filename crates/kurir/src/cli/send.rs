@@ -7,17 +7,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use kurir_outbox::{Draft, Outbox, compose, sender};
 use kurir_settings::normalize_user_code;
 use kurir_store::outbox::{NewOutgoing, OutgoingState};
-use kurir_store::{OutboxStore, Store};
 
-use super::open_store;
 use super::outbox::WorkerArgs;
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Args, Debug)]
@@ -66,9 +64,9 @@ fn read_body(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {} ({e})", path.display())))
 }
 
-pub async fn run(data_dir: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
     let config = args.worker.config()?;
-    let store = Arc::new(open_store(data_dir).await?);
+    let store = open_store(place).await?;
     let snap = store.snapshot().await?;
     let sender_user = if args.webshop {
         sender::webshop_sender(&snap)

@@ -27,12 +27,12 @@ use clap::Args;
 use kurir_intake::auth::Mechanism;
 use kurir_outbox::{ListenerConfig, Outbox, listener};
 use kurir_settings::{Scope, SettingsSnapshot};
-use kurir_store::{AdminStore, MessageStore, OutboxStore, SqliteStore, Store};
+use kurir_store::KurirStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::open_store;
 use super::outbox::WorkerArgs;
+use super::{Place, open_store};
 use crate::fail::bad;
 
 #[derive(Args, Debug)]
@@ -84,14 +84,14 @@ pub fn log_defaults(log_json: bool, verbose: u8) -> (&'static str, bool) {
     (filter, log_json)
 }
 
-pub async fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(data_dir).await?);
+pub async fn run(place: &Place, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     if store.list_admins().await?.is_empty() {
         tracing::warn!(
             "no admin user yet: nobody can sign in to the web UI until you run `kurir admin users add NAME`"
         );
     }
-    let service = Service::start(data_dir, store, &args).await?;
+    let service = Service::start(&place.data_dir, store, &args).await?;
     service.print_line(serde_json::json!({}))?;
     shutdown_signal().await;
     service.stop().await
@@ -111,7 +111,7 @@ pub struct Service {
 impl Service {
     pub async fn start(
         data_dir: &Path,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn KurirStore>,
         args: &ServeArgs,
     ) -> anyhow::Result<Service> {
         if !args.listen.ip().is_loopback() && !args.secure_cookies {
@@ -265,7 +265,7 @@ impl Service {
 
 /// The SMTP listener: opens (once) when the first login exists, then serves until stop.
 async fn run_listener(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     outbox: Arc<Outbox>,
     cfg: ListenerConfig,
     mut bound: Option<listener::Bound>,
@@ -325,7 +325,7 @@ const SETTINGS_POLL: Duration = Duration::from_secs(5);
 /// record saying what to set, not a crash loop.
 async fn supervise_intake(
     data_dir: PathBuf,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KurirStore>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut watchers: BTreeMap<String, Watcher> = BTreeMap::new();
@@ -370,7 +370,7 @@ fn fingerprint(snap: &SettingsSnapshot, account: &str) -> u64 {
 
 async fn reconcile(
     data_dir: &Path,
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn KurirStore>,
     snap: &SettingsSnapshot,
     watchers: &mut BTreeMap<String, Watcher>,
     reported: &mut HashMap<String, (u64, String)>,

@@ -18,7 +18,7 @@ use kurir_settings::{
 use kurir_store::{Change, ExportRow, ExportValue, NewValue, Store};
 use secrecy::SecretString;
 
-use super::{ScopeArgs, open_store, output, today};
+use super::{Place, ScopeArgs, open_store, output, today};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -89,13 +89,13 @@ pub enum SettingsCmd {
     Import { file: PathBuf },
 }
 
-pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, cmd: SettingsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         SettingsCmd::Keys => {
             print_keys();
             Ok(ExitCode::SUCCESS)
         }
-        SettingsCmd::Show { scope, json } => show(data_dir, &scope.scope()?, json).await,
+        SettingsCmd::Show { scope, json } => show(place, &scope.scope()?, json).await,
         SettingsCmd::Set {
             scope,
             assignments,
@@ -111,7 +111,7 @@ pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> 
                 &secret_env,
                 &secret_file,
             )?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let names: Vec<String> = changes
                 .iter()
                 .map(|c| match c {
@@ -120,7 +120,7 @@ pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> 
                 .collect();
             store.apply(&scope, changes).await?;
             println!("Set {} on {scope}.", names.join(", "));
-            report_after_change(&store, &scope).await
+            report_after_change(&*store, &scope).await
         }
         SettingsCmd::Unset { scope, keys } => {
             let scope = scope.scope()?;
@@ -129,7 +129,7 @@ pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> 
                 let def = key_or_hint(k, scope.level()).map_err(bad)?;
                 changes.push(Change::Unset(def.name.to_owned()));
             }
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let n = store.apply(&scope, changes).await?;
             if n == 0 {
                 println!(
@@ -142,10 +142,10 @@ pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> 
                     keys.join(", ")
                 );
             }
-            report_after_change(&store, &scope).await
+            report_after_change(&*store, &scope).await
         }
         SettingsCmd::Validate { scope, all, json } => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let snap = store.snapshot().await?;
             let problems = if all {
                 snap.validate_all(today())
@@ -168,13 +168,13 @@ pub async fn run(data_dir: &Path, cmd: SettingsCmd) -> anyhow::Result<ExitCode> 
         SettingsCmd::Export {
             output,
             include_secrets,
-        } => export(data_dir, output, include_secrets).await,
-        SettingsCmd::Import { file } => import(data_dir, &file).await,
+        } => export(place, output, include_secrets).await,
+        SettingsCmd::Import { file } => import(place, &file).await,
     }
 }
 
-async fn show(data_dir: &Path, scope: &Scope, json: bool) -> anyhow::Result<ExitCode> {
-    let store = open_store(data_dir).await?;
+async fn show(place: &Place, scope: &Scope, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(place).await?;
     let snap = store.snapshot().await?;
     check_exists(&snap, scope)?;
     let eff = snap.resolve(scope);
@@ -214,7 +214,10 @@ fn list_or_none<'a>(it: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// After a change, show what is still wrong for that subject (a hint, not a failure).
-async fn report_after_change(store: &impl Store, scope: &Scope) -> anyhow::Result<ExitCode> {
+async fn report_after_change(
+    store: &(impl Store + ?Sized),
+    scope: &Scope,
+) -> anyhow::Result<ExitCode> {
     let snap = store.snapshot().await?;
     let problems = snap.validate(scope, today());
     if !problems.is_empty() {
@@ -423,11 +426,11 @@ struct ExportFile {
 }
 
 async fn export(
-    data_dir: &Path,
+    place: &Place,
     output: Option<PathBuf>,
     include_secrets: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_store(data_dir).await?;
+    let store = open_store(place).await?;
     let rows = store.export_rows(include_secrets).await?;
     let mut file = ExportFile {
         format: 1,
@@ -480,7 +483,7 @@ async fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import(data_dir: &Path, path: &Path) -> anyhow::Result<ExitCode> {
+async fn import(place: &Place, path: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
     let file: ExportFile = toml::from_str(&text).map_err(|e| {
@@ -551,7 +554,7 @@ async fn import(data_dir: &Path, path: &Path) -> anyhow::Result<ExitCode> {
             });
         }
     }
-    let store = open_store(data_dir).await?;
+    let store = open_store(place).await?;
     let n = store
         .import_rows(rows, file.key_fingerprint.as_deref())
         .await?;

@@ -2,16 +2,13 @@
 //! the webshop, and show what it allows (flow, audience, roles/scopes, expiry) — the first thing
 //! to try when mail does not move. The token itself is printed only with `--show-token`.
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 use kurir_entra::{ExposeSecret, Lang};
-use kurir_store::Store;
 use serde_json::json;
 
-use super::{ScopeArgs, open_store};
+use super::{Place, ScopeArgs, open_store};
 use crate::connect::{Resource, token_client, token_request};
 
 #[derive(Args, Debug)]
@@ -32,17 +29,17 @@ pub struct TokenArgs {
     lang: String,
 }
 
-pub async fn run(data_dir: &Path, args: TokenArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, args: TokenArgs) -> anyhow::Result<ExitCode> {
     let lang = if args.lang.eq_ignore_ascii_case("sv") {
         Lang::Sv
     } else {
         Lang::En
     };
     let scope = args.scope.scope()?;
-    let store = Arc::new(open_store(data_dir).await?);
+    let store = open_store(place).await?;
     let snap = store.snapshot().await?;
     super::settings::check_exists(&snap, &scope)?;
-    let (eff, request) = token_request(&store, &snap, &scope, args.resource).await?;
+    let (eff, request) = token_request(&*store, &snap, &scope, args.resource).await?;
     let client = token_client(&eff, store.clone())?;
     match client.token(&request).await {
         Ok(token) => {

@@ -1,13 +1,12 @@
 //! `kurir users add|list|remove`: the ERP users (Användare) with e-mail settings of their own.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use kurir_settings::{Level, Scope, Severity, key, normalize_user_code, parse_value};
-use kurir_store::{Change, NewValue, Store};
+use kurir_store::{Change, NewValue};
 
-use super::{open_store, today};
+use super::{Place, open_store, today};
 use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
@@ -28,14 +27,14 @@ pub enum UsersCmd {
     Remove { code: String },
 }
 
-pub async fn run(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(place: &Place, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         UsersCmd::Add { code, email } => {
             let code = normalize_user_code(&code).map_err(bad)?;
             let email = email
                 .map(|e| parse_value(key("email").expect("email key"), Level::User, &e))
                 .transpose()?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             store.add_user(&code).await?;
             if let Some(e) = email {
                 store
@@ -51,7 +50,7 @@ pub async fn run(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         UsersCmd::List { json } => {
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             let snap = store.snapshot().await?;
             let mut rows = Vec::new();
             for code in snap.users.keys() {
@@ -98,7 +97,7 @@ pub async fn run(data_dir: &Path, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
         }
         UsersCmd::Remove { code } => {
             let code = normalize_user_code(&code).map_err(bad)?;
-            let store = open_store(data_dir).await?;
+            let store = open_store(place).await?;
             store.remove_user(&code).await?;
             println!("Removed user {code} and its settings.");
             Ok(ExitCode::SUCCESS)
