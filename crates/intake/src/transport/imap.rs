@@ -36,7 +36,9 @@ type ImapStream = TlsStream<TcpStream>;
 
 /// UIDs per command, keeping command lines well under servers' limits.
 const UIDS_PER_COMMAND: usize = 1000;
-/// Reconnect (re-authenticate) when the token has less than this left.
+/// Reconnect (re-authenticate) when the token has less than this left, or less than a tenth
+/// of the life it had at sign-in when that is shorter (kurir-entra's cache renews on the same
+/// rule, so the new connection gets a new token, not the old one again).
 const TOKEN_MARGIN: time::Duration = time::Duration::minutes(5);
 /// RFC 3501 says servers may drop an IDLE after 30 minutes; Exchange does so earlier.
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
@@ -61,6 +63,8 @@ pub struct ImapTransport {
 struct Conn {
     session: Session<ImapStream>,
     token_expires: time::OffsetDateTime,
+    /// How long before `token_expires` this connection counts as expired.
+    token_margin: time::Duration,
     uidvalidity: u32,
     has_move: bool,
     has_uidplus: bool,
@@ -118,7 +122,7 @@ impl ImapTransport {
         let fresh = self
             .conn
             .as_ref()
-            .is_some_and(|c| c.token_expires - time::OffsetDateTime::now_utc() > TOKEN_MARGIN);
+            .is_some_and(|c| c.token_expires - time::OffsetDateTime::now_utc() > c.token_margin);
         if !fresh {
             if let Some(mut old) = self.conn.take() {
                 let _ = old.session.logout().await;
@@ -193,6 +197,8 @@ impl ImapTransport {
             .map_err(|e| self.protocol_error(format!("CAPABILITY after sign-in: {e}")))?;
         let mut conn = Conn {
             token_expires: bearer.expires_at,
+            token_margin: TOKEN_MARGIN
+                .min((bearer.expires_at - time::OffsetDateTime::now_utc()) / 10),
             uidvalidity: 0,
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
@@ -513,7 +519,7 @@ impl Transport for ImapTransport {
             return Ok(());
         }
         // Stop idling before the token expires, so the next pass signs in afresh.
-        let left = (conn.token_expires - time::OffsetDateTime::now_utc() - TOKEN_MARGIN)
+        let left = (conn.token_expires - time::OffsetDateTime::now_utc() - conn.token_margin)
             .try_into()
             .unwrap_or(Duration::ZERO);
         let wait = max.min(MAX_IDLE).min(left);
@@ -523,6 +529,7 @@ impl Transport for ImapTransport {
         let Conn {
             session,
             token_expires,
+            token_margin,
             uidvalidity,
             has_move,
             has_uidplus,
@@ -543,6 +550,7 @@ impl Transport for ImapTransport {
         self.conn = Some(Conn {
             session,
             token_expires,
+            token_margin,
             uidvalidity,
             has_move,
             has_uidplus,
