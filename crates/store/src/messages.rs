@@ -299,12 +299,12 @@ pub trait MessageStore: Send + Sync {
     /// processes sharing the database.
     ///
     /// This is what keeps several Kurir instances on one PostgreSQL database from taking in the
-    /// same account at once (two IMAP sessions moving the same messages). The daemon's intake
-    /// scheduler is to call it before each pass with a `holder` unique to the process (host,
-    /// pid, start time), renew it while the pass runs (well within `ttl`), skip the pass when it
-    /// gets `false`, and [`MessageStore::release_account`] on shutdown; a daemon that dies leaves
-    /// a lease that expires after `ttl`. NOT YET CALLED by kurir-intake or `kurir serve`: until
-    /// they do, running two daemons on one database is not safe for intake.
+    /// same account at once (two IMAP sessions moving the same messages). `kurir serve`'s intake
+    /// supervisor calls it before starting an account's scheduler, with a `holder` unique to the
+    /// process (host, pid, a random part), renews it every third of `ttl` while the scheduler
+    /// runs, stops the scheduler when a renewal fails, leaves the account alone while it gets
+    /// `false`, and calls [`MessageStore::release_account`] on shutdown; a daemon that dies
+    /// leaves a lease that expires after `ttl`. A one-off `kurir fetch` does not take it.
     ///
     /// Expiry uses the database's clock on PostgreSQL (instances on several machines) and the
     /// local clock on SQLite (one machine).

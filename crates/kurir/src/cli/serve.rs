@@ -8,6 +8,12 @@
 //! Once listening it prints ONE JSON line on stdout (`{"listen": "http://127.0.0.1:8025", …}`)
 //! so scripts and tests can find the ports when `--listen` used port 0; logs go to stderr.
 //!
+//! Several instances may share one PostgreSQL database (`--database-url`): the outbox's leases
+//! give them disjoint messages, and each incoming-mail account is taken in by one instance at a
+//! time, the one holding its account lease in the store (renewed every third of
+//! [`ACCOUNT_LEASE_TTL`]; an instance that dies leaves a lease that expires, and another takes
+//! the account over).
+//!
 //! Shutdown (SIGTERM, Ctrl-C): the web server answers the requests in flight; every intake pass
 //! and every send in flight finishes (its outcome committed) — bounded by `--shutdown-grace`,
 //! after which what is still running is abandoned *safely*: an intake batch not committed is
@@ -20,7 +26,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -106,6 +113,7 @@ pub struct Service {
     grace: Duration,
     web: JoinHandle<std::io::Result<()>>,
     workers: Vec<(&'static str, JoinHandle<()>)>,
+    backend: &'static str,
 }
 
 impl Service {
@@ -207,6 +215,7 @@ impl Service {
             grace: Duration::from_secs(args.shutdown_grace),
             web,
             workers,
+            backend: store.backend(),
         })
     }
 
@@ -224,6 +233,8 @@ impl Service {
             "openapi": format!("http://{addr}/api/openapi.json"),
             "smtp": self.smtp_addr().map(|a| a.to_string()),
             "data_dir": self.data_dir,
+            "store": self.backend,
+            "instance": instance_id(),
         });
         if let (Some(l), serde_json::Value::Object(e)) = (line.as_object_mut(), extra) {
             l.extend(e);
@@ -319,10 +330,101 @@ struct Watcher {
 /// How often the intake looks for added, changed and removed accounts.
 const SETTINGS_POLL: Duration = Duration::from_secs(5);
 
+/// How long an account lease lasts without renewal: an instance that dies (or loses the
+/// database) keeps an account from the others at most this long. Renewed every third of it.
+pub const ACCOUNT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// This process's name in account leases: host, pid and a random part (a pid can come again
+/// after a restart, and containers often share a hostname).
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        )
+    })
+}
+
+/// The supervisor's account leases: which accounts this instance holds, and which it has
+/// already said another instance holds (said once per holder, not every poll).
+struct Leases {
+    holder: &'static str,
+    ttl: Duration,
+    held: std::collections::BTreeSet<String>,
+    renewed: Instant,
+    others: HashMap<String, String>,
+}
+
+impl Leases {
+    fn new() -> Leases {
+        Leases {
+            holder: instance_id(),
+            ttl: ACCOUNT_LEASE_TTL,
+            held: Default::default(),
+            renewed: Instant::now(),
+            others: HashMap::new(),
+        }
+    }
+
+    /// Takes (or renews) `account`'s lease: `false` when another instance holds it (said at
+    /// info once per holder) or the store cannot be asked (a warning).
+    async fn take(&mut self, store: &dyn KurirStore, account: &str) -> bool {
+        match store
+            .try_lease_account(account, self.holder, self.ttl)
+            .await
+        {
+            Ok(true) => {
+                if self.others.remove(account).is_some() {
+                    tracing::info!(account = %account, instance = %self.holder, "account taken over by this instance");
+                }
+                self.held.insert(account.to_owned());
+                true
+            }
+            Ok(false) => {
+                self.held.remove(account);
+                let other = match store.account_lease(account).await {
+                    Ok(Some(l)) => l.holder,
+                    Ok(None) => "unknown (its lease just ended)".to_owned(),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                if self.others.get(account) != Some(&other) {
+                    tracing::info!(account = %account, holder = %other, "account {account} is taken in by instance {other}");
+                    self.others.insert(account.to_owned(), other);
+                }
+                false
+            }
+            Err(e) => {
+                self.held.remove(account);
+                tracing::warn!(account = %account, error = %e, "cannot take the account lease; not taking in this account now");
+                false
+            }
+        }
+    }
+
+    async fn release(&mut self, store: &dyn KurirStore, account: &str) {
+        if self.held.remove(account) {
+            if let Err(e) = store.release_account(account, self.holder).await {
+                tracing::warn!(account = %account, error = %e, "cannot release the account lease; it expires by itself");
+            }
+        }
+    }
+}
+
 /// Keeps one scheduler per incoming-mail account running with the account's current
 /// settings: an account added in the UI starts within seconds, a changed one restarts with the
 /// new settings, a removed one stops. An account whose settings are incomplete gets a health
-/// record saying what to set, not a crash loop.
+/// record saying what to set, not a crash loop. A scheduler runs only while this instance
+/// holds the account's lease: one taken by another instance is left to it, and a scheduler
+/// whose lease cannot be renewed stops (the account goes to whoever holds it next).
 async fn supervise_intake(
     data_dir: PathBuf,
     store: Arc<dyn KurirStore>,
@@ -330,17 +432,43 @@ async fn supervise_intake(
 ) {
     let mut watchers: BTreeMap<String, Watcher> = BTreeMap::new();
     let mut reported: HashMap<String, (u64, String)> = HashMap::new();
+    let mut leases = Leases::new();
+    // Schedulers stopped for a lost lease, still finishing their pass.
+    let mut stopping: Vec<(String, JoinHandle<()>)> = Vec::new();
     loop {
+        if leases.renewed.elapsed() >= leases.ttl / 3 {
+            leases.renewed = Instant::now();
+            let running: Vec<String> = watchers.keys().cloned().collect();
+            for name in running {
+                if !leases.take(&*store, &name).await {
+                    tracing::warn!(account = %name, "the account lease could not be renewed: stopping its intake");
+                    if let Some(w) = watchers.remove(&name) {
+                        let _ = w.stop.send(true);
+                        stopping.push((name, w.task));
+                    }
+                }
+            }
+        }
+        stopping.retain(|(_, t)| !t.is_finished());
         match store.snapshot().await {
             Ok(snap) => {
-                reconcile(&data_dir, &store, &snap, &mut watchers, &mut reported).await;
+                reconcile(
+                    &data_dir,
+                    &store,
+                    &snap,
+                    &mut watchers,
+                    &mut reported,
+                    &mut leases,
+                )
+                .await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the settings; intake keeps its current accounts")
             }
         }
+        let renew_in = (leases.ttl / 3).saturating_sub(leases.renewed.elapsed());
         tokio::select! {
-            _ = tokio::time::sleep(SETTINGS_POLL) => {}
+            _ = tokio::time::sleep(SETTINGS_POLL.min(renew_in.max(Duration::from_millis(100)))) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }
@@ -348,10 +476,19 @@ async fn supervise_intake(
     for w in watchers.values() {
         let _ = w.stop.send(true);
     }
-    for (name, w) in watchers {
-        if let Err(e) = w.task.await {
+    let tasks = watchers
+        .into_iter()
+        .map(|(name, w)| (name, w.task))
+        .chain(stopping);
+    for (name, task) in tasks {
+        if let Err(e) = task.await {
             tracing::warn!(account = %name, error = %e, "an intake scheduler ended abnormally");
         }
+    }
+    // Only now: another instance may take the accounts at once without overlapping a pass.
+    let held: Vec<String> = leases.held.iter().cloned().collect();
+    for name in held {
+        leases.release(&*store, &name).await;
     }
     tracing::info!("intake stopped");
 }
@@ -374,6 +511,7 @@ async fn reconcile(
     snap: &SettingsSnapshot,
     watchers: &mut BTreeMap<String, Watcher>,
     reported: &mut HashMap<String, (u64, String)>,
+    leases: &mut Leases,
 ) {
     // Removed accounts.
     let gone: Vec<String> = watchers
@@ -385,8 +523,17 @@ async fn reconcile(
         if let Some(w) = watchers.remove(&name) {
             tracing::info!(account = %name, "account removed: stopping its intake");
             let _ = w.stop.send(true);
+            // Released when the pass in flight has finished.
+            let store = store.clone();
+            let holder = leases.holder;
+            leases.held.remove(&name);
+            tokio::spawn(async move {
+                let _ = w.task.await;
+                let _ = store.release_account(&name, holder).await;
+            });
         }
     }
+    leases.others.retain(|n, _| snap.accounts.contains_key(n));
     for name in snap.accounts.keys() {
         let fp = fingerprint(snap, name);
         if let Some(w) = watchers.get(name) {
@@ -402,6 +549,10 @@ async fn reconcile(
                 // Already told the admin what is missing; nothing changed since.
                 continue;
             }
+        }
+        // Renewed while it runs (a restart for changed settings keeps it).
+        if !leases.held.contains(name) && !leases.take(&**store, name).await {
+            continue;
         }
         match super::fetch::prepare(store, snap, name, Mechanism::XOAuth2).await {
             Ok((spec, mut transport)) => {
@@ -430,6 +581,7 @@ async fn reconcile(
                 tracing::warn!(account = %name, error = %text, "cannot take in mail for this account until its settings are fixed");
                 let _ = store.record_pass(name, Err(text.clone())).await;
                 reported.insert(name.clone(), (fp, text));
+                leases.release(&**store, name).await;
             }
         }
     }
