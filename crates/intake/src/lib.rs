@@ -110,6 +110,7 @@ impl AccountSpec {
             store,
             handler: handler::handler_for(&self.account_type),
             limits: BatchLimits::default(),
+            stop: None,
         }
     }
 }

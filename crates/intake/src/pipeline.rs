@@ -87,6 +87,16 @@ pub struct Intake {
     pub store: Arc<dyn MessageStore>,
     pub handler: Arc<dyn Handler>,
     pub limits: BatchLimits,
+    /// Turns true when the service shuts down: a pass then fetches no further batch, but the
+    /// batches already fetched are still stored and moved, so the pass ends quickly and
+    /// cleanly instead of running through a mailbox of thousands (or being cut off).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Intake {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
 }
 
 /// A message made ready for the store; files it refers to are already durable.
@@ -323,6 +333,10 @@ impl Intake {
         let (to_move, mut moves_rx) = tokio::sync::mpsc::channel::<Moves>(64);
         let fetching = async move {
             for batch in all {
+                if self.stopping() {
+                    tracing::info!(account = %self.account, "shutting down: no further batch fetched; the rest waits for the next start");
+                    break;
+                }
                 let t = Instant::now();
                 let fetched = transport.fetch(batch, spool).await?;
                 tracing::debug!(
@@ -379,8 +393,14 @@ impl Intake {
             None => None,
         };
         for i in 0..all.len() {
-            let fetched = next.take().expect("fetched ahead");
+            let Some(fetched) = next.take() else {
+                break; // stopping: nothing was fetched ahead
+            };
             let fetch_ahead = async {
+                if self.stopping() {
+                    tracing::info!(account = %self.account, "shutting down: no further batch fetched; the rest waits for the next start");
+                    return Ok(None);
+                }
                 match all.get(i + 1) {
                     Some(f) => transport.fetch(f, spool).await.map(Some),
                     None => Ok(None),

@@ -249,7 +249,8 @@ async fn watch(
     let mut tasks = Vec::new();
     for name in names {
         let (spec, mut transport) = prepare(&store, snap, name, sasl).await?;
-        let intake = spec.intake(data_dir.to_owned(), store.clone());
+        let mut intake = spec.intake(data_dir.to_owned(), store.clone());
+        intake.stop = Some(stop_rx.clone());
         let poll: Duration = spec.poll_interval;
         let stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
