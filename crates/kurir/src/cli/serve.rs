@@ -557,9 +557,12 @@ async fn reconcile(
         match super::fetch::prepare(store, snap, name, Mechanism::XOAuth2).await {
             Ok((spec, mut transport)) => {
                 reported.remove(name);
-                let intake = spec.intake(data_dir.to_owned(), store.clone());
+                let mut intake = spec.intake(data_dir.to_owned(), store.clone());
                 let poll = spec.poll_interval;
                 let (tx, rx) = watch::channel(false);
+                // Stopping (shutdown, changed settings, a lost lease) also ends a long pass
+                // after the batches already fetched.
+                intake.stop = Some(rx.clone());
                 let account = name.clone();
                 let task = tokio::spawn(async move {
                     kurir_intake::schedule::watch_account(&intake, transport.as_mut(), poll, rx)
