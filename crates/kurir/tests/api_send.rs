@@ -56,6 +56,7 @@ async fn api_send_queues_and_the_daemon_delivers() {
         ])
         .env("KURIR_DATA_DIR", dir)
         .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
         .env_remove("KURIR_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

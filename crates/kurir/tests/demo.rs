@@ -16,6 +16,7 @@ fn demo_check_does_a_full_round_trip() {
         .args(["demo", "--check"])
         .env_remove("KURIR_DATA_DIR")
         .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
         .env_remove("KURIR_LOG")
         .output()
         .unwrap();
@@ -63,6 +64,7 @@ async fn demo_serves_the_ui_and_mail_flows() {
         .args(["demo", "--listen", "127.0.0.1:0", "--every", "1"])
         .env("KURIR_DATA_DIR", tmp.path())
         .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
         .env_remove("KURIR_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

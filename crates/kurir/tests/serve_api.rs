@@ -38,6 +38,7 @@ impl Server {
             .args(extra)
             .env("KURIR_DATA_DIR", dir)
             .env_remove("KURIR_MASTER_KEY")
+            .env_remove("KURIR_DATABASE_URL")
             .env_remove("KURIR_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

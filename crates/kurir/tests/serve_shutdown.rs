@@ -44,6 +44,7 @@ fn start_serve(dir: &Path) -> Child {
         ])
         .env("KURIR_DATA_DIR", dir)
         .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
         .env("KURIR_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

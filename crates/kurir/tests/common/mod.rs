@@ -11,6 +11,7 @@ pub fn kurir(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("kurir").unwrap();
     c.env("KURIR_DATA_DIR", dir)
         .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
         .env_remove("KURIR_LOG")
         .env_remove("KURIR_LANG");
     c

@@ -1,0 +1,571 @@
+//! Two `kurir serve` on one PostgreSQL database share the work: the account lease lets exactly
+//! one of them take in the Graph account, the outbox's leases give them disjoint messages.
+//!
+//! The real binary runs twice, each instance with its own data directory (the same master key
+//! file copied into both, as the docs say) and `KURIR_DATABASE_URL` pointing at a fresh schema
+//! in the database `test` on 127.0.0.1:5432 (`KURIR_TEST_POSTGRES_URL` overrides the URL),
+//! against the Entra + Graph emulator in this test process. 100 incoming messages wait in one
+//! Graph account and 60 outgoing messages are queued; afterwards every incoming message is
+//! stored exactly once, the source folder is empty, every outgoing message is delivered exactly
+//! once, and only the lease holder took in the account. Then the holder stops (releasing the
+//! lease) and the other instance takes the account over and takes in what arrives next.
+//! Without PostgreSQL the test fails with a message saying so; it never skips.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kurir_emulator::demo;
+use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use kurir_store::KurirStore;
+use kurir_store::messages::MessageFilter;
+use kurir_store::outbox::{NewOutgoing, OutboxFilter, OutgoingState};
+use sqlx::Connection;
+
+const INCOMING: usize = 100;
+const OUTGOING: usize = 60;
+/// Put into the mailbox after the lease holder has stopped: the other instance takes them in.
+const LATE: usize = 20;
+const ACCOUNT: &str = "Inkorg";
+
+/// Like the store's conformance suite: `KURIR_TEST_POSTGRES_URL`, else the database `test` on
+/// 127.0.0.1:5432 as the operating-system user (sqlx has no libpq-style default user).
+fn pg_url() -> String {
+    if let Ok(url) = std::env::var("KURIR_TEST_POSTGRES_URL") {
+        return url;
+    }
+    let user = std::env::var("PGUSER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            let out = Command::new("id").arg("-un").output().ok()?;
+            Some(String::from_utf8(out.stdout).ok()?.trim().to_owned())
+        })
+        .filter(|u| !u.is_empty());
+    match user {
+        Some(u) => format!("postgres://{u}@127.0.0.1:5432/test"),
+        None => "postgres://127.0.0.1:5432/test".to_owned(),
+    }
+}
+
+/// A fresh schema for this test, dropped afterwards (also when an assertion fails).
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Schema {
+        let url = pg_url();
+        let mut c = match tokio::time::timeout(
+            Duration::from_secs(10),
+            sqlx::PgConnection::connect(&url),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!(
+                "cannot connect to PostgreSQL at {url}: {e}. This test needs it and does not \
+                 skip: start PostgreSQL on 127.0.0.1:5432 with a database `test` that trusts \
+                 this user, or point KURIR_TEST_POSTGRES_URL at one"
+            ),
+            Err(_) => panic!(
+                "PostgreSQL at {url} did not answer within 10 s. This test needs it and does not \
+                 skip: start PostgreSQL on 127.0.0.1:5432 with a database `test` that trusts \
+                 this user, or point KURIR_TEST_POSTGRES_URL at one"
+            ),
+        };
+        let name = format!(
+            "kurir_serve_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the schema {name} at {url}: {e}"));
+        let _ = c.close().await;
+        Schema { url, name }
+    }
+
+    /// The URL Kurir is given: only this schema on its search path.
+    fn kurir_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut c = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query("SET lock_timeout = '20s'")
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+                )))
+                .execute(&mut c)
+                .await?;
+                c.close().await
+            })
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop the test schema {}: {done:?}", self.name);
+        }
+    }
+}
+
+/// The binary with only this test's data directory and database in its environment.
+fn kurir(dir: &Path, url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kurir"));
+    c.env("KURIR_DATA_DIR", dir)
+        .env("KURIR_DATABASE_URL", url)
+        .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_LOG")
+        .env_remove("KURIR_LANG");
+    c
+}
+
+fn ok(dir: &Path, url: &str, args: &[&str]) {
+    let out = kurir(dir, url).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kurir {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn configure(dir: &Path, url: &str, emu: &RunningEmulator) {
+    let base = emu.base_url();
+    let ca = emu.ca_path();
+    ok(
+        dir,
+        url,
+        &[
+            "settings",
+            "set",
+            "method=exchange-online",
+            &format!("client_id={}", demo::CLIENT_ID),
+            &format!("tenant_id={}", demo::TENANT_ID),
+            "auth_flow=client-secret",
+            &format!("authority={base}"),
+            &format!("graph_endpoint={base}"),
+            &format!("ca_file={}", ca.display()),
+        ],
+    );
+    let out = kurir(dir, url)
+        .args([
+            "settings",
+            "set",
+            "--secret-env",
+            "client_secret=KURIR_TEST_SECRET",
+        ])
+        .env("KURIR_TEST_SECRET", demo::CLIENT_SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(dir, url, &["users", "add", "ANNA", "--email", demo::USER]);
+    ok(
+        dir,
+        url,
+        &[
+            "accounts",
+            "add",
+            ACCOUNT,
+            "--type",
+            "general",
+            "--mailbox",
+            demo::M2M_MAILBOX,
+            "--protocol",
+            "graph",
+        ],
+    );
+    ok(
+        dir,
+        url,
+        &["settings", "set", "--account", ACCOUNT, "poll_interval=10s"],
+    );
+}
+
+/// A running `kurir serve`, its JSON line, and its log lines (stderr, also echoed).
+struct Instance {
+    child: Child,
+    name: &'static str,
+    line: serde_json::Value,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Instance {
+    fn start(name: &'static str, dir: &Path, url: &str) -> Instance {
+        let mut child = kurir(dir, url)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--smtp-listen",
+                "off",
+                "--rate-per-minute",
+                "0",
+                "--concurrency",
+                "4",
+                "--backoff-secs",
+                "1",
+                "--shutdown-grace",
+                "20",
+            ])
+            .env("KURIR_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kurir serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("kurir serve prints its JSON line");
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("instance {name}: no JSON line on stdout ({e}): {line:?}")
+        });
+        Instance {
+            child,
+            name,
+            line,
+            log,
+        }
+    }
+
+    fn instance_id(&self) -> &str {
+        self.line["instance"]
+            .as_str()
+            .expect("the line names the instance")
+    }
+
+    fn logged(&self, needles: &[&str]) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    }
+
+    fn sigterm(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a daemon running against the schema.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Messages in a mailbox folder, through the emulator's test API.
+async fn folder(emu: &RunningEmulator, mailbox: &str, folder: &str) -> Vec<serde_json::Value> {
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let v: serde_json::Value = http
+        .get(format!(
+            "{}/_emulator/mailboxes/{mailbox}/messages?folder={folder}",
+            emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("the emulator lists messages: {v}"))
+}
+
+async fn sent(store: &dyn KurirStore) -> usize {
+    store
+        .outbox_list(&OutboxFilter {
+            limit: Some(100_000),
+            ..OutboxFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.state == OutgoingState::Sent)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_instances_on_one_postgres_database_share_the_work() {
+    let schema = Schema::create().await;
+    let url = schema.kurir_url();
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let (tmp_a, tmp_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir_a, dir_b) = (tmp_a.path(), tmp_b.path());
+    configure(dir_a, &url, &emu);
+    // One database, one master key: the second instance gets a copy of the key file.
+    std::fs::copy(dir_a.join("master.key"), dir_b.join("master.key")).unwrap();
+
+    for i in 0..INCOMING {
+        let raw = format!(
+            "From: Leverantör <order@leverantor.example>\r\nTo: {}\r\nSubject: incoming {i}\r\nMessage-ID: <in-{i}@leverantor.example>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody {i}\r\n",
+            demo::M2M_MAILBOX
+        );
+        emu.put_mail(demo::M2M_MAILBOX, None, raw.into_bytes())
+            .unwrap();
+    }
+    // Queued as `kurir send` queues, through the same database.
+    let store = kurir_store::open_store(dir_a, Some(&url)).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    let mut queue = Vec::new();
+    for i in 0..OUTGOING {
+        let subject = format!("outgoing {i}");
+        let c = kurir_outbox::compose(&kurir_outbox::Draft {
+            from: demo::USER.into(),
+            to: vec![demo::USER2.into()],
+            cc: vec![],
+            bcc: vec![],
+            subject: subject.clone(),
+            text: Some("Hej!\n".into()),
+            html: None,
+            attachments: vec![],
+        })
+        .unwrap();
+        queue.push(NewOutgoing {
+            sender_user: "ANNA".into(),
+            origin: "test".into(),
+            from: Some(demo::USER.into()),
+            recipients: c.recipients,
+            subject: Some(subject),
+            message_id: Some(c.message_id),
+            raw: c.raw,
+        });
+    }
+    store.enqueue_many(queue).await.unwrap();
+    // Some Graph latency, so both instances' outbox workers find work to lease.
+    emu.graph_faults().set_latency(Duration::from_millis(20));
+
+    let mut a = Instance::start("a", dir_a, &url);
+    let mut b = Instance::start("b", dir_b, &url);
+    for i in [&a, &b] {
+        assert_eq!(
+            i.line["store"], "postgres",
+            "instance {}: {}",
+            i.name, i.line
+        );
+    }
+    assert_ne!(a.instance_id(), b.instance_id());
+
+    let t0 = Instant::now();
+    let mut holder = None;
+    loop {
+        let c = store.count_messages(ACCOUNT).await.unwrap();
+        let s = sent(&*store).await;
+        if holder.is_none() {
+            holder = store
+                .account_lease(ACCOUNT)
+                .await
+                .unwrap()
+                .map(|l| l.holder);
+        }
+        // Both instances have looked at the account once the one without the lease said so.
+        let other_told = [&a, &b]
+            .iter()
+            .any(|i| i.logged(&["is taken in by instance"]));
+        if c.stored as usize >= INCOMING
+            && c.pending_server_steps == 0
+            && s >= OUTGOING
+            && other_told
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "not done within 90 s: {c:?}, {s} of {OUTGOING} sent, lease holder {holder:?}, the other instance said it is taken: {other_told}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "both instances: everything done in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // The account's lease is held by one of the two instances, and only that one took it in.
+    let lease = store
+        .account_lease(ACCOUNT)
+        .await
+        .unwrap()
+        .expect("the account is leased while the instances run");
+    let (taker, other) = if lease.holder == a.instance_id() {
+        (&a, &b)
+    } else {
+        assert_eq!(
+            lease.holder,
+            b.instance_id(),
+            "the lease holder is one of the two instances"
+        );
+        (&b, &a)
+    };
+    assert!(
+        taker.logged(&["taking in mail", ACCOUNT]),
+        "the lease holder ({}) took in the account",
+        taker.name
+    );
+    assert!(
+        !other.logged(&["taking in mail", ACCOUNT]),
+        "the other instance ({}) never took in the account",
+        other.name
+    );
+    let told = format!("account {ACCOUNT} is taken in by instance {}", lease.holder);
+    assert!(
+        other.logged(&[&told]),
+        "the other instance ({}) said who takes in the account: {told}",
+        other.name
+    );
+    eprintln!(
+        "instance {} ({}) took in {ACCOUNT}; instance {} left it alone",
+        taker.name, lease.holder, other.name
+    );
+
+    // The holder stops: it releases the lease, and the other instance takes the account over
+    // (within one settings poll, not after the lease's 30 s) and takes in what comes next.
+    let (taker_id, other_id) = (
+        taker.instance_id().to_owned(),
+        other.instance_id().to_owned(),
+    );
+    let (taker, other) = if taker_id == a.instance_id() {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert!(
+        taker.sigterm().success(),
+        "instance {} exits cleanly on SIGTERM",
+        taker.name
+    );
+    let after = store.account_lease(ACCOUNT).await.unwrap();
+    assert!(
+        after.as_ref().is_none_or(|l| l.holder == other_id),
+        "the stopped instance released its lease: {after:?}"
+    );
+    for i in 0..LATE {
+        let raw = format!(
+            "From: Leverantör <order@leverantor.example>\r\nTo: {}\r\nSubject: late {i}\r\nMessage-ID: <late-{i}@leverantor.example>\r\nDate: Tue, 24 Nov 2026 11:00:00 +0000\r\n\r\nbody {i}\r\n",
+            demo::M2M_MAILBOX
+        );
+        emu.put_mail(demo::M2M_MAILBOX, None, raw.into_bytes())
+            .unwrap();
+    }
+    let t1 = Instant::now();
+    loop {
+        let c = store.count_messages(ACCOUNT).await.unwrap();
+        let holder = store
+            .account_lease(ACCOUNT)
+            .await
+            .unwrap()
+            .map(|l| l.holder);
+        if c.stored as usize >= INCOMING + LATE
+            && c.pending_server_steps == 0
+            && holder.as_deref() == Some(other_id.as_str())
+        {
+            break;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(40),
+            "instance {} did not take over the account within 40 s: {c:?}, lease holder {holder:?}",
+            other.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "instance {} took the account over in {:.1} s (stopped: {taker_id})",
+        other.name,
+        t1.elapsed().as_secs_f64()
+    );
+    assert!(
+        other.logged(&["taking in mail", ACCOUNT]),
+        "instance {} took in the account after the takeover",
+        other.name
+    );
+    assert!(
+        other.sigterm().success(),
+        "instance {} exits cleanly on SIGTERM",
+        other.name
+    );
+    assert_eq!(
+        store.account_lease(ACCOUNT).await.unwrap(),
+        None,
+        "the lease is released on shutdown"
+    );
+
+    let stored = store
+        .list_messages(&MessageFilter {
+            account: Some(ACCOUNT.into()),
+            limit: 0,
+            ..MessageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = stored.iter().filter_map(|m| m.message_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        stored.len(),
+        INCOMING + LATE,
+        "each incoming message stored once"
+    );
+    assert_eq!(ids.len(), INCOMING + LATE, "no Message-ID stored twice");
+    assert!(
+        folder(&emu, demo::M2M_MAILBOX, "inbox").await.is_empty(),
+        "the source folder is empty"
+    );
+    let delivered = folder(&emu, demo::USER2, "inbox").await;
+    let mut subjects: Vec<String> = delivered
+        .iter()
+        .filter_map(|m| m["subject"].as_str().map(str::to_owned))
+        .filter(|s| s.starts_with("outgoing "))
+        .collect();
+    let n = subjects.len();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), OUTGOING, "every queued message delivered");
+    assert_eq!(n, OUTGOING, "none delivered twice");
+    emu.shutdown().await;
+}
