@@ -5,7 +5,7 @@
 //! Graph's sendMail MIME form. Bcc is kept in the stored MIME because Graph takes recipients from
 //! the headers; the SMTP transport removes the header before `DATA` ([`strip_bcc`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lettre::Message;
 use lettre::message::header::ContentType;
@@ -23,7 +23,33 @@ pub struct Draft {
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
-    pub attachments: Vec<PathBuf>,
+    pub attachments: Vec<FileAttachment>,
+}
+
+/// An attached file: its name (which also decides its content type) and its bytes. Composing
+/// does no I/O, so files from disk (`kurir send --attach`) and bytes from a request (the REST
+/// API) attach the same way.
+#[derive(Debug, Clone)]
+pub struct FileAttachment {
+    pub name: String,
+    pub content: Vec<u8>,
+}
+
+impl FileAttachment {
+    /// Reads a file to attach under its own name.
+    pub fn read(path: &Path) -> Result<FileAttachment, SendError> {
+        let content = std::fs::read(path).map_err(|e| {
+            SendError::Message(format!(
+                "the attachment {} cannot be read ({e})",
+                path.display()
+            ))
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        Ok(FileAttachment { name, content })
+    }
 }
 
 /// A built message ready to queue.
@@ -66,8 +92,7 @@ fn content_type_for(path: &Path) -> ContentType {
     ContentType::parse(mime).expect("the table holds valid content types")
 }
 
-/// Builds the message. Fails on a bad address or an unreadable attachment, before anything is
-/// queued.
+/// Builds the message. Fails on a bad address, before anything is queued.
 pub fn compose(d: &Draft) -> Result<Composed, SendError> {
     if d.to.is_empty() && d.cc.is_empty() && d.bcc.is_empty() {
         return Err(SendError::Message(
@@ -112,18 +137,9 @@ pub fn compose(d: &Draft) -> Result<Composed, SendError> {
         b.multipart(body)
     } else {
         let mut mixed = MultiPart::mixed().multipart(body);
-        for path in &d.attachments {
-            let bytes = std::fs::read(path).map_err(|e| {
-                SendError::Message(format!(
-                    "the attachment {} cannot be read ({e})",
-                    path.display()
-                ))
-            })?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "attachment".into());
-            mixed = mixed.singlepart(Attachment::new(name).body(bytes, content_type_for(path)));
+        for a in &d.attachments {
+            let ct = content_type_for(Path::new(&a.name));
+            mixed = mixed.singlepart(Attachment::new(a.name.clone()).body(a.content.clone(), ct));
         }
         b.multipart(mixed)
     }

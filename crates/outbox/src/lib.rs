@@ -21,7 +21,7 @@ pub mod smtp;
 pub mod throttle;
 pub mod worker;
 
-pub use compose::{Composed, Draft, compose};
+pub use compose::{Composed, Draft, FileAttachment, compose};
 pub use error::SendError;
 pub use listener::{ListenerConfig, ListenerError, ListenerTls};
 pub use sender::{ExchangeTransport, Route, Sender, WEBSHOP_SCOPE};

@@ -106,7 +106,10 @@ async fn queue(env: &Env, user: &str, from: &str, subject: &str, attach: &[&Path
         to: vec![RCPT.into()],
         subject: subject.into(),
         text: Some(format!("Body of {subject}\r\nLine two.\r\n")),
-        attachments: attach.iter().map(|p| p.to_path_buf()).collect(),
+        attachments: attach
+            .iter()
+            .map(|p| kurir_outbox::FileAttachment::read(p).unwrap())
+            .collect(),
         ..Draft::default()
     })
     .unwrap();

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kurir_outbox::{Draft, ExchangeTransport, compose, sender};
+use kurir_outbox::{Draft, ExchangeTransport, FileAttachment, compose, sender};
 use kurir_settings::normalize_user_code;
 use kurir_store::outbox::NewOutgoing;
 use serde::Deserialize;
@@ -170,21 +170,9 @@ pub async fn send(
             let Some(subject) = req.subject.clone() else {
                 return bad("\"subject\" is missing", "add \"subject\": \"…\"");
             };
-            // The composer reads attachments from files (it is shared with `kurir send`): they
-            // go through a private temporary directory, removed when this request ends.
-            let dir = match tempfile::Builder::new().prefix("kurir-api-send-").tempdir() {
-                Ok(d) => d,
-                Err(e) => {
-                    return api_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("cannot create a temporary directory ({e})"),
-                        "check TMPDIR and free disk space",
-                    );
-                }
-            };
-            let mut paths = Vec::new();
-            for (i, a) in req.attachments.iter().enumerate() {
-                let bytes = match STANDARD.decode(a.content_base64.trim()) {
+            let mut attachments = Vec::new();
+            for a in &req.attachments {
+                let content = match STANDARD.decode(a.content_base64.trim()) {
                     Ok(b) => b,
                     Err(e) => {
                         return bad(
@@ -196,18 +184,10 @@ pub async fn send(
                         );
                     }
                 };
-                let name = clean_name(&a.name);
-                let sub = dir.path().join(i.to_string());
-                let path = sub.join(&name);
-                if let Err(e) = std::fs::create_dir(&sub).and_then(|_| std::fs::write(&path, bytes))
-                {
-                    return api_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("cannot stage attachment '{name}' ({e})"),
-                        "check TMPDIR and free disk space",
-                    );
-                }
-                paths.push(path);
+                attachments.push(FileAttachment {
+                    name: clean_name(&a.name),
+                    content,
+                });
             }
             let draft = Draft {
                 from: who.from.clone(),
@@ -217,7 +197,7 @@ pub async fn send(
                 subject: subject.clone(),
                 text: req.text.clone(),
                 html: req.html.clone(),
-                attachments: paths,
+                attachments,
             };
             match compose(&draft) {
                 Ok(c) => (c.raw, c.recipients, Some(c.message_id), Some(subject)),

@@ -25,7 +25,7 @@ use anyhow::Context;
 use clap::Args;
 use kurir_emulator::demo as d;
 use kurir_emulator::{Emulator, EmulatorConfig, Fixture, RunningEmulator};
-use kurir_outbox::{Draft, compose};
+use kurir_outbox::{Draft, FileAttachment, compose};
 use kurir_settings::{Scope, key, parse_value};
 use kurir_store::messages::MessageFilter;
 use kurir_store::outbox::{NewOutgoing, OutgoingState};
@@ -375,8 +375,8 @@ fn pdf(text: &str) -> Vec<u8> {
     out
 }
 
-/// A message with an order (XML + PDF) built like `kurir send` builds one; the files are kept
-/// under `<dir>/demo-documents/` so the admin can open what was sent.
+/// A message with an order (XML + PDF) built like `kurir send` builds one; the documents are
+/// also written under `<dir>/demo-documents/`.
 fn order_message(
     dir: &Path,
     from: &str,
@@ -384,12 +384,22 @@ fn order_message(
     number: u32,
     subject: &str,
 ) -> anyhow::Result<kurir_outbox::compose::Composed> {
+    let attachments = vec![
+        FileAttachment {
+            name: format!("order-{number}.xml"),
+            content: order_xml(number, from).into_bytes(),
+        },
+        FileAttachment {
+            name: format!("order-{number}.pdf"),
+            content: pdf(&format!("Order {number} from {from}")),
+        },
+    ];
+    // Kept so the admin can open what the demo sent and compare it with the import queue.
     let docs = dir.join("demo-documents");
     std::fs::create_dir_all(&docs)?;
-    let xml = docs.join(format!("order-{number}.xml"));
-    let pdf_path = docs.join(format!("order-{number}.pdf"));
-    std::fs::write(&xml, order_xml(number, from))?;
-    std::fs::write(&pdf_path, pdf(&format!("Order {number} from {from}")))?;
+    for a in &attachments {
+        std::fs::write(docs.join(&a.name), &a.content)?;
+    }
     let draft = Draft {
         from: from.to_owned(),
         to: vec![to.to_owned()],
@@ -400,7 +410,7 @@ fn order_message(
             "Hej!\n\nHär kommer order {number} som Monitor-till-Monitor-dokument (XML) med en PDF-kopia.\n\nMed vänlig hälsning\n{from}\n"
         )),
         html: None,
-        attachments: vec![xml, pdf_path],
+        attachments,
     };
     Ok(compose(&draft)?)
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use kurir_outbox::{Draft, Outbox, compose, sender};
+use kurir_outbox::{Draft, FileAttachment, Outbox, compose, sender};
 use kurir_settings::normalize_user_code;
 use kurir_store::outbox::{NewOutgoing, OutgoingState};
 
@@ -76,6 +76,7 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
     let who = sender::resolve(&store, &snap, &sender_user, config.exchange_transport)
         .await
         .map_err(|e| bad(e.to_string()))?;
+    let mut attachments = Vec::new();
     for f in &args.attach {
         if !f.is_file() {
             return Err(bad(format!(
@@ -83,6 +84,7 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
                 f.display()
             )));
         }
+        attachments.push(FileAttachment::read(f).map_err(|e| bad(e.to_string()))?);
     }
     let draft = Draft {
         from: who.from.clone(),
@@ -92,7 +94,7 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
         subject: args.subject.clone(),
         text: args.body_file.as_deref().map(read_body).transpose()?,
         html: args.html_file.as_deref().map(read_body).transpose()?,
-        attachments: args.attach.clone(),
+        attachments,
     };
     let composed = compose(&draft).map_err(|e| bad(e.to_string()))?;
     let id = store
