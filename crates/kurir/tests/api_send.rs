@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{ok, set_secret};
+use common::daemon::{Daemon, emulator_folder, emulator_system_settings};
+use common::ok;
 use kurir_emulator::demo;
 use kurir_emulator::{Emulator, EmulatorConfig};
 use reqwest::StatusCode;
@@ -21,22 +20,7 @@ async fn api_send_queues_and_the_daemon_delivers() {
     let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let base = emu.base_url();
-    ok(
-        dir,
-        &[
-            "settings",
-            "set",
-            "method=exchange-online",
-            &format!("client_id={}", demo::CLIENT_ID),
-            &format!("tenant_id={}", demo::TENANT_ID),
-            "auth_flow=client-secret",
-            &format!("authority={base}"),
-            &format!("graph_endpoint={base}"),
-            &format!("ca_file={}", emu.ca_path().display()),
-        ],
-    );
-    set_secret(dir, &[], "client_secret", demo::CLIENT_SECRET);
+    emulator_system_settings(dir, None, &emu);
     ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
     ok(dir, &["users", "add", "NOMAIL"]);
     ok(dir, &["settings", "set", "--user", "NOMAIL", "method=none"]);
@@ -44,30 +28,8 @@ async fn api_send_queues_and_the_daemon_delivers() {
         .trim()
         .to_owned();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kurir"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--smtp-listen",
-            "off",
-            "--rate-per-minute",
-            "0",
-        ])
-        .env("KURIR_DATA_DIR", dir)
-        .env_remove("KURIR_MASTER_KEY")
-        .env_remove("KURIR_DATABASE_URL")
-        .env_remove("KURIR_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
-    let url = info["listen"].as_str().unwrap().to_owned();
+    let mut serve = Daemon::serve("serve", dir, None, &[]);
+    let url = serve.url().to_owned();
     let http = reqwest::Client::new();
     let post = |body: Value, key: Option<&str>| {
         let mut r = http.post(format!("{url}/api/v1/outbox")).json(&body);
@@ -197,33 +159,15 @@ async fn api_send_queues_and_the_daemon_delivers() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let http_emu = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let inbox: Value = http_emu
-        .get(format!(
-            "{base}/_emulator/mailboxes/{}/messages",
-            demo::USER2
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let msgs = inbox["messages"].as_array().unwrap();
+    let msgs = emulator_folder(&emu, demo::USER2, "inbox").await;
     let order1 = msgs
         .iter()
         .find(|m| m["subject"] == "API order 1")
         .expect("API order 1 delivered");
     assert_eq!(order1["hasAttachments"], true);
     assert!(msgs.iter().any(|m| m["subject"] == "API order 2"));
-    assert_eq!(msgs.len(), 2, "each delivered once: {inbox}");
+    assert_eq!(msgs.len(), 2, "each delivered once: {msgs:?}");
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().unwrap().success());
+    assert!(serve.sigterm().success());
     emu.shutdown().await;
 }

@@ -11,17 +11,19 @@
 //! lease) and the other instance takes the account over and takes in what arrives next.
 //! Without PostgreSQL the test fails with a message saying so; it never skips.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::daemon::{
+    Daemon, emulator_folder, emulator_world, outbox_states, put_incoming, queue_outgoing,
+};
+
 use kurir_emulator::demo;
-use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use kurir_emulator::{Emulator, EmulatorConfig};
 use kurir_store::KurirStore;
 use kurir_store::messages::MessageFilter;
-use kurir_store::outbox::{NewOutgoing, OutboxFilter, OutgoingState};
 use sqlx::Connection;
 
 const INCOMING: usize = 100;
@@ -126,210 +128,9 @@ impl Drop for Schema {
     }
 }
 
-/// The binary with only this test's data directory and database in its environment.
-fn kurir(dir: &Path, url: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kurir"));
-    c.env("KURIR_DATA_DIR", dir)
-        .env("KURIR_DATABASE_URL", url)
-        .env_remove("KURIR_MASTER_KEY")
-        .env_remove("KURIR_LOG")
-        .env_remove("KURIR_LANG");
-    c
-}
-
-fn ok(dir: &Path, url: &str, args: &[&str]) {
-    let out = kurir(dir, url).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kurir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn configure(dir: &Path, url: &str, emu: &RunningEmulator) {
-    let base = emu.base_url();
-    let ca = emu.ca_path();
-    ok(
-        dir,
-        url,
-        &[
-            "settings",
-            "set",
-            "method=exchange-online",
-            &format!("client_id={}", demo::CLIENT_ID),
-            &format!("tenant_id={}", demo::TENANT_ID),
-            "auth_flow=client-secret",
-            &format!("authority={base}"),
-            &format!("graph_endpoint={base}"),
-            &format!("ca_file={}", ca.display()),
-        ],
-    );
-    let out = kurir(dir, url)
-        .args([
-            "settings",
-            "set",
-            "--secret-env",
-            "client_secret=KURIR_TEST_SECRET",
-        ])
-        .env("KURIR_TEST_SECRET", demo::CLIENT_SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ok(dir, url, &["users", "add", "ANNA", "--email", demo::USER]);
-    ok(
-        dir,
-        url,
-        &[
-            "accounts",
-            "add",
-            ACCOUNT,
-            "--type",
-            "general",
-            "--mailbox",
-            demo::M2M_MAILBOX,
-            "--protocol",
-            "graph",
-        ],
-    );
-    ok(
-        dir,
-        url,
-        &["settings", "set", "--account", ACCOUNT, "poll_interval=10s"],
-    );
-}
-
-/// A running `kurir serve`, its JSON line, and its log lines (stderr, also echoed).
-struct Instance {
-    child: Child,
-    name: &'static str,
-    line: serde_json::Value,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Instance {
-    fn start(name: &'static str, dir: &Path, url: &str) -> Instance {
-        let mut child = kurir(dir, url)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--smtp-listen",
-                "off",
-                "--rate-per-minute",
-                "0",
-                "--concurrency",
-                "4",
-                "--backoff-secs",
-                "1",
-                "--shutdown-grace",
-                "20",
-            ])
-            .env("KURIR_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kurir serve");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[{name}] {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("kurir serve prints its JSON line");
-        let line: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            let _ = child.kill();
-            panic!("instance {name}: no JSON line on stdout ({e}): {line:?}")
-        });
-        Instance {
-            child,
-            name,
-            line,
-            log,
-        }
-    }
-
-    fn instance_id(&self) -> &str {
-        self.line["instance"]
-            .as_str()
-            .expect("the line names the instance")
-    }
-
-    fn logged(&self, needles: &[&str]) -> bool {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| needles.iter().all(|n| l.contains(n)))
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // A failed assertion must not leave a daemon running against the schema.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Messages in a mailbox folder, through the emulator's test API.
-async fn folder(emu: &RunningEmulator, mailbox: &str, folder: &str) -> Vec<serde_json::Value> {
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let v: serde_json::Value = http
-        .get(format!(
-            "{}/_emulator/mailboxes/{mailbox}/messages?folder={folder}",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["messages"]
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("the emulator lists messages: {v}"))
-}
-
+/// Sent messages in the outbox.
 async fn sent(store: &dyn KurirStore) -> usize {
-    store
-        .outbox_list(&OutboxFilter {
-            limit: Some(100_000),
-            ..OutboxFilter::default()
-        })
-        .await
-        .unwrap()
-        .iter()
-        .filter(|m| m.state == OutgoingState::Sent)
-        .count()
+    outbox_states(store).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,51 +140,20 @@ async fn two_serve_instances_on_one_postgres_database_share_the_work() {
     let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
     let (tmp_a, tmp_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (dir_a, dir_b) = (tmp_a.path(), tmp_b.path());
-    configure(dir_a, &url, &emu);
+    emulator_world(dir_a, Some(&url), &emu, ACCOUNT);
     // One database, one master key: the second instance gets a copy of the key file.
     std::fs::copy(dir_a.join("master.key"), dir_b.join("master.key")).unwrap();
 
-    for i in 0..INCOMING {
-        let raw = format!(
-            "From: Leverantör <order@leverantor.example>\r\nTo: {}\r\nSubject: incoming {i}\r\nMessage-ID: <in-{i}@leverantor.example>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody {i}\r\n",
-            demo::M2M_MAILBOX
-        );
-        emu.put_mail(demo::M2M_MAILBOX, None, raw.into_bytes())
-            .unwrap();
-    }
+    put_incoming(&emu, 0..INCOMING);
     // Queued as `kurir send` queues, through the same database.
     let store = kurir_store::open_store(dir_a, Some(&url)).await.unwrap();
     assert_eq!(store.backend(), "postgres");
-    let mut queue = Vec::new();
-    for i in 0..OUTGOING {
-        let subject = format!("outgoing {i}");
-        let c = kurir_outbox::compose(&kurir_outbox::Draft {
-            from: demo::USER.into(),
-            to: vec![demo::USER2.into()],
-            cc: vec![],
-            bcc: vec![],
-            subject: subject.clone(),
-            text: Some("Hej!\n".into()),
-            html: None,
-            attachments: vec![],
-        })
-        .unwrap();
-        queue.push(NewOutgoing {
-            sender_user: "ANNA".into(),
-            origin: "test".into(),
-            from: Some(demo::USER.into()),
-            recipients: c.recipients,
-            subject: Some(subject),
-            message_id: Some(c.message_id),
-            raw: c.raw,
-        });
-    }
-    store.enqueue_many(queue).await.unwrap();
+    queue_outgoing(&*store, OUTGOING).await;
     // Some Graph latency, so both instances' outbox workers find work to lease.
     emu.graph_faults().set_latency(Duration::from_millis(20));
 
-    let mut a = Instance::start("a", dir_a, &url);
-    let mut b = Instance::start("b", dir_b, &url);
+    let mut a = Daemon::serve("a", dir_a, Some(&url), &[]);
+    let mut b = Daemon::serve("b", dir_b, Some(&url), &[]);
     for i in [&a, &b] {
         assert_eq!(
             i.line["store"], "postgres",
@@ -485,14 +255,7 @@ async fn two_serve_instances_on_one_postgres_database_share_the_work() {
         after.as_ref().is_none_or(|l| l.holder == other_id),
         "the stopped instance released its lease: {after:?}"
     );
-    for i in 0..LATE {
-        let raw = format!(
-            "From: Leverantör <order@leverantor.example>\r\nTo: {}\r\nSubject: late {i}\r\nMessage-ID: <late-{i}@leverantor.example>\r\nDate: Tue, 24 Nov 2026 11:00:00 +0000\r\n\r\nbody {i}\r\n",
-            demo::M2M_MAILBOX
-        );
-        emu.put_mail(demo::M2M_MAILBOX, None, raw.into_bytes())
-            .unwrap();
-    }
+    put_incoming(&emu, INCOMING..INCOMING + LATE);
     let t1 = Instant::now();
     loop {
         let c = store.count_messages(ACCOUNT).await.unwrap();
@@ -553,10 +316,12 @@ async fn two_serve_instances_on_one_postgres_database_share_the_work() {
     );
     assert_eq!(ids.len(), INCOMING + LATE, "no Message-ID stored twice");
     assert!(
-        folder(&emu, demo::M2M_MAILBOX, "inbox").await.is_empty(),
+        emulator_folder(&emu, demo::M2M_MAILBOX, "inbox")
+            .await
+            .is_empty(),
         "the source folder is empty"
     );
-    let delivered = folder(&emu, demo::USER2, "inbox").await;
+    let delivered = emulator_folder(&emu, demo::USER2, "inbox").await;
     let mut subjects: Vec<String> = delivered
         .iter()
         .filter_map(|m| m["subject"].as_str().map(str::to_owned))

@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI tests: run the real `kurir` binary in a temporary data directory.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod daemon;
+
 use std::path::Path;
 
 use assert_cmd::Command;
