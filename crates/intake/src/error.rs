@@ -90,6 +90,22 @@ pub enum IntakeError {
 }
 
 impl IntakeError {
+    /// A short stable word for metrics (`kurir_failures_total{component="intake",reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IntakeError::Token { .. } => "token",
+            IntakeError::Connect { .. } => "network",
+            IntakeError::Tls { .. } => "tls",
+            IntakeError::AuthRejected { .. } | IntakeError::NoOAuthMechanism { .. } => "auth",
+            IntakeError::Folder { .. } => "folder",
+            IntakeError::Protocol { .. } => "protocol",
+            IntakeError::Graph { .. } => "graph",
+            IntakeError::Disk { .. } => "disk",
+            IntakeError::Store(_) => "store",
+            IntakeError::Config { .. } => "settings",
+        }
+    }
+
     /// True when the same pass may succeed later without anyone changing anything (network,
     /// server busy, Entra temporarily unavailable). Permanent errors still get retried by the
     /// scheduler, but with the longest backoff, since an admin has to act first.

@@ -46,6 +46,9 @@ pub async fn watch_account(
             }
             Err(e) => {
                 failures += 1;
+                // Same name as kurir-web's FAILURES (a no-op without a recorder).
+                metrics::counter!("kurir_failures_total", "component" => "intake", "reason" => e.reason())
+                    .increment(1);
                 let wait = backoff(failures, e.is_transient());
                 tracing::warn!(account = %intake.account, error = %e, retry_in = ?wait, "intake failed");
                 let _ = intake

@@ -59,6 +59,20 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// A short stable word for metrics (`kurir_failures_total{component="outbox",reason}`):
+    /// `settings`, `token`, `smtp_4xx`/`smtp_5xx`/`smtp`, `graph_<status>`, `network`, `message`.
+    pub fn reason(&self) -> String {
+        match self {
+            SendError::Settings(_) => "settings".into(),
+            SendError::Token { .. } => "token".into(),
+            SendError::Smtp { code: Some(c), .. } => format!("smtp_{}xx", c / 100),
+            SendError::Smtp { .. } => "smtp".into(),
+            SendError::Graph { status, .. } => format!("graph_{status}"),
+            SendError::Network { .. } => "network".into(),
+            SendError::Message(_) => "message".into(),
+        }
+    }
+
     /// Worth trying again later without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -354,6 +354,7 @@ impl Outbox {
         if let Some(token) = stale {
             let _ = tokens.forget(token).await;
             if m.attempts < 3 {
+                count_failure(&e);
                 return (self.retry(leased, &e, e.to_string()), None);
             }
         }
@@ -361,6 +362,7 @@ impl Outbox {
     }
 
     fn failure(&self, leased: &Leased, e: SendError) -> Outcome {
+        count_failure(&e);
         let text = e.to_string();
         if e.is_permanent() {
             return Outcome::Failed { error: text };
@@ -396,6 +398,13 @@ impl Outbox {
             error: text,
         }
     }
+}
+
+/// Every failed attempt, for `kurir_failures_total{component="outbox",reason}` (the same name
+/// as kurir-web's FAILURES; a no-op without a recorder).
+fn count_failure(e: &SendError) {
+    metrics::counter!("kurir_failures_total", "component" => "outbox", "reason" => e.reason())
+        .increment(1);
 }
 
 fn age_of(created_at: &str) -> Duration {

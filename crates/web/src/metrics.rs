@@ -1,9 +1,10 @@
 //! Prometheus metrics at `/metrics`, and the hooks the rest of Kurir feeds them through.
 //!
-//! The `metrics` facade is process-global, so the intake schedulers, outbox workers and SMTP
-//! listener started in the same process as the web server report by calling the functions
-//! below (or the `metrics` macros with the same names); this module owns the names so that
-//! dashboards and alerts have one place to look them up.
+//! The `metrics` facade is process-global: kurir-entra (token requests), the outbox workers and
+//! the intake schedulers (failures by reason) count with the `metrics` macros under the names
+//! below, and the mail totals, queue depth and last fetch are read from the store at scrape time
+//! ([`export_store`]); this module owns the names so that dashboards and alerts have one place
+//! to look them up.
 //!
 //! Labels carry account names, user codes and reasons, never addresses' passwords, tokens or
 //! message contents.
@@ -18,6 +19,7 @@ pub const HTTP_DURATION: &str = "kurir_http_request_duration_seconds";
 pub const TOKEN_REQUESTS: &str = "kurir_token_requests_total";
 pub const MESSAGES_IN: &str = "kurir_messages_in_total";
 pub const MESSAGES_OUT: &str = "kurir_messages_out_total";
+/// Counted by the outbox workers and intake schedulers (same name).
 pub const FAILURES: &str = "kurir_failures_total";
 pub const QUEUE_DEPTH: &str = "kurir_queue_depth";
 pub const LAST_FETCH: &str = "kurir_last_successful_fetch_timestamp_seconds";
@@ -79,23 +81,6 @@ fn describe() {
         "Days until the certificate expires (negative: expired), by subject"
     );
     metrics::describe_counter!(CHECKS, "Test connection runs, by subject kind and outcome");
-}
-
-/// `n` messages taken in from `account` (intake).
-pub fn messages_in(account: &str, n: u64) {
-    metrics::counter!(MESSAGES_IN, "account" => account.to_owned()).increment(n);
-}
-
-/// One message sent for `sender` (outbox).
-pub fn message_out(sender: &str) {
-    metrics::counter!(MESSAGES_OUT, "sender" => sender.to_owned()).increment(1);
-}
-
-/// A failure in `component` (`intake`, `outbox`, `listener`, `token`) for `reason` (a short
-/// stable word such as `token`, `auth`, `network`, `mailbox`, `quota`).
-pub fn failure(component: &str, reason: &str) {
-    metrics::counter!(FAILURES, "component" => component.to_owned(), "reason" => reason.to_owned())
-        .increment(1);
 }
 
 /// How many messages wait in `queue` (e.g. `outbox`, `import`).
