@@ -171,3 +171,76 @@ async fn api_send_queues_and_the_daemon_delivers() {
     assert!(serve.sigterm().success());
     emu.shutdown().await;
 }
+
+/// A send the daemon cannot make (a wrong client secret: AADSTS7000215) fails for good with the
+/// explanation, and `/metrics` counts the failure by component and reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_is_explained_and_counted_by_reason() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emulator_system_settings(dir, None, &emu);
+    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    common::set_secret(
+        dir,
+        &["--user", "ANNA"],
+        "client_secret",
+        "kUr~8Q.wrong_SecretValue-7fJ2xLw9pZ4tN6vB1mC3",
+    );
+    let key = ok(dir, &["admin", "api-key", "create", "erp"])
+        .trim()
+        .to_owned();
+    let mut serve = Daemon::serve("serve", dir, None, &[]);
+    let url = serve.url().to_owned();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/v1/outbox"))
+        .bearer_auth(&key)
+        .json(&json!({"as": "ANNA", "to": [demo::USER2], "subject": "never sent", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let t0 = Instant::now();
+    let failed = loop {
+        let v: Value = http
+            .get(format!("{url}/api/v1/outbox/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["state"] == "failed" {
+            break v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not failed: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("AADSTS7000215")),
+        "{failed}"
+    );
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kurir_failures_total{")
+                && l.contains("component=\"outbox\"")
+                && l.contains("reason=\"token\"")),
+        "failures are counted by component and reason: {metrics}"
+    );
+    assert!(serve.sigterm().success());
+    emu.shutdown().await;
+}
