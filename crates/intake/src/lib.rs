@@ -18,6 +18,7 @@ pub mod handler;
 pub mod parse;
 pub mod pipeline;
 pub mod schedule;
+mod segment;
 pub mod tls;
 pub mod transport;
 

@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{IoSlice, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -610,28 +610,21 @@ impl PrepareCtx {
         let dir = path.parent().expect("has a parent").to_owned();
         std::fs::create_dir_all(&dir)
             .map_err(|e| IntakeError::disk("create the message folder", &dir, e))?;
-        // Straight from the messages' own buffers (writev), no copy into one big buffer.
-        let mut slices: Vec<IoSlice<'_>> = prepared
+        let parts: Vec<&[u8]> = prepared
             .iter()
             .filter_map(|p| match &p.new.raw {
-                RawMime::Inline(b) if !b.is_empty() => Some(IoSlice::new(b)),
+                RawMime::Inline(b) => Some(&b[..]),
                 _ => None,
             })
             .collect();
-        let mut f = File::create(&path)
-            .map_err(|e| IntakeError::disk("create a segment file", &path, e))?;
         let t = Instant::now();
-        write_all_vectored(&mut f, &mut slices)
-            .map_err(|e| IntakeError::disk("write a segment file", &path, e))?;
-        let written = t.elapsed();
-        f.sync_all()
+        crate::segment::write(&path, &parts)
             .map_err(|e| IntakeError::disk("write a segment file", &path, e))?;
         tracing::debug!(
-            write_ms = written.as_millis() as u64,
-            sync_ms = (t.elapsed() - written).as_millis() as u64,
+            write_sync_ms = t.elapsed().as_millis() as u64,
             "segment written"
         );
-        drop(slices);
+        drop(parts);
         let mut offset = 0u64;
         for p in prepared.iter_mut() {
             if let RawMime::Inline(bytes) = &p.new.raw {
@@ -840,20 +833,6 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
         .and_then(|_| f.sync_all())
         .map_err(|e| IntakeError::disk("write a file", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| IntakeError::disk("rename a file", path, e))
-}
-
-/// `write_all` for a list of buffers, in as few system calls as the kernel allows.
-fn write_all_vectored(f: &mut File, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
-    while !bufs.is_empty() {
-        let n = bufs.len().min(1024);
-        match f.write_vectored(&bufs[..n]) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) => IoSlice::advance_slices(&mut bufs, written),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Makes a rename or a new file in `dir` durable (best effort: some file systems refuse).

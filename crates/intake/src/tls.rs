@@ -64,13 +64,23 @@ pub fn connector(ca_file: Option<&Path>, server: &str) -> Result<TlsConnector, I
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// What TLS runs over: the TCP stream read through a large buffer. rustls asks the socket for
+/// 4 KiB at a time, so a bulk FETCH of 123 MB was 30,000 `recvfrom` calls; through the buffer
+/// it is a few large reads, and rustls's small reads are memory copies.
+pub type Socket = tokio::io::BufReader<TcpStream>;
+/// An implicit-TLS connection to a mail server.
+pub type TlsSocket = TlsStream<Socket>;
+
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 256 * 1024;
+
 /// Connects to `host:port` with implicit TLS (IMAPS 993, POP3S 995).
 pub async fn connect(
     protocol: &'static str,
     host: &str,
     port: u16,
     ca_file: Option<&Path>,
-) -> Result<TlsStream<TcpStream>, IntakeError> {
+) -> Result<TlsSocket, IntakeError> {
     let server = format!("{host}:{port}");
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(30),
@@ -102,7 +112,7 @@ pub async fn connect(
             detail: format!("loading the trusted certificates stopped unexpectedly: {e}"),
         })??;
     connector
-        .connect(name, tcp)
+        .connect(name, tokio::io::BufReader::with_capacity(READ_BUFFER, tcp))
         .await
         .map_err(|e| IntakeError::Tls {
             server,

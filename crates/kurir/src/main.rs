@@ -18,6 +18,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    tune_allocator();
     let matches = cli::Cli::command().get_matches();
     let mut args = match cli::Cli::from_arg_matches(&matches) {
         Ok(a) => a,
@@ -58,6 +59,21 @@ fn main() -> ExitCode {
             eprintln!("kurir: {text}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// Intake allocates a buffer per message (kilobytes to a megabyte) on one thread and frees it on
+/// another once the batch is stored. With glibc's defaults each thread's heap is grown
+/// (`mprotect`) and given back (`madvise`) over and over, and every page given back is a fresh
+/// page fault when it is used again: 8,800 `mprotect` calls for a pass of 5,000 messages. Keeping
+/// up to 256 MiB of freed memory per heap, and serving messages up to 4 MiB from the heaps instead
+/// of separate mappings, lets the next batch reuse the last one's pages.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's tunables; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 

@@ -23,8 +23,6 @@ use async_imap::{Authenticator, Client, Session};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::{
     Destination, Fetched, LARGE_MESSAGE, Listed, ServerConfig, SpoolDir, Transport, imap_fetch,
@@ -32,7 +30,7 @@ use super::{
 use crate::IntakeError;
 use crate::auth::{Mechanism, SecretBytes, TokenSource, describe_challenge};
 
-type ImapStream = TlsStream<TcpStream>;
+type ImapStream = crate::tls::TlsSocket;
 
 /// UIDs per command, keeping command lines well under servers' limits.
 const UIDS_PER_COMMAND: usize = 1000;
@@ -313,6 +311,21 @@ fn pick_mechanism(preferred: Mechanism, offered: &HashSet<String>) -> Option<Mec
         .find(|m| offered.contains(m.as_str()))
 }
 
+/// A mailbox name as an IMAP quoted string (RFC 3501 §4.3). Names with CR or LF never get here:
+/// `ensure_folder` (async-imap) refuses them first.
+fn quote(name: &str) -> String {
+    let mut q = String::with_capacity(name.len() + 2);
+    q.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
 /// `1,2,3,7,9,10` → `1:3,7,9:10`, in chunks of at most [`UIDS_PER_COMMAND`] UIDs.
 pub fn uid_sets(uids: &[u32]) -> Vec<String> {
     let mut sorted = uids.to_vec();
@@ -379,21 +392,25 @@ impl Transport for ImapTransport {
             return Ok(Vec::new());
         }
         let uidvalidity = conn.uidvalidity;
-        let fetches: Vec<_> = conn
-            .session
-            .uid_fetch("1:*", "(UID RFC822.SIZE)")
-            .await
-            .map_err(|e| proto(&server, format!("UID FETCH 1:* (UID RFC822.SIZE): {e}")))?
-            .try_collect()
-            .await
-            .map_err(|e| proto(&server, format!("UID FETCH 1:* (UID RFC822.SIZE): {e}")))?;
-        let mut listed: Vec<Listed> = fetches
-            .iter()
-            .filter_map(|f| {
-                f.uid.map(|uid| Listed {
-                    server_id: self.server_id(uidvalidity, uid),
-                    size: f.size.map(u64::from),
-                })
+        self.tags += 1;
+        let tag = format!("KL{}", self.tags);
+        let conn = self.conn.as_mut().expect("connection made above");
+        let sizes = match imap_fetch::uid_fetch_sizes(conn.session.get_mut(), &tag).await {
+            Ok(sizes) => sizes,
+            Err(e) => {
+                // The connection is somewhere inside a response: never reuse it.
+                self.conn = None;
+                return Err(proto(
+                    &server,
+                    format!("UID FETCH 1:* (UID RFC822.SIZE): {e}"),
+                ));
+            }
+        };
+        let mut listed: Vec<Listed> = sizes
+            .into_iter()
+            .map(|(uid, size)| Listed {
+                server_id: self.server_id(uidvalidity, uid),
+                size,
             })
             .collect();
         listed.sort_by_key(|l| self.uid_of(&l.server_id, uidvalidity));
@@ -463,13 +480,22 @@ impl Transport for ImapTransport {
             .filter_map(|id| self.uid_of(id, uidvalidity))
             .collect();
         let conn = self.conn().await?;
+        let has_move = conn.has_move;
         for set in uid_sets(&uids) {
-            if conn.has_move {
-                conn.session
-                    .uid_mv(&set, &folder)
-                    .await
-                    .map_err(|e| proto(&server, format!("UID MOVE to {folder}: {e}")))?;
+            if has_move {
+                self.tags += 1;
+                let tag = format!("KM{}", self.tags);
+                let conn = self.conn.as_mut().expect("connection made above");
+                let command = format!("UID MOVE {set} {}", quote(&folder));
+                if let Err(e) = imap_fetch::tagged(conn.session.get_mut(), &tag, &command).await {
+                    let unusable = !matches!(e, imap_fetch::FetchError::Protocol(_));
+                    if unusable {
+                        self.conn = None;
+                    }
+                    return Err(proto(&server, format!("UID MOVE to {folder}: {e}")));
+                }
             } else {
+                let conn = self.conn.as_mut().expect("connection made above");
                 // Without MOVE: copy, flag, expunge. A crash between COPY and EXPUNGE leaves a
                 // copy in both folders; the source copy is recorded, so it is only moved again.
                 conn.session

@@ -276,8 +276,95 @@ pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     large: u64,
     spool: &SpoolDir,
 ) -> Result<Vec<(u32, Spooled)>, FetchError> {
+    let command = format!("UID FETCH {set} (UID BODY.PEEK[])");
+    let items = fetch(stream, tag, &command, large, spool).await?;
+    Ok(items
+        .into_iter()
+        .filter_map(|i| Some((i.uid?, i.body?)))
+        .collect())
+}
+
+/// `UID FETCH 1:* (UID RFC822.SIZE)`: every message's UID and size, by UID.
+/// (async-imap allocates and queues each of the thousands of responses; this reads them off
+/// the buffer.)
+pub(crate) async fn uid_fetch_sizes<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    tag: &str,
+) -> Result<Vec<(u32, Option<u64>)>, FetchError> {
+    // Nothing here is large; a body would be an error in the server, skipped like any literal.
+    let spool = SpoolDir(std::env::temp_dir());
+    let items = fetch(
+        stream,
+        tag,
+        "UID FETCH 1:* (UID RFC822.SIZE)",
+        u64::MAX,
+        &spool,
+    )
+    .await?;
+    // An unsolicited FETCH (a flag change) may name a UID again, without its size.
+    let mut sizes = std::collections::BTreeMap::new();
+    for i in items {
+        if let Some(uid) = i.uid {
+            let size = sizes.entry(uid).or_insert(None);
+            *size = size.or(i.size);
+        }
+    }
+    Ok(sizes.into_iter().collect())
+}
+
+/// Sends `command` under `tag` and reads up to its tagged completion, skipping whatever the
+/// server says meanwhile: a `UID MOVE` of thousands of messages is answered with an EXPUNGE
+/// line for each, which async-imap would allocate and queue one by one.
+pub(crate) async fn tagged<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    tag: &str,
+    command: &str,
+) -> Result<(), FetchError> {
     stream
-        .write_all(format!("{tag} UID FETCH {set} (UID BODY.PEEK[])\r\n").as_bytes())
+        .write_all(format!("{tag} {command}\r\n").as_bytes())
+        .await?;
+    stream.flush().await?;
+    let mut r = Reader {
+        s: stream,
+        buf: vec![0; 16 * 1024],
+        pos: 0,
+        end: 0,
+    };
+    let tag_prefix = format!("{tag} ");
+    loop {
+        let line = r.line().await?;
+        if let Some(rest) = line.strip_prefix(tag_prefix.as_bytes()) {
+            if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"OK") {
+                return Ok(());
+            }
+            return Err(FetchError::Protocol(
+                String::from_utf8_lossy(rest).into_owned(),
+            ));
+        }
+        let mut pending = literal_at_end(&line);
+        while let Some(n) = pending {
+            r.discard(n).await?;
+            pending = literal_at_end(&r.line().await?);
+        }
+    }
+}
+
+/// What one FETCH response carried of the items we ask for.
+struct Item {
+    uid: Option<u32>,
+    size: Option<u64>,
+    body: Option<Spooled>,
+}
+
+async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    tag: &str,
+    command: &str,
+    large: u64,
+    spool: &SpoolDir,
+) -> Result<Vec<Item>, FetchError> {
+    stream
+        .write_all(format!("{tag} {command}\r\n").as_bytes())
         .await?;
     stream.flush().await?;
     let mut r = Reader {
@@ -331,6 +418,7 @@ pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
             )));
         }
         let mut uid: Option<u32> = None;
+        let mut size: Option<u64> = None;
         let mut body: Option<Spooled> = None;
         // Items: name value, until the closing parenthesis.
         loop {
@@ -349,6 +437,12 @@ pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
                     return Err(FetchError::Protocol("UID without a number".into()));
                 };
                 uid = std::str::from_utf8(&n).ok().and_then(|s| s.parse().ok());
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"RFC822.SIZE") {
+                if let Tok::Atom(n) = &value {
+                    size = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok());
+                }
                 continue;
             }
             let is_body = name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"BODY[]");
@@ -403,9 +497,13 @@ pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         match (uid, body) {
-            (Some(uid), Some(body)) => out.push((uid, body)),
-            // Unsolicited FETCH (flag changes) carries no body.
-            (_, Some(Spooled::File { path, .. })) => {
+            (Some(uid), body) => out.push(Item {
+                uid: Some(uid),
+                size,
+                body,
+            }),
+            // Unsolicited FETCH (flag changes) carries no UID.
+            (None, Some(Spooled::File { path, .. })) => {
                 let _ = std::fs::remove_file(path);
             }
             _ => {}

@@ -15,14 +15,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::{
     Destination, Fetched, LARGE_MESSAGE, Listed, ServerConfig, SpoolDir, Spooled, Transport,
 };
 use crate::IntakeError;
 use crate::auth::{Mechanism, TokenSource, describe_challenge};
+use crate::tls::TlsSocket;
 
 pub struct Pop3Transport {
     cfg: ServerConfig,
@@ -31,7 +30,7 @@ pub struct Pop3Transport {
 }
 
 struct Conn {
-    io: BufStream<TlsStream<TcpStream>>,
+    io: BufStream<TlsSocket>,
     /// UIDL → message number in this session.
     numbers: HashMap<String, u32>,
 }
@@ -239,17 +238,14 @@ impl Pop3Transport {
     }
 }
 
-async fn send(io: &mut BufStream<TlsStream<TcpStream>>, line: &str) -> std::io::Result<()> {
+async fn send(io: &mut BufStream<TlsSocket>, line: &str) -> std::io::Result<()> {
     io.write_all(line.as_bytes()).await?;
     io.write_all(b"\r\n").await?;
     io.flush().await
 }
 
 /// One line including its terminator; an error at end of stream.
-async fn read_raw_line(
-    io: &mut BufStream<TlsStream<TcpStream>>,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<()> {
+async fn read_raw_line(io: &mut BufStream<TlsSocket>, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let n = io.read_until(b'\n', buf).await?;
     if n == 0 {
         return Err(std::io::Error::new(
@@ -260,16 +256,14 @@ async fn read_raw_line(
     Ok(())
 }
 
-async fn read_line(io: &mut BufStream<TlsStream<TcpStream>>) -> std::io::Result<String> {
+async fn read_line(io: &mut BufStream<TlsSocket>) -> std::io::Result<String> {
     let mut buf = Vec::new();
     read_raw_line(io, &mut buf).await?;
     Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
 }
 
 /// The lines of a multi-line answer after its status line, up to the lone `.`.
-async fn read_multiline_text(
-    io: &mut BufStream<TlsStream<TcpStream>>,
-) -> std::io::Result<Vec<String>> {
+async fn read_multiline_text(io: &mut BufStream<TlsSocket>) -> std::io::Result<Vec<String>> {
     let mut lines = Vec::new();
     loop {
         let line = read_line(io).await?;

@@ -310,10 +310,12 @@ async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Res
 async fn admin_login(store: &dyn KurirStore) -> anyhow::Result<String> {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    let password: String = (0..16)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let password: String = {
+        let mut rng = rand::rng();
+        (0..16)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
     let secret = SecretString::from(password.clone());
     if !store.add_admin(ADMIN, &secret).await? {
         store.set_admin_password(ADMIN, &secret).await?;
