@@ -7,7 +7,6 @@
 //! quarantines it with the reason.
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
-use sha2::{Digest, Sha256};
 
 use kurir_store::messages::AttachmentInfo;
 
@@ -53,9 +52,13 @@ const STANDARD_FIELDS: &[&str] = &[
     "Delivered-To",
 ];
 
-/// Hex SHA-256 of the raw bytes.
+/// Hex BLAKE3 of the raw bytes (what `b3sum` prints for an exported .eml).
+///
+/// Every message is hashed whole (it is the dedupe key of messages without a Message-ID), so the
+/// hash is a noticeable part of intake's CPU: BLAKE3 runs several times faster than SHA-256
+/// here (0.066 s of CPU for 123 MB with SHA-256 and the SHA extensions).
 pub fn content_hash(raw: &[u8]) -> String {
-    hex::encode(Sha256::digest(raw))
+    blake3::hash(raw).to_hex().to_string()
 }
 
 /// Parses `raw`; `Err` carries the reason it is not a message, for the quarantine record.
@@ -212,11 +215,12 @@ fn split_parts<'a>(body: &'a [u8], boundary: &[u8]) -> Option<Vec<(&'a [u8], boo
 fn decoded_len(body: &[u8], encoding: Option<&str>, terminated: bool) -> Option<u64> {
     match encoding {
         Some(e) if e.eq_ignore_ascii_case("base64") => {
-            // Branch-free so that it runs as vector instructions: base64 bodies are most of
-            // the bytes of mail with attachments.
+            // Branch-free with byte-wide counters (a block of 255 cannot overflow one) so that
+            // it runs as vector instructions, 64 bytes at a time: base64 bodies are most of the
+            // bytes of mail with attachments.
             let (mut n, mut bad) = (0u64, false);
-            for block in body.chunks(4096) {
-                let (mut count, mut other) = (0u32, 0u8);
+            for block in body.chunks(255) {
+                let (mut count, mut other) = (0u8, 0u8);
                 for &b in block {
                     let alphabet = (b.wrapping_sub(b'A') < 26)
                         | (b.wrapping_sub(b'a') < 26)
@@ -225,7 +229,7 @@ fn decoded_len(body: &[u8], encoding: Option<&str>, terminated: bool) -> Option<
                         | (b == b'/');
                     let ignored =
                         (b == b'=') | (b == b' ') | (b == b'\t') | (b == b'\r') | (b == b'\n');
-                    count += alphabet as u32;
+                    count += alphabet as u8;
                     other |= !(alphabet | ignored) as u8;
                 }
                 n += u64::from(count);

@@ -680,7 +680,7 @@ impl PrepareCtx {
         let (raw_mime, created_raw) = self.keep_raw(raw, spool_path, &hash, size)?;
         let dedupe_key = match &meta.message_id {
             Some(id) => format!("mid:{id}"),
-            None => format!("sha256:{hash}"),
+            None => format!("blake3:{hash}"),
         };
         let imports = staged.iter().map(|(_, _, imp)| imp.clone()).collect();
         Ok(Prepared {

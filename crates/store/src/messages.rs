@@ -122,10 +122,10 @@ pub struct NewImport {
 pub struct NewMessage {
     /// `imap:<UIDVALIDITY>:<UID>`, `pop3:<UIDL>` or `graph:<id>`.
     pub server_id: String,
-    /// Normalised Message-ID, else `sha256:<content hash>`.
+    /// Normalised Message-ID, else `blake3:<content hash>`.
     pub dedupe_key: String,
     pub message_id: Option<String>,
-    /// Hex SHA-256 of the raw MIME.
+    /// Hex BLAKE3 of the raw MIME (`b3sum`).
     pub content_hash: String,
     pub status: MessageStatus,
     pub reason: Option<String>,

@@ -68,6 +68,9 @@ struct Conn {
     has_uidplus: bool,
     has_idle: bool,
     existing: HashSet<String>,
+    /// EXISTS of the SELECT made while connecting, until a command may have changed it: the
+    /// first listing on a new connection needs no second SELECT.
+    fresh_exists: Option<u32>,
 }
 
 /// Answers the server's first continuation with the token, and an error challenge with an
@@ -134,37 +137,48 @@ impl ImapTransport {
     async fn connect(&self) -> Result<Conn, IntakeError> {
         let started = std::time::Instant::now();
         let server = self.server();
-        let stream = crate::tls::connect(
-            "imap",
-            &self.cfg.host,
-            self.cfg.port,
-            self.cfg.ca_file.as_deref(),
-        )
-        .await?;
-        let tls_time = started.elapsed();
-        let mut client = Client::new(stream);
-        // async-imap does not consume the greeting itself; an unread greeting would be taken
-        // for the answer to AUTHENTICATE.
-        match client.read_response().await {
-            Ok(Some(_greeting)) => {}
-            Ok(None) => {
-                return Err(
-                    self.protocol_error("the server closed the connection before its greeting")
-                );
+        // The token is asked for while the connection is being made (a first token is an
+        // HTTPS round trip to Entra ID, as long as the TLS handshake with the mail server).
+        // Errors keep their order: no connection, then no OAuth mechanism, then the token.
+        let greeted = async {
+            let stream = crate::tls::connect(
+                "imap",
+                &self.cfg.host,
+                self.cfg.port,
+                self.cfg.ca_file.as_deref(),
+            )
+            .await?;
+            let tls_time = started.elapsed();
+            let mut client = Client::new(stream);
+            // async-imap does not consume the greeting itself; an unread greeting would be
+            // taken for the answer to AUTHENTICATE.
+            match client.read_response().await {
+                Ok(Some(_greeting)) => {}
+                Ok(None) => {
+                    return Err(
+                        self.protocol_error("the server closed the connection before its greeting")
+                    );
+                }
+                Err(e) => return Err(self.protocol_error(format!("reading the greeting: {e}"))),
             }
-            Err(e) => return Err(self.protocol_error(format!("reading the greeting: {e}"))),
-        }
-        let mechs = auth_mechanisms(&mut client)
-            .await
-            .map_err(|e| self.protocol_error(format!("CAPABILITY: {e}")))?;
+            let mechs = auth_mechanisms(&mut client)
+                .await
+                .map_err(|e| self.protocol_error(format!("CAPABILITY: {e}")))?;
+            Ok((client, mechs, tls_time))
+        };
+        let token = async {
+            let t = std::time::Instant::now();
+            let bearer = self.tokens.bearer().await;
+            (bearer, t.elapsed())
+        };
+        let (greeted, (bearer, token_time)) = tokio::join!(greeted, token);
+        let (client, mechs, tls_time) = greeted?;
         let mechanism = pick_mechanism(self.cfg.mechanism, &mechs).ok_or_else(|| {
             IntakeError::NoOAuthMechanism {
                 server: server.clone(),
             }
         })?;
-        let t_token = std::time::Instant::now();
-        let bearer = self.tokens.bearer().await?;
-        let token_time = t_token.elapsed();
+        let bearer = bearer?;
         let challenge = Arc::new(Mutex::new(None));
         let answer = OAuthAnswer {
             first: Some(mechanism.initial_response(&self.cfg.mailbox, &bearer.secret)),
@@ -202,6 +216,7 @@ impl ImapTransport {
             has_uidplus: caps.has_str("UIDPLUS"),
             has_idle: caps.has_str("IDLE"),
             existing: HashSet::new(),
+            fresh_exists: None,
             session,
         };
         let mailbox = conn
@@ -214,6 +229,7 @@ impl ImapTransport {
                 detail: format!("SELECT failed: {e}"),
             })?;
         conn.uidvalidity = mailbox.uid_validity.unwrap_or(0);
+        conn.fresh_exists = Some(mailbox.exists);
         conn.existing.insert(self.folders.source.clone());
         tracing::debug!(
             server = %server,
@@ -244,6 +260,7 @@ impl ImapTransport {
     async fn ensure_folder(&mut self, folder: &str) -> Result<(), IntakeError> {
         let mailbox = self.cfg.mailbox.clone();
         let conn = self.conn().await?;
+        conn.fresh_exists = None;
         if conn.existing.contains(folder) {
             return Ok(());
         }
@@ -377,18 +394,25 @@ impl Transport for ImapTransport {
         let source = self.folders.source.clone();
         let mailbox_addr = self.cfg.mailbox.clone();
         let conn = self.conn().await?;
-        // SELECT again: refreshes EXISTS and UIDVALIDITY after IDLE or a previous pass.
-        let mailbox = conn
-            .session
-            .select(&source)
-            .await
-            .map_err(|e| IntakeError::Folder {
-                mailbox: mailbox_addr,
-                folder: source.clone(),
-                detail: format!("SELECT failed: {e}"),
-            })?;
-        conn.uidvalidity = mailbox.uid_validity.unwrap_or(0);
-        if mailbox.exists == 0 {
+        let exists = match conn.fresh_exists.take() {
+            // Selected a moment ago while connecting.
+            Some(exists) => exists,
+            // SELECT again: refreshes EXISTS and UIDVALIDITY after IDLE or a previous pass.
+            None => {
+                let mailbox =
+                    conn.session
+                        .select(&source)
+                        .await
+                        .map_err(|e| IntakeError::Folder {
+                            mailbox: mailbox_addr,
+                            folder: source.clone(),
+                            detail: format!("SELECT failed: {e}"),
+                        })?;
+                conn.uidvalidity = mailbox.uid_validity.unwrap_or(0);
+                mailbox.exists
+            }
+        };
+        if exists == 0 {
             return Ok(Vec::new());
         }
         let uidvalidity = conn.uidvalidity;
@@ -424,16 +448,32 @@ impl Transport for ImapTransport {
         spool: &SpoolDir,
     ) -> Result<Vec<Fetched>, IntakeError> {
         let server = self.server();
-        let uidvalidity = self.conn().await?.uidvalidity;
+        let conn = self.conn().await?;
+        conn.fresh_exists = None;
+        let uidvalidity = conn.uidvalidity;
         let uids: Vec<u32> = ids
             .iter()
             .filter_map(|l| self.uid_of(&l.server_id, uidvalidity))
             .collect();
         let mut out = Vec::with_capacity(ids.len());
-        for set in uid_sets(&uids) {
+        let sets = uid_sets(&uids);
+        // The listed sizes tell how much a one-command batch brings (see imap_fetch::WakeAt).
+        let expected = match sets.len() {
+            1 => ids.iter().filter_map(|l| l.size).sum(),
+            _ => 0,
+        };
+        for set in sets {
             self.tags += 1;
             let tag = format!("KF{}", self.tags);
             let conn = self.conn().await?;
+            let hint = imap_fetch::WakeHint {
+                #[cfg(target_os = "linux")]
+                fd: {
+                    use std::os::fd::AsRawFd;
+                    Some(conn.session.get_ref().get_ref().0.get_ref().as_raw_fd())
+                },
+                expected,
+            };
             // Large bodies stream into spool files; see imap_fetch for why not async-imap.
             let got = match imap_fetch::uid_fetch_bodies(
                 conn.session.get_mut(),
@@ -441,6 +481,7 @@ impl Transport for ImapTransport {
                 &set,
                 LARGE_MESSAGE,
                 spool,
+                hint,
             )
             .await
             {
@@ -474,7 +515,9 @@ impl Transport for ImapTransport {
             Destination::Quarantine => self.folders.quarantine.clone(),
         };
         self.ensure_folder(&folder).await?;
-        let uidvalidity = self.conn().await?.uidvalidity;
+        let conn = self.conn().await?;
+        conn.fresh_exists = None;
+        let uidvalidity = conn.uidvalidity;
         let uids: Vec<u32> = server_ids
             .iter()
             .filter_map(|id| self.uid_of(id, uidvalidity))
@@ -540,6 +583,8 @@ impl Transport for ImapTransport {
     async fn wait_for_mail(&mut self, max: Duration) -> Result<(), IntakeError> {
         let server = self.server();
         let conn = self.conn().await?;
+        // IDLE (or the wait) outlives what the connecting SELECT saw.
+        conn.fresh_exists = None;
         if !conn.has_idle {
             tokio::time::sleep(max).await;
             return Ok(());
@@ -561,6 +606,7 @@ impl Transport for ImapTransport {
             has_uidplus,
             has_idle,
             existing,
+            fresh_exists: _,
         } = self.conn.take().expect("connection made above");
         let mut idle = session.idle();
         idle.init()
@@ -582,6 +628,7 @@ impl Transport for ImapTransport {
             has_uidplus,
             has_idle,
             existing,
+            fresh_exists: None,
         });
         Ok(())
     }

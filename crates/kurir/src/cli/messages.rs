@@ -118,7 +118,7 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
                 println!("  to           {}", m.to.as_deref().unwrap_or("—"));
                 println!("  subject      {}", m.subject.as_deref().unwrap_or("—"));
                 println!("  date         {}", m.date.as_deref().unwrap_or("—"));
-                println!("  size         {} bytes, sha256 {}", m.size, m.content_hash);
+                println!("  size         {} bytes, blake3 {}", m.size, m.content_hash);
                 println!("  received     {}", m.received_at);
                 println!("  server ids   {}", m.server_ids.join(", "));
                 for a in &m.attachments {
