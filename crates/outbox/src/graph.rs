@@ -144,32 +144,45 @@ impl GraphSender {
             .await
             .map_err(graph_err)?;
         let mut uploaded = 0u64;
-        for (i, a) in parsed.attachments().enumerate() {
-            if !uploads.contains(&i) {
-                continue;
+        let finished: Result<(), GraphError> = async {
+            for (i, a) in parsed.attachments().enumerate() {
+                if !uploads.contains(&i) {
+                    continue;
+                }
+                let item = AttachmentItem::file(
+                    a.attachment_name().unwrap_or("attachment"),
+                    a.contents().len() as u64,
+                    a.content_type().map(|ct| match ct.subtype() {
+                        Some(st) => format!("{}/{}", ct.ctype(), st),
+                        None => ct.ctype().to_owned(),
+                    }),
+                );
+                let session = client
+                    .create_upload_session(bearer, mailbox, created.id(), &item)
+                    .await?;
+                client.upload_attachment(&session, a.contents()).await?;
+                uploaded += a.contents().len() as u64;
             }
-            let item = AttachmentItem::file(
-                a.attachment_name().unwrap_or("attachment"),
-                a.contents().len() as u64,
-                a.content_type().map(|ct| match ct.subtype() {
-                    Some(st) => format!("{}/{}", ct.ctype(), st),
-                    None => ct.ctype().to_owned(),
-                }),
-            );
-            let session = client
-                .create_upload_session(bearer, mailbox, created.id(), &item)
-                .await
-                .map_err(graph_err)?;
-            client
-                .upload_attachment(&session, a.contents())
-                .await
-                .map_err(graph_err)?;
-            uploaded += a.contents().len() as u64;
+            client.send_draft(bearer, mailbox, created.id()).await
         }
-        client
-            .send_draft(bearer, mailbox, created.id())
-            .await
-            .map_err(graph_err)?;
+        .await;
+        if let Err(e) = finished {
+            // The next attempt makes a draft of its own, so this one would stay behind in the
+            // sender's Drafts. It is removed when Graph answered with an error (the draft was
+            // certainly not sent); after a network failure the send may have gone through, and
+            // the draft is then left rather than risk deleting what was sent.
+            if matches!(e, GraphError::Service { .. }) {
+                match client.delete_message(bearer, mailbox, created.id()).await {
+                    Ok(()) => {
+                        tracing::info!(mailbox = %mailbox, "removed the draft of a failed large send")
+                    }
+                    Err(d) => {
+                        tracing::warn!(mailbox = %mailbox, error = %d, "the draft of a failed large send could not be removed; it stays in Drafts")
+                    }
+                }
+            }
+            return Err(graph_err(e));
+        }
         Ok(format!(
             "202 Accepted (draft + {} upload session(s), {uploaded} bytes, send)",
             uploads.len()

@@ -337,6 +337,38 @@ async fn a_big_attachment_goes_through_an_upload_session_and_arrives_byte_identi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_send_failing_after_its_draft_leaves_no_draft_and_is_sent_once_on_retry() {
+    let env = env().await;
+    let mut data = vec![0u8; 4 * 1024 * 1024];
+    rand::rng().fill_bytes(&mut data);
+    let file = env.tmp.path().join("retried-report.pdf");
+    std::fs::write(&file, &data).unwrap();
+    let s = subject("graph big retry");
+    let id = queue(&env, "ADELE", SENDER, &s, &[&file]).await;
+    // The first attempt makes its draft, then Graph refuses the upload session (503) more
+    // often than the Graph client retries by itself (twice), so the attempt fails.
+    env.emu.graph_faults().set_retry_after(1);
+    env.emu.graph_faults().upload_sessions_unavailable_next(3);
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    assert_eq!(m.attempts, 2, "{m:?}");
+    let c = env.emu.graph_counters();
+    assert_eq!(c.drafts_created, 2, "one draft per attempt: {c:?}");
+    assert_eq!(c.drafts_sent, 1, "{c:?}");
+    assert!(
+        find(&env.emu, SENDER, "drafts", &s).await.is_empty(),
+        "the failed attempt's draft was removed from Drafts"
+    );
+    assert_eq!(
+        find(&env.emu, RCPT, "inbox", &s).await.len(),
+        1,
+        "delivered once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_sendmail_is_retried_after_retry_after_and_sent_exactly_once() {
     let env = env().await;
     let s = subject("graph 429");

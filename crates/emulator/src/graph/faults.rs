@@ -27,6 +27,7 @@ pub struct GraphFaults {
     unavailable_next: AtomicU32,
     drop_next: AtomicU32,
     unauthorized_next: AtomicU32,
+    upload_sessions_unavailable_next: AtomicU32,
     retry_after_secs: AtomicU64,
 }
 
@@ -45,6 +46,10 @@ pub struct GraphFaultSettings {
     /// token that was revoked or expired in flight.
     #[serde(default)]
     pub unauthorized_next: Option<u32>,
+    /// The next N createUploadSession requests answer 503 (a large send fails after its
+    /// draft was made).
+    #[serde(default)]
+    pub upload_sessions_unavailable_next: Option<u32>,
     /// `Retry-After` seconds on injected and concurrency 429s and 503s (default 1).
     pub retry_after_secs: Option<u64>,
 }
@@ -79,6 +84,10 @@ impl GraphFaults {
         if let Some(v) = s.unauthorized_next {
             self.unauthorized_next.store(v, Ordering::SeqCst);
         }
+        if let Some(v) = s.upload_sessions_unavailable_next {
+            self.upload_sessions_unavailable_next
+                .store(v, Ordering::SeqCst);
+        }
         if let Some(v) = s.retry_after_secs {
             self.retry_after_secs.store(v, Ordering::SeqCst);
         }
@@ -90,6 +99,9 @@ impl GraphFaults {
             unavailable_next: Some(self.unavailable_next.load(Ordering::SeqCst)),
             drop_next: Some(self.drop_next.load(Ordering::SeqCst)),
             unauthorized_next: Some(self.unauthorized_next.load(Ordering::SeqCst)),
+            upload_sessions_unavailable_next: Some(
+                self.upload_sessions_unavailable_next.load(Ordering::SeqCst),
+            ),
             retry_after_secs: Some(self.retry_after()),
         }
     }
@@ -114,6 +126,15 @@ impl GraphFaults {
     pub fn unauthorized_next(&self, n: u32) {
         self.unauthorized_next.store(n, Ordering::SeqCst);
     }
+    /// The next `n` createUploadSession requests answer 503 with `Retry-After`.
+    pub fn upload_sessions_unavailable_next(&self, n: u32) {
+        self.upload_sessions_unavailable_next
+            .store(n, Ordering::SeqCst);
+    }
+    /// Consumes one pending createUploadSession failure.
+    pub fn take_upload_session_failure(&self) -> Option<u64> {
+        take(&self.upload_sessions_unavailable_next).then(|| self.retry_after())
+    }
     pub fn set_retry_after(&self, secs: u64) {
         self.retry_after_secs.store(secs, Ordering::SeqCst);
     }
@@ -133,6 +154,7 @@ impl GraphFaults {
             unavailable_next: Some(0),
             drop_next: Some(0),
             unauthorized_next: Some(0),
+            upload_sessions_unavailable_next: Some(0),
             retry_after_secs: Some(0),
         });
     }

@@ -337,6 +337,13 @@ async fn http_entry(State(state): State<Arc<EmulatorState>>, request: Request) -
         }
         None => {}
     }
+    if path.to_ascii_lowercase().ends_with("/createuploadsession")
+        && let Some(secs) = state.graph.faults.take_upload_session_failure()
+    {
+        return ApiError::unavailable(secs)
+            .into_reply(&request_id, client_request_id.as_deref())
+            .into_http(&request_id, client_request_id.as_deref());
+    }
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
