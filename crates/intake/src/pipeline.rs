@@ -595,21 +595,6 @@ impl PrepareCtx {
     /// points their rows at byte ranges of it. A segment of a batch that never commits is
     /// garbage on disk, never a second copy in the store.
     fn write_segment(&self, prepared: &mut [Prepared]) -> Result<(), IntakeError> {
-        let total: usize = prepared
-            .iter()
-            .map(|p| match &p.new.raw {
-                RawMime::Inline(b) => b.len(),
-                _ => 0,
-            })
-            .sum();
-        if total == 0 {
-            return Ok(());
-        }
-        let rel = format!("messages/seg/{:016x}.seg", rand::random::<u64>());
-        let path = self.data_dir.join(&rel);
-        let dir = path.parent().expect("has a parent").to_owned();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| IntakeError::disk("create the message folder", &dir, e))?;
         let parts: Vec<&[u8]> = prepared
             .iter()
             .filter_map(|p| match &p.new.raw {
@@ -617,6 +602,14 @@ impl PrepareCtx {
                 _ => None,
             })
             .collect();
+        if parts.iter().all(|p| p.is_empty()) {
+            return Ok(());
+        }
+        let rel = format!("messages/seg/{:016x}.seg", rand::random::<u64>());
+        let path = self.data_dir.join(&rel);
+        let dir = path.parent().expect("has a parent").to_owned();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| IntakeError::disk("create the message folder", &dir, e))?;
         let t = Instant::now();
         crate::segment::write(&path, &parts)
             .map_err(|e| IntakeError::disk("write a segment file", &path, e))?;

@@ -12,7 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::{
-    Daemon, emulator_folder, emulator_world, outbox_states, put_incoming, queue_outgoing,
+    Daemon, assert_outgoing_delivered_once, emulator_folder, emulator_world, outbox_states,
+    put_incoming, queue_outgoing,
 };
 use kurir_emulator::demo;
 use kurir_emulator::{Emulator, EmulatorConfig};
@@ -126,16 +127,6 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
             .is_empty(),
         "the source folder is empty"
     );
-    let delivered = emulator_folder(&emu, demo::USER2, "inbox").await;
-    let mut subjects: Vec<String> = delivered
-        .iter()
-        .filter_map(|m| m["subject"].as_str().map(str::to_owned))
-        .filter(|s| s.starts_with("outgoing "))
-        .collect();
-    let n = subjects.len();
-    subjects.sort();
-    subjects.dedup();
-    assert_eq!(subjects.len(), OUTGOING, "every queued message delivered");
-    assert_eq!(n, OUTGOING, "none delivered twice");
+    assert_outgoing_delivered_once(&emu, OUTGOING).await;
     emu.shutdown().await;
 }

@@ -242,6 +242,12 @@ impl ImapTransport {
         Ok(conn)
     }
 
+    /// A tag of our own for a command sent past async-imap (`KL` list, `KF` fetch, `KM` move).
+    fn next_tag(&mut self, kind: &str) -> String {
+        self.tags += 1;
+        format!("{kind}{}", self.tags)
+    }
+
     fn server_id(&self, uidvalidity: u32, uid: u32) -> String {
         format!("imap:{}:{uidvalidity}:{uid}", self.folders.source)
     }
@@ -416,8 +422,7 @@ impl Transport for ImapTransport {
             return Ok(Vec::new());
         }
         let uidvalidity = conn.uidvalidity;
-        self.tags += 1;
-        let tag = format!("KL{}", self.tags);
+        let tag = self.next_tag("KL");
         let conn = self.conn.as_mut().expect("connection made above");
         let sizes = match imap_fetch::uid_fetch_sizes(conn.session.get_mut(), &tag).await {
             Ok(sizes) => sizes,
@@ -463,8 +468,7 @@ impl Transport for ImapTransport {
             _ => 0,
         };
         for set in sets {
-            self.tags += 1;
-            let tag = format!("KF{}", self.tags);
+            let tag = self.next_tag("KF");
             let conn = self.conn().await?;
             let hint = imap_fetch::WakeHint {
                 #[cfg(target_os = "linux")]
@@ -526,8 +530,7 @@ impl Transport for ImapTransport {
         let has_move = conn.has_move;
         for set in uid_sets(&uids) {
             if has_move {
-                self.tags += 1;
-                let tag = format!("KM{}", self.tags);
+                let tag = self.next_tag("KM");
                 let conn = self.conn.as_mut().expect("connection made above");
                 let command = format!("UID MOVE {set} {}", quote(&folder));
                 if let Err(e) = imap_fetch::tagged(conn.session.get_mut(), &tag, &command).await {

@@ -112,13 +112,9 @@ impl WakeAt {
         }
     }
 
+    /// No mark: every read wakes at the first byte.
     fn none() -> WakeAt {
-        WakeAt {
-            #[cfg(target_os = "linux")]
-            fd: None,
-            current: 1,
-            expected: 0,
-        }
+        WakeAt::from_hint(WakeHint::default())
     }
 
     fn mark(&self) -> usize {
@@ -177,7 +173,41 @@ async fn read_some<S: AsyncRead + Unpin>(
     s.read(into).await
 }
 
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Reader<'a, S> {
+    /// Sends `command` under `tag` and returns a reader for what the server answers.
+    async fn send(
+        stream: &'a mut S,
+        tag: &str,
+        command: &str,
+        buf: usize,
+        wake: WakeAt,
+    ) -> io::Result<Reader<'a, S>> {
+        stream
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await?;
+        stream.flush().await?;
+        Ok(Reader {
+            s: stream,
+            buf: vec![0; buf],
+            pos: 0,
+            end: 0,
+            wake,
+        })
+    }
+}
+
 impl<S: AsyncRead + Unpin> Reader<'_, S> {
+    /// Skips the literals a response line announces (and the lines after them), to the end of
+    /// that response.
+    async fn skip_rest_of(&mut self, line: &[u8]) -> io::Result<()> {
+        let mut pending = literal_at_end(line);
+        while let Some(n) = pending {
+            self.discard(n).await?;
+            pending = literal_at_end(&self.line().await?);
+        }
+        Ok(())
+    }
+
     fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]
     }
@@ -405,7 +435,14 @@ pub(crate) async fn uid_fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     hint: WakeHint,
 ) -> Result<Vec<(u32, Spooled)>, FetchError> {
     let command = format!("UID FETCH {set} (UID BODY.PEEK[])");
-    let items = fetch(stream, tag, &command, large, spool, WakeAt::from_hint(hint)).await?;
+    let items = fetch(
+        stream,
+        tag,
+        &command,
+        Some((large, spool)),
+        WakeAt::from_hint(hint),
+    )
+    .await?;
     Ok(items
         .into_iter()
         .filter_map(|i| Some((i.uid?, i.body?)))
@@ -419,14 +456,11 @@ pub(crate) async fn uid_fetch_sizes<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     tag: &str,
 ) -> Result<Vec<(u32, Option<u64>)>, FetchError> {
-    // Nothing here is large; a body would be an error in the server, skipped like any literal.
-    let spool = SpoolDir(std::env::temp_dir());
     let items = fetch(
         stream,
         tag,
         "UID FETCH 1:* (UID RFC822.SIZE)",
-        u64::MAX,
-        &spool,
+        None,
         WakeAt::none(),
     )
     .await?;
@@ -449,17 +483,7 @@ pub(crate) async fn tagged<S: AsyncRead + AsyncWrite + Unpin>(
     tag: &str,
     command: &str,
 ) -> Result<(), FetchError> {
-    stream
-        .write_all(format!("{tag} {command}\r\n").as_bytes())
-        .await?;
-    stream.flush().await?;
-    let mut r = Reader {
-        s: stream,
-        buf: vec![0; 16 * 1024],
-        pos: 0,
-        end: 0,
-        wake: WakeAt::none(),
-    };
+    let mut r = Reader::send(stream, tag, command, 16 * 1024, WakeAt::none()).await?;
     let tag_prefix = format!("{tag} ");
     loop {
         let line = r.line().await?;
@@ -471,11 +495,7 @@ pub(crate) async fn tagged<S: AsyncRead + AsyncWrite + Unpin>(
                 String::from_utf8_lossy(rest).into_owned(),
             ));
         }
-        let mut pending = literal_at_end(&line);
-        while let Some(n) = pending {
-            r.discard(n).await?;
-            pending = literal_at_end(&r.line().await?);
-        }
+        r.skip_rest_of(&line).await?;
     }
 }
 
@@ -490,21 +510,10 @@ async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     tag: &str,
     command: &str,
-    large: u64,
-    spool: &SpoolDir,
+    spool_above: Option<(u64, &SpoolDir)>,
     wake: WakeAt,
 ) -> Result<Vec<Item>, FetchError> {
-    stream
-        .write_all(format!("{tag} {command}\r\n").as_bytes())
-        .await?;
-    stream.flush().await?;
-    let mut r = Reader {
-        s: stream,
-        buf: vec![0; BUF],
-        pos: 0,
-        end: 0,
-        wake,
-    };
+    let mut r = Reader::send(stream, tag, command, BUF, wake).await?;
     let mut out = Vec::new();
     let tag_prefix = format!("{tag} ");
     loop {
@@ -534,11 +543,7 @@ async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
                 .next()
                 .is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"));
         if !is_fetch {
-            let mut pending = literal_at_end(&line);
-            while let Some(n) = pending {
-                r.discard(n).await?;
-                pending = literal_at_end(&r.line().await?);
-            }
+            r.skip_rest_of(&line).await?;
             continue;
         }
         let start = line.len() - words.next().map_or(0, <[u8]>::len);
@@ -581,10 +586,9 @@ async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
             match value {
                 Tok::Literal(n) => {
                     if is_body {
-                        body = Some(if n > large {
-                            r.literal_file(n, spool).await?
-                        } else {
-                            Spooled::Memory(r.literal_vec(n as usize).await?)
+                        body = Some(match spool_above {
+                            Some((large, spool)) if n > large => r.literal_file(n, spool).await?,
+                            _ => Spooled::Memory(r.literal_vec(n as usize).await?),
                         });
                     } else {
                         r.discard(n).await?;

@@ -179,6 +179,21 @@ pub async fn emulator_folder(
         .unwrap_or_else(|| panic!("the emulator lists messages: {v}"))
 }
 
+/// Every one of the `n` messages [`queue_outgoing`] queued reached USER2's inbox, none twice.
+pub async fn assert_outgoing_delivered_once(emu: &RunningEmulator, n: usize) {
+    let delivered = emulator_folder(emu, demo::USER2, "inbox").await;
+    let mut subjects: Vec<String> = delivered
+        .iter()
+        .filter_map(|m| m["subject"].as_str().map(str::to_owned))
+        .filter(|s| s.starts_with("outgoing "))
+        .collect();
+    let all = subjects.len();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), n, "every queued message delivered");
+    assert_eq!(all, n, "none delivered twice");
+}
+
 /// A running `kurir serve`: its JSON line and its log lines (stderr, also echoed with the
 /// instance's name). Killed if a failed assertion drops it while it runs.
 pub struct Daemon {
