@@ -70,21 +70,40 @@ pub struct SigningKeys {
     pub user: SigningKey,
 }
 
+/// Writes `contents` to `path` atomically: into a temporary file in the same directory, then
+/// renamed over `path`, so a reader never sees half a key and a crash leaves the old file.
+///
+/// A `private` file (a private key) is created with mode 0600 from the start (tempfile opens it
+/// with `O_CREAT | O_EXCL` and mode 0600 on Unix): writing it with the default mode and chmod'ing
+/// afterwards would leave a moment in which any local user can read the key. Other files get
+/// 0644. On Windows the temporary file inherits the directory's ACL (the state dir is the user's).
 pub(crate) fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), KeyError> {
+    use std::io::Write;
     let io = |action, source| KeyError::Io {
         action,
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io("create the directory of", e))?;
-    }
-    std::fs::write(path, contents).map_err(|e| io("write", e))?;
-    if private {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| io("create the directory of", e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-").suffix(".part");
+    #[cfg(unix)]
+    {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| io("restrict permissions of", e))?;
+        let mode = if private { 0o600 } else { 0o644 };
+        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
+    let mut file = builder
+        .tempfile_in(parent)
+        .map_err(|e| io("create a temporary file next to", e))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| io("write", e))?;
+    file.persist(path).map_err(|e| io("replace", e.error))?;
     Ok(())
 }
 

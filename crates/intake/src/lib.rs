@@ -14,6 +14,8 @@
 
 pub mod auth;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod parse;
 pub mod pipeline;

@@ -418,10 +418,7 @@ impl Session {
             let Some(line) = self.read_line(io).await? else {
                 return Ok(Next::Quit);
             };
-            let (verb, arg) = match line.split_once(' ') {
-                Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_owned()),
-                None => (line.trim().to_ascii_uppercase(), String::new()),
-            };
+            let (verb, arg) = split_command(&line);
             let next = self.command(io, &verb, &arg).await?;
             io.get_mut().flush().await?;
             match next {
@@ -713,6 +710,14 @@ impl Session {
     }
 }
 
+/// A command line → (upper-case verb, trimmed argument).
+fn split_command(line: &str) -> (String, String) {
+    match line.split_once(' ') {
+        Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_owned()),
+        None => (line.trim().to_ascii_uppercase(), String::new()),
+    }
+}
+
 fn b64(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s.trim()).ok()
 }
@@ -737,6 +742,31 @@ fn size_param(arg: &str) -> Option<usize> {
                 .map(str::to_owned)
         })
         .and_then(|v| v.parse().ok())
+}
+
+/// Fuzzing entry (`fuzz/fuzz_targets/smtp_command.rs`; not an API): each line of `data` through
+/// the session's command parsing: the verb/argument split, MAIL/RCPT paths and SIZE, and the
+/// base64 and PLAIN decoding of AUTH.
+#[doc(hidden)]
+pub fn fuzz_command_lines(data: &[u8]) {
+    for raw in data.split_inclusive(|b| *b == b'\n') {
+        let raw = &raw[..raw.len().min(MAX_LINE)];
+        let mut end = raw.len();
+        while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        let line = String::from_utf8_lossy(&raw[..end]);
+        let (verb, arg) = split_command(&line);
+        let _ = verb.len();
+        let _ = path_arg(&arg, "FROM:");
+        let _ = path_arg(&arg, "TO:");
+        let _ = size_param(&arg);
+        let _ = split_command(&arg);
+        if let Some(decoded) = b64(&line) {
+            let mut f = decoded.split(|c| *c == 0);
+            let _ = (f.next(), f.next(), f.next());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 pub mod graph;
 pub mod imap;
-mod imap_fetch;
+pub(crate) mod imap_fetch;
 pub mod pop3;
 
 use std::path::PathBuf;

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufStream};
 
 use super::{
     Destination, Fetched, LARGE_MESSAGE, Listed, ServerConfig, SpoolDir, Spooled, Transport,
@@ -245,7 +245,10 @@ async fn send(io: &mut BufStream<TlsSocket>, line: &str) -> std::io::Result<()> 
 }
 
 /// One line including its terminator; an error at end of stream.
-async fn read_raw_line(io: &mut BufStream<TlsSocket>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) async fn read_raw_line(
+    io: &mut (impl AsyncBufRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
     let n = io.read_until(b'\n', buf).await?;
     if n == 0 {
         return Err(std::io::Error::new(
@@ -256,14 +259,16 @@ async fn read_raw_line(io: &mut BufStream<TlsSocket>, buf: &mut Vec<u8>) -> std:
     Ok(())
 }
 
-async fn read_line(io: &mut BufStream<TlsSocket>) -> std::io::Result<String> {
+pub(crate) async fn read_line(io: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<String> {
     let mut buf = Vec::new();
     read_raw_line(io, &mut buf).await?;
     Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
 }
 
 /// The lines of a multi-line answer after its status line, up to the lone `.`.
-async fn read_multiline_text(io: &mut BufStream<TlsSocket>) -> std::io::Result<Vec<String>> {
+pub(crate) async fn read_multiline_text(
+    io: &mut (impl AsyncBufRead + Unpin),
+) -> std::io::Result<Vec<String>> {
     let mut lines = Vec::new();
     loop {
         let line = read_line(io).await?;
