@@ -124,6 +124,25 @@ impl IntakeError {
         }
     }
 
+    /// True for a file-system error caused by what one message brought rather than by the data
+    /// directory: a file name the file system refuses (too long, invalid characters or encoding)
+    /// or a file too large for it. Such a message is quarantined with the reason instead of
+    /// failing its batch, which would fail again on every pass and stop the account. A full
+    /// disk, a permission problem or an I/O error stays a batch error and is retried.
+    pub fn belongs_to_one_message(&self) -> bool {
+        match self {
+            IntakeError::Disk { source, .. } => {
+                matches!(
+                    source.kind(),
+                    std::io::ErrorKind::InvalidFilename
+                        | std::io::ErrorKind::InvalidInput
+                        | std::io::ErrorKind::FileTooLarge
+                ) || is_illegal_byte_sequence(source)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn disk(
         what: &'static str,
         path: impl Into<PathBuf>,
@@ -135,4 +154,15 @@ impl IntakeError {
             source,
         }
     }
+}
+
+/// EILSEQ: a file system that accepts only valid UTF-8 (or normalised) names refused one.
+#[cfg(unix)]
+fn is_illegal_byte_sequence(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EILSEQ)
+}
+
+#[cfg(not(unix))]
+fn is_illegal_byte_sequence(_e: &std::io::Error) -> bool {
+    false
 }

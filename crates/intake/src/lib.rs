@@ -23,6 +23,7 @@ pub mod schedule;
 mod segment;
 pub mod tls;
 pub mod transport;
+pub mod xml;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,7 +6,9 @@
 //! with nothing of an e-mail in it (empty, or no header fields) is refused here; the caller
 //! quarantines it with the reason.
 
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use std::borrow::Cow;
+
+use mail_parser::{Header, Message, MessageParser, MimeHeaders};
 
 use kurir_store::messages::AttachmentInfo;
 
@@ -283,7 +285,8 @@ fn walk_body(
         .unwrap_or_default();
     let attach = |out: &mut Vec<AttachmentInfo>, is_message: bool| {
         out.push(AttachmentInfo {
-            name: head.attachment_name().map(clip),
+            name: attachment_name(head.raw_message(), head.headers(), head.attachment_name())
+                .map(|n| clip(&n)),
             content_type: ct
                 .map(|c| match c.subtype() {
                     Some(s) => format!("{}/{}", c.ctype(), s),
@@ -358,6 +361,199 @@ fn walk_body(
     }
 }
 
+/// The attachment name of a part whose header fields are `headers` (offsets into `raw`), where
+/// `parsed` is mail-parser's `attachment_name()` of the same part.
+///
+/// mail-parser decodes each piece of an RFC 2231 continuation (`filename*0*=utf-8''%E5%AD;
+/// filename*1*=%97.xml`) on its own, so a character whose bytes are split across two pieces
+/// becomes U+FFFD, and pieces after the first are read as UTF-8 whatever the charset. RFC 2231
+/// section 4.1 says the pieces are one value: here their percent-decoded bytes are joined first
+/// and the charset (named in piece 0) is decoded once. Names without numbered pieces are
+/// mail-parser's, as before. The same precedence as mail-parser: Content-Disposition's
+/// `filename`, then Content-Type's `name`.
+pub fn attachment_name<'a>(
+    raw: &[u8],
+    headers: &[Header<'_>],
+    parsed: Option<&'a str>,
+) -> Option<Cow<'a, str>> {
+    for (field, attr) in [
+        ("Content-Disposition", "filename"),
+        ("Content-Type", "name"),
+    ] {
+        let Some(h) = headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(field))
+        else {
+            continue;
+        };
+        let value = raw
+            .get(h.offset_start as usize..h.offset_end as usize)
+            .unwrap_or_default();
+        let params = header_params(value);
+        if !params.iter().any(|p| p.name == attr) {
+            continue;
+        }
+        return match continued_value(&params, attr) {
+            Some(joined) => Some(Cow::Owned(joined)),
+            None => parsed.map(Cow::Borrowed),
+        };
+    }
+    parsed.map(Cow::Borrowed)
+}
+
+/// One `name[*section][*]=value` parameter of a MIME header field, undecoded.
+struct Param {
+    /// Lower-case, without the section number and the `*`s.
+    name: String,
+    section: Option<u32>,
+    /// Ends in `*`: the value is percent-encoded (and in section 0 starts with `charset'lang'`).
+    extended: bool,
+    value: Vec<u8>,
+}
+
+/// Numbered pieces beyond this are not a file name.
+const MAX_SECTIONS: u32 = 100;
+
+/// The parameters after the first `;` of a raw (possibly folded) header field value.
+fn header_params(value: &[u8]) -> Vec<Param> {
+    let mut out = Vec::new();
+    let Some(first) = value.iter().position(|b| *b == b';') else {
+        return out;
+    };
+    let mut i = first + 1;
+    let n = value.len();
+    while i < n {
+        while i < n && (value[i].is_ascii_whitespace() || value[i] == b';') {
+            i += 1;
+        }
+        let start = i;
+        while i < n && value[i] != b'=' && value[i] != b';' {
+            i += 1;
+        }
+        if i >= n || value[i] == b';' {
+            continue; // a parameter without a value
+        }
+        let key = String::from_utf8_lossy(&value[start..i])
+            .trim()
+            .to_ascii_lowercase();
+        i += 1;
+        while i < n && matches!(value[i], b' ' | b'\t' | b'\r' | b'\n') {
+            i += 1;
+        }
+        let mut val = Vec::new();
+        if i < n && value[i] == b'"' {
+            i += 1;
+            while i < n && value[i] != b'"' {
+                match value[i] {
+                    b'\\' if i + 1 < n => {
+                        val.push(value[i + 1]);
+                        i += 2;
+                    }
+                    b'\r' | b'\n' => i += 1, // folding
+                    b => {
+                        val.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            while i < n && value[i] != b';' {
+                i += 1;
+            }
+        } else {
+            while i < n && value[i] != b';' {
+                if !value[i].is_ascii_whitespace() {
+                    val.push(value[i]);
+                }
+                i += 1;
+            }
+        }
+        let (key, extended) = match key.strip_suffix('*') {
+            Some(k) => (k.to_owned(), true),
+            None => (key, false),
+        };
+        let (name, section) = match key.split_once('*') {
+            Some((base, num)) => match num.parse::<u32>() {
+                Ok(s) => (base.to_owned(), Some(s)),
+                Err(_) => continue,
+            },
+            None => (key, None),
+        };
+        out.push(Param {
+            name,
+            section,
+            extended,
+            value: val,
+        });
+    }
+    out
+}
+
+/// The value of `attr` sent in numbered pieces (RFC 2231 section 3), or None when it was not.
+fn continued_value(params: &[Param], attr: &str) -> Option<String> {
+    let mut pieces: Vec<&Param> = params
+        .iter()
+        .filter(|p| p.name == attr && p.section.is_some_and(|s| s < MAX_SECTIONS))
+        .collect();
+    if pieces.is_empty() {
+        return None;
+    }
+    pieces.sort_by_key(|p| p.section);
+    if pieces[0].section != Some(0) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let mut charset: Option<String> = None;
+    for (expected, p) in pieces.iter().enumerate() {
+        // Pieces are numbered from 0 without gaps; whatever follows a gap is not this value.
+        if p.section != Some(expected as u32) {
+            break;
+        }
+        if !p.extended {
+            bytes.extend_from_slice(&p.value);
+            continue;
+        }
+        let mut v = &p.value[..];
+        if expected == 0 {
+            // charset'language'value
+            let mut quotes = v.iter().enumerate().filter(|(_, b)| **b == b'\'');
+            if let (Some((a, _)), Some((b, _))) = (quotes.next(), quotes.next()) {
+                charset = Some(String::from_utf8_lossy(&v[..a]).into_owned());
+                v = &v[b + 1..];
+            }
+        }
+        percent_decode_into(v, &mut bytes);
+    }
+    let decoder = charset
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .and_then(|c| mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes()));
+    Some(match decoder {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// `%XX` to its byte; anything else (a stray `%` included) as it is.
+fn percent_decode_into(v: &[u8], out: &mut Vec<u8>) {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                v.get(i + 1).copied().and_then(hex),
+                v.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+}
+
 /// The header fields of the metadata (no attachments).
 fn fields(msg: &Message<'_>) -> Meta {
     let addrs = |a: Option<&mail_parser::Address<'_>>| {
@@ -405,7 +601,8 @@ pub fn normalize_message_id(id: &str) -> String {
 fn attachments(msg: &Message<'_>) -> Vec<AttachmentInfo> {
     msg.attachments()
         .map(|p| AttachmentInfo {
-            name: p.attachment_name().map(clip),
+            name: attachment_name(msg.raw_message(), &p.headers, p.attachment_name())
+                .map(|n| clip(&n)),
             content_type: p
                 .content_type()
                 .map(|c| match c.subtype() {
@@ -497,6 +694,72 @@ mod tests {
                 (a, b) => panic!("{name}: full {:?} vs without body {:?}", a.err(), b.err()),
             }
         }
+    }
+
+    fn with_disposition(disposition: &str) -> Vec<u8> {
+        format!(
+            "From: a@example.com\r\nTo: b@example.com\r\nSubject: s\r\nMessage-ID: <c@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/xml\r\nContent-Disposition: attachment;\r\n {disposition}\r\n\r\n<o/>\r\n--b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// The name as the full parse and the light walk report it (they must agree).
+    fn names_of(raw: &[u8]) -> (Option<String>, Option<String>) {
+        let msg = parse(raw).unwrap();
+        let full = meta(&msg).attachments.into_iter().find_map(|a| a.name);
+        let light = meta_without_body(raw)
+            .unwrap()
+            .attachments
+            .into_iter()
+            .find_map(|a| a.name);
+        (full, light)
+    }
+
+    #[test]
+    fn rfc2231_continuation_split_inside_utf8_char_is_decoded() {
+        // 注文.xml: 注 is E6 B3 A8, split after its second byte.
+        let raw = with_disposition("filename*0*=utf-8''%E6%B3;\r\n filename*1*=%A8%E6%96%87.xml");
+        let (full, light) = names_of(&raw);
+        assert_eq!(full.as_deref(), Some("注文.xml"));
+        assert_eq!(light.as_deref(), Some("注文.xml"));
+        let msg = parse(&raw).unwrap();
+        let docs = crate::handler::handler_for("monitor-to-monitor")
+            .handle(&msg)
+            .unwrap();
+        assert_eq!(docs[0].name, "注文.xml");
+    }
+
+    #[test]
+    fn rfc2231_continuation_inside_a_forwarded_message_is_decoded() {
+        let inner = String::from_utf8(with_disposition(
+            "filename*0*=utf-8''%E6%B3;\r\n filename*1*=%A8.xml",
+        ))
+        .unwrap();
+        let raw = format!(
+            "From: f@example.com\r\nTo: b@example.com\r\nSubject: Fwd\r\nMessage-ID: <fwd@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--outer--\r\n"
+        );
+        let msg = parse(raw.as_bytes()).unwrap();
+        let docs = crate::handler::handler_for("monitor-to-monitor")
+            .handle(&msg)
+            .unwrap();
+        assert_eq!(docs[0].name, "注.xml");
+    }
+
+    #[test]
+    fn rfc2231_continuations_are_decoded_in_the_charset_of_the_first_piece() {
+        // Pieces out of order, a quoted plain piece, ISO-8859-1 bytes after the first piece.
+        let raw = with_disposition(
+            "filename*1*=%E5ng; filename*2=\" order.xml\"; filename*0*=iso-8859-1'sv'%D6rebro%20l",
+        );
+        assert_eq!(names_of(&raw).0.as_deref(), Some("Örebro lång order.xml"));
+        // Plain continuations (no encoding) and a gap: what follows the gap is not the name.
+        let raw = with_disposition("filename*0=\"ord\"; filename*1=er.xml; filename*3=x");
+        assert_eq!(names_of(&raw).0.as_deref(), Some("order.xml"));
+        // Without numbered pieces mail-parser's reading stands.
+        let raw = with_disposition("filename*=utf-8''%E6%B3%A8.xml");
+        assert_eq!(names_of(&raw).0.as_deref(), Some("注.xml"));
+        let raw = with_disposition("filename=\"plain.xml\"");
+        assert_eq!(names_of(&raw).0.as_deref(), Some("plain.xml"));
     }
 
     #[test]

@@ -747,13 +747,50 @@ impl PrepareCtx {
                 ));
             }
         };
-        let mut staged = Vec::new();
+        let mut staged: Vec<(PathBuf, PathBuf, NewImport)> = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
             // Deterministic names: a retried batch overwrites its own staging file.
-            let file_name = format!("{}-{:02}-{}", &hash[..16], i + 1, doc.name);
+            let file_name = crate::handler::import_file_name(hash, i, &doc.name);
+            // The handler made the name one plain component; never write anywhere else.
+            let plain = matches!(
+                Path::new(&file_name).components().collect::<Vec<_>>()[..],
+                [std::path::Component::Normal(_)]
+            );
             let from = self.staging.join(&file_name);
             let to = self.import_dir.join(&file_name);
-            write_durably(&from, &doc.bytes)?;
+            let written = if plain {
+                write_durably(&from, &doc.bytes)
+            } else {
+                Err(IntakeError::disk(
+                    "name an import document",
+                    &file_name,
+                    std::io::Error::from(std::io::ErrorKind::InvalidFilename),
+                ))
+            };
+            if let Err(e) = written {
+                if !e.belongs_to_one_message() {
+                    return Err(e);
+                }
+                // This message's document cannot be a file here; the message is kept (in
+                // quarantine, with the reason) and the account goes on with the next one.
+                for (from, _, _) in &staged {
+                    let _ = std::fs::remove_file(from);
+                }
+                let _ = std::fs::remove_file(from.with_extension("tmp-write"));
+                let why = match &e {
+                    IntakeError::Disk { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                return Ok((
+                    meta,
+                    MessageStatus::Quarantined,
+                    Some(format!(
+                        "the {} document '{}' cannot be written to the import folder ({why}); the message is kept in quarantine. Save the document from the message by hand, or ask the sender to send it again with a shorter, plainer attachment name",
+                        doc.kind, doc.name
+                    )),
+                    Vec::new(),
+                ));
+            }
             staged.push((
                 from,
                 to,
