@@ -650,7 +650,9 @@ fn smtp_tls_none_is_refused_for_exchange_online() {
         let mut s = seed_scenario();
         s.system.set_plain("smtp_tls", tls);
         assert!(
-            s.validate(&anna, TODAY).iter().all(|p| p.field != "smtp_tls"),
+            s.validate(&anna, TODAY)
+                .iter()
+                .all(|p| p.field != "smtp_tls"),
             "{tls}"
         );
     }
