@@ -205,8 +205,10 @@ impl TokenClient {
                 .map_err(|e| store_error("save", e))?;
         }
         let obtained_at = OffsetDateTime::now_utc();
-        let lifetime =
-            time::Duration::seconds(i64::try_from(resp.expires_in).unwrap_or(i64::MAX / 2));
+        // `expires_in` is the server's word: Entra's access tokens live 60-90 minutes, and a
+        // token lifetime policy allows at most a day, so anything longer is clamped to a day
+        // (a huge value must not overflow the expiry time, nor keep a token cached forever).
+        let lifetime = time::Duration::seconds(resp.expires_in.min(MAX_TOKEN_LIFETIME_SECS) as i64);
         let claims = {
             use secrecy::ExposeSecret;
             TokenClaims::decode_unverified(resp.access_token.expose_secret())
@@ -225,6 +227,10 @@ impl TokenClient {
         })
     }
 }
+
+/// The longest access-token lifetime believed: a day (the longest a token lifetime policy
+/// allows).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 
 fn client_auth(c: &Credential) -> Result<ClientAuth, EntraError> {
     Ok(match c {

@@ -96,7 +96,12 @@ impl Http {
                 return Err(err);
             }
             let delay = retry_after.unwrap_or_else(|| backoff(&self.retry, attempt));
-            if started.elapsed() + delay > self.retry.max_total {
+            // Checked: the delay is the server's word (Retry-After), even if clamped.
+            if started
+                .elapsed()
+                .checked_add(delay)
+                .is_none_or(|end| end > self.retry.max_total)
+            {
                 tracing::warn!(
                     endpoint,
                     attempt,
@@ -231,16 +236,22 @@ fn backoff(p: &RetryPolicy, attempt: u32) -> Duration {
     half + Duration::from_millis(jitter_ms)
 }
 
-/// `Retry-After` in seconds, or an HTTP date.
+/// The longest `Retry-After` taken at its word. The header is the server's (or a proxy's)
+/// value; a day is far beyond any retry budget, so a larger one means the same: give up now.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` in seconds, or an HTTP date; at most [`MAX_RETRY_AFTER`]. A number too large
+/// for 64 bits is as large as can be.
 fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when =
         time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let secs = (when - time::OffsetDateTime::now_utc()).whole_seconds();
-    Some(Duration::from_secs(secs.max(0) as u64))
+    Some(Duration::from_secs(secs.max(0) as u64).min(MAX_RETRY_AFTER))
 }
 
 fn transport_error(endpoint: &str, e: &reqwest::Error) -> EntraError {
@@ -372,6 +383,18 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! STARTTLS, AUTH, MAIL, RCPT, DATA, RSET, NOOP, VRFY, HELP, QUIT, with PIPELINING.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,8 +62,16 @@ pub struct ListenerConfig {
     /// AUTH before STARTTLS. Off except on loopback, where nothing travels the network, so an
     /// old component without TLS support still works.
     pub auth_without_tls: bool,
-    /// Idle time after which a connection is closed.
+    /// Idle time after which a logged-in connection is closed (the time one command line, or
+    /// one line of message text, may take to arrive).
     pub idle_timeout: Duration,
+    /// The same before AUTH succeeded: short, so that connections that never log in cannot
+    /// hold the listener's connection slots.
+    pub pre_auth_timeout: Duration,
+    /// Connections served at once; more are answered `421 4.7.0` and closed.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address.
+    pub max_connections_per_ip: usize,
 }
 
 impl ListenerConfig {
@@ -78,6 +86,10 @@ impl ListenerConfig {
             max_size: 35 * 1024 * 1024,
             auth_without_tls: true,
             idle_timeout: Duration::from_secs(300),
+            pre_auth_timeout: Duration::from_secs(30),
+            // A webshop or ERP opens a handful; a scanner floor a few dozen.
+            max_connections: 100,
+            max_connections_per_ip: 20,
         }
     }
 }
@@ -138,7 +150,8 @@ pub async fn bind(cfg: &ListenerConfig) -> Result<Bound, ListenerError> {
     })
 }
 
-/// Answers SMTP clients until `stop` turns true. Each connection runs in its own task.
+/// Answers SMTP clients until `stop` turns true. Each connection runs in its own task, within
+/// the connection caps of `cfg`.
 pub async fn serve(
     bound: Bound,
     outbox: Arc<Outbox>,
@@ -146,14 +159,25 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let cfg = Arc::new(cfg);
+    let slots = Arc::new(Slots::default());
     loop {
         tokio::select! {
             accepted = bound.listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let Some(slot) = slots.take(peer.ip(), &cfg) else {
+                        // Refused without a task or a wait: the reply fits the empty socket
+                        // buffer, and a client flooding us must not make us wait for it.
+                        let _ = tcp.try_write(
+                            b"421 4.7.0 Too many connections; try again later\r\n",
+                        );
+                        tracing::warn!(%peer, "SMTP connection refused: connection limit reached");
+                        continue;
+                    };
                     let outbox = outbox.clone();
                     let cfg = cfg.clone();
                     let acceptor = bound.acceptor.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         let _ = tcp.set_nodelay(true);
                         let mut s = Session::new(outbox, cfg, peer);
                         if let Err(e) = s.run(Stream::Plain(tcp), acceptor).await {
@@ -168,6 +192,53 @@ pub async fn serve(
                 }
             },
             _ = stop.changed() => if *stop.borrow() { break },
+        }
+    }
+}
+
+/// The connections being served, in total and per IP address.
+#[derive(Default)]
+struct Slots {
+    inner: std::sync::Mutex<SlotCounts>,
+}
+
+#[derive(Default)]
+struct SlotCounts {
+    total: usize,
+    per_ip: std::collections::HashMap<IpAddr, usize>,
+}
+
+/// One connection's place; given back when the connection ends.
+struct Slot {
+    slots: Arc<Slots>,
+    ip: IpAddr,
+}
+
+impl Slots {
+    fn take(self: &Arc<Self>, ip: IpAddr, cfg: &ListenerConfig) -> Option<Slot> {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= cfg.max_connections || from_ip >= cfg.max_connections_per_ip {
+            return None;
+        }
+        c.total += 1;
+        c.per_ip.insert(ip, from_ip + 1);
+        Some(Slot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.slots.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
         }
     }
 }
@@ -328,7 +399,12 @@ impl AsyncWrite for Stream {
 
 // ------------------------------------------------------------------ the session
 
-const MAX_LINE: usize = 4096;
+/// Longest command line, CRLF included. RFC 5321 4.5.3.1.4 says 512 octets, plus room for
+/// extension parameters (MAIL FROM ... SIZE= BODY= SMTPUTF8) and an AUTH PLAIN initial
+/// response: tolerant, but bounded.
+const MAX_COMMAND_LINE: usize = 2048;
+/// Longest line of message text, CRLF included (RFC 5321 4.5.3.1.6).
+const MAX_TEXT_LINE: usize = 1000;
 const MAX_RECIPIENTS: usize = 500;
 
 struct Session {
@@ -396,27 +472,71 @@ impl Session {
         self.rcpts.clear();
     }
 
-    async fn read_line(&self, io: &mut BufReader<Stream>) -> io::Result<Option<String>> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(
-            self.cfg.idle_timeout,
-            (&mut *io).take(MAX_LINE as u64).read_until(b'\n', &mut buf),
+    /// How long the next line may take: short until the client has logged in.
+    fn line_timeout(&self) -> Duration {
+        if self.auth.is_some() {
+            self.cfg.idle_timeout
+        } else {
+            self.cfg.pre_auth_timeout.min(self.cfg.idle_timeout)
+        }
+    }
+
+    /// The next command line (or AUTH response), within [`MAX_COMMAND_LINE`] and the line
+    /// timeout.
+    async fn next_line(&self, io: &mut BufReader<Stream>) -> io::Result<Line> {
+        let timeout = self.line_timeout();
+        let line = tokio::time::timeout(
+            timeout,
+            read_bounded_line(io, MAX_COMMAND_LINE, MAX_COMMAND_LINE as u64 * 16),
         )
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))??;
-        if n == 0 {
-            return Ok(None);
+        Ok(match line {
+            Line::Text(mut buf) => {
+                while buf.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    buf.pop();
+                }
+                Line::Text(buf)
+            }
+            other => other,
+        })
+    }
+
+    /// A line of an AUTH exchange; a line that is too long is answered as an (invalid) empty
+    /// response.
+    async fn read_line(&self, io: &mut BufReader<Stream>) -> io::Result<Option<String>> {
+        match self.next_line(io).await? {
+            Line::Text(buf) => Ok(Some(String::from_utf8_lossy(&buf).into_owned())),
+            Line::TooLong { .. } => Ok(Some(String::new())),
+            Line::Endless => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an endless line in an AUTH exchange",
+            )),
+            Line::Closed => Ok(None),
         }
-        while buf.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-            buf.pop();
-        }
-        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
     }
 
     async fn serve_until_starttls(&mut self, io: &mut BufReader<Stream>) -> io::Result<Next> {
         loop {
-            let Some(line) = self.read_line(io).await? else {
-                return Ok(Next::Quit);
+            let line = match self.next_line(io).await {
+                Ok(Line::Text(line)) => String::from_utf8_lossy(&line).into_owned(),
+                Ok(Line::TooLong { .. }) => {
+                    self.reply(
+                        io,
+                        &format!("500 5.5.2 Line too long (at most {MAX_COMMAND_LINE} octets)"),
+                    )
+                    .await?;
+                    io.get_mut().flush().await?;
+                    continue;
+                }
+                Ok(Line::Endless) => {
+                    return close_with(io, "500 5.5.2 Line too long; closing").await;
+                }
+                Ok(Line::Closed) => return Ok(Next::Quit),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return close_with(io, "421 4.4.2 Idle too long; closing").await;
+                }
+                Err(e) => return Err(e),
             };
             let (verb, arg) = split_command(&line);
             let next = self.command(io, &verb, &arg).await?;
@@ -520,7 +640,7 @@ impl Session {
                 } else {
                     self.reply(io, "354 End data with <CR><LF>.<CR><LF>").await?;
                     io.get_mut().flush().await?;
-                    self.data(io).await?;
+                    return self.data(io).await;
                 }
             }
             "RSET" => {
@@ -619,12 +739,12 @@ impl Session {
             .await;
         match checked {
             Ok(Some(user)) => {
-                tracing::info!(peer = %self.peer, login = %login, user = %user, "SMTP listener login");
+                tracing::info!(peer = %self.peer, login = %for_log(&login), user = %user, "SMTP listener login");
                 self.auth = Some((login, user));
                 self.reply(io, "235 2.7.0 Authentication successful").await
             }
             Ok(None) => {
-                tracing::warn!(peer = %self.peer, login = %login, "SMTP listener login refused");
+                tracing::warn!(peer = %self.peer, login = %for_log(&login), "SMTP listener login refused");
                 // A pause makes guessing slow without a lockout a legacy client could trip.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 self.reply(io, "535 5.7.8 Authentication credentials invalid")
@@ -638,22 +758,60 @@ impl Session {
         }
     }
 
-    async fn data(&mut self, io: &mut BufReader<Stream>) -> io::Result<()> {
+    /// The message text up to `.`, kept in memory only up to `max_size`. An over-long line or
+    /// an over-large message is read on to its end without being kept and then refused (the
+    /// client learns why and the session goes on); a client that keeps sending far past the
+    /// limit is refused at once and disconnected.
+    async fn data(&mut self, io: &mut BufReader<Stream>) -> io::Result<Next> {
+        let max = self.cfg.max_size;
+        // What a client may send before it is cut off: the limit twice over leaves room for
+        // dot-stuffing and CRLFs, and for a client that ignored SIZE and learns it at the end.
+        let cutoff = (max as u64).saturating_mul(2).max(1024 * 1024);
         let mut raw: Vec<u8> = Vec::new();
-        let mut too_big = false;
+        let mut received: u64 = 0;
+        let mut refusal: Option<String> = None;
+        let refuse_size = || format!("552 5.3.4 Message size exceeds the limit of {max} bytes");
         loop {
-            let mut line = Vec::new();
-            let n = tokio::time::timeout(self.cfg.idle_timeout, io.read_until(b'\n', &mut line))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle timeout in DATA"))??;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed in DATA",
-                ));
-            }
+            let budget = cutoff.saturating_sub(received).max(1);
+            let line = tokio::time::timeout(
+                self.cfg.idle_timeout,
+                read_bounded_line(io, MAX_TEXT_LINE, budget),
+            )
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle timeout in DATA"))??;
+            let line = match line {
+                Line::Text(line) => line,
+                Line::TooLong { consumed } => {
+                    received += consumed;
+                    if refusal.is_none() {
+                        refusal = Some(format!(
+                            "500 5.6.0 A line of the message is longer than {MAX_TEXT_LINE} octets (RFC 5321 4.5.3.1.6); wrap long lines or send the text quoted-printable or base64"
+                        ));
+                    }
+                    raw = Vec::new();
+                    continue;
+                }
+                Line::Endless => {
+                    self.reset();
+                    return close_with(io, &refuse_size()).await;
+                }
+                Line::Closed => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed in DATA",
+                    ));
+                }
+            };
+            received += line.len() as u64;
             if line == b".\r\n" || line == b".\n" {
                 break;
+            }
+            if received > cutoff {
+                self.reset();
+                return close_with(io, &refuse_size()).await;
+            }
+            if refusal.is_some() {
+                continue;
             }
             // Dot-stuffing (RFC 5321 4.5.2).
             let content = if line.first() == Some(&b'.') {
@@ -661,24 +819,17 @@ impl Session {
             } else {
                 &line[..]
             };
-            if raw.len() + content.len() > self.cfg.max_size {
-                too_big = true;
+            if raw.len() + content.len() > max {
+                refusal = Some(refuse_size());
+                raw = Vec::new();
+                continue;
             }
-            if !too_big {
-                raw.extend_from_slice(content);
-            }
+            raw.extend_from_slice(content);
         }
-        if too_big {
+        if let Some(refusal) = refusal {
             self.reset();
-            return self
-                .reply(
-                    io,
-                    &format!(
-                        "552 5.3.4 Message size exceeds the limit of {} bytes",
-                        self.cfg.max_size
-                    ),
-                )
-                .await;
+            self.reply(io, &refusal).await?;
+            return Ok(Next::Continue);
         }
         let (login, user) = self.auth.clone().expect("DATA requires AUTH");
         let (raw, message_id) = ensure_ids(raw, &self.cfg.hostname);
@@ -696,7 +847,7 @@ impl Session {
         match self.outbox.submit(msg).await {
             Ok(id) => {
                 self.reply(io, &format!("250 2.0.0 Ok: queued as {id}"))
-                    .await
+                    .await?
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not queue a message from the SMTP listener");
@@ -704,9 +855,10 @@ impl Session {
                     io,
                     "451 4.3.0 Kurir could not queue the message (database problem); try again later",
                 )
-                .await
+                .await?
             }
         }
+        Ok(Next::Continue)
     }
 }
 
@@ -716,6 +868,98 @@ fn split_command(line: &str) -> (String, String) {
         Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_owned()),
         None => (line.trim().to_ascii_uppercase(), String::new()),
     }
+}
+
+/// One line read within a limit.
+enum Line {
+    /// The line with its line ending (at most the limit).
+    Text(Vec<u8>),
+    /// Longer than the limit: read to its end and dropped, `consumed` octets.
+    TooLong { consumed: u64 },
+    /// No line end within the budget: the stream is not worth reading on.
+    Endless,
+    /// End of stream before a line began (a partial last line counts as closed too).
+    Closed,
+}
+
+/// Reads one line of at most `limit` octets (line end included) without ever holding more
+/// than that: a longer line is consumed from the buffer as it arrives and dropped, up to
+/// `budget` octets.
+async fn read_bounded_line<R: tokio::io::AsyncBufRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+    budget: u64,
+) -> io::Result<Line> {
+    let mut line = Vec::new();
+    let mut consumed: u64 = 0;
+    let mut too_long = false;
+    loop {
+        let buf = io.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Line::Closed);
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if !too_long && line.len() + take <= limit {
+            line.extend_from_slice(&buf[..take]);
+        } else if !too_long {
+            too_long = true;
+            line = Vec::new();
+        }
+        io.consume(take);
+        consumed += take as u64;
+        if done {
+            return Ok(if too_long {
+                Line::TooLong { consumed }
+            } else {
+                Line::Text(line)
+            });
+        }
+        if consumed >= budget {
+            return Ok(Line::Endless);
+        }
+    }
+}
+
+/// Answers `reply`, then closes the connection: sends FIN after the reply, and reads (and
+/// drops) what the client still sends for a moment, so that closing with unread data does not
+/// reset the connection before the client has read why.
+async fn close_with(io: &mut BufReader<Stream>, reply: &str) -> io::Result<Next> {
+    let s = io.get_mut();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        s.write_all(reply.as_bytes()).await?;
+        s.write_all(b"\r\n").await?;
+        s.flush().await?;
+        s.shutdown().await
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut sink = [0u8; 16 * 1024];
+        let mut left: usize = 4 * 1024 * 1024;
+        while left > 0 {
+            let n = io.get_mut().read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        io::Result::Ok(())
+    })
+    .await;
+    Ok(Next::Quit)
+}
+
+/// Client-supplied text (a login name) as it may appear in a log line: line breaks, other
+/// control characters and quotes escaped as Rust does (`\n`, `\u{1b}`), so that a name cannot
+/// forge log lines or colour a terminal; at most 200 characters.
+fn for_log(s: &str) -> String {
+    let mut out: String = s.chars().take(200).flat_map(char::escape_debug).collect();
+    if s.chars().nth(200).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
@@ -734,6 +978,7 @@ fn path_arg(arg: &str, prefix: &str) -> Option<String> {
     Some(inner.to_owned())
 }
 
+/// `SIZE=n` of MAIL FROM (RFC 1870); a number too large for `usize` is as large as can be.
 fn size_param(arg: &str) -> Option<usize> {
     arg.split_whitespace()
         .find_map(|p| {
@@ -741,7 +986,8 @@ fn size_param(arg: &str) -> Option<usize> {
                 .strip_prefix("SIZE=")
                 .map(str::to_owned)
         })
-        .and_then(|v| v.parse().ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse().unwrap_or(usize::MAX))
 }
 
 /// Fuzzing entry (`fuzz/fuzz_targets/smtp_command.rs`; not an API): each line of `data` through
@@ -750,7 +996,7 @@ fn size_param(arg: &str) -> Option<usize> {
 #[doc(hidden)]
 pub fn fuzz_command_lines(data: &[u8]) {
     for raw in data.split_inclusive(|b| *b == b'\n') {
-        let raw = &raw[..raw.len().min(MAX_LINE)];
+        let raw = &raw[..raw.len().min(MAX_COMMAND_LINE)];
         let mut end = raw.len();
         while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
             end -= 1;

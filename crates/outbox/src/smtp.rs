@@ -107,6 +107,14 @@ impl SmtpPool {
                 login,
                 token,
             } => {
+                // Before the token is even fetched: it is a bearer token, and without TLS it
+                // would cross the network readable by anyone on the path.
+                if *tls == SmtpTls::None {
+                    return Err(SendError::Settings(format!(
+                        "{}: SMTP encryption (smtp_tls) is none, and Kurir never sends an Exchange Online access token (XOAUTH2) without TLS. Set smtp_tls to starttls (port 587) or tls (port 465) where it is none (`kurir settings show` tells where), e.g. `kurir settings set smtp_tls=starttls`",
+                        sender.user
+                    )));
+                }
                 let t = tokens
                     .token(token)
                     .await

@@ -391,14 +391,19 @@ impl Outbox {
         let jitter = rand::rng().random_range(0.8..1.2);
         let mut wait = base.mul_f64(jitter);
         if let Some(ra) = e.retry_after() {
-            wait = wait.max(ra);
+            // The server's word: a day at most, whatever it says.
+            wait = wait.max(ra.min(MAX_RETRY_AFTER));
         }
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         Outcome::Retry {
-            at: now_ms() + wait.as_millis() as i64,
+            at: now_ms().saturating_add(wait_ms),
             error: text,
         }
     }
 }
+
+/// The longest wait a server's `Retry-After` can impose on one message.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Every failed attempt, for `kurir_failures_total{component="outbox",reason}` (the same name
 /// as kurir-web's FAILURES; a no-op without a recorder).
@@ -438,6 +443,53 @@ fn account(stats: &mut RunStats, end: Result<TaskEnd, tokio::task::JoinError>) {
         Err(e) => {
             tracing::error!(error = %e, "a send task ended abnormally");
             stats.lost_leases += 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_store::{OutboxStore, SqliteStore};
+
+    /// Graph's `Retry-After` of u64::MAX seconds used to overflow (debug) or wrap into a time
+    /// in the past (release: the message retried at once, hammering a throttling server).
+    #[tokio::test]
+    async fn huge_retry_after_is_clamped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(tmp.path()).await.unwrap());
+        store
+            .enqueue(NewOutgoing {
+                sender_user: "ANNA".into(),
+                origin: "cli".into(),
+                from: None,
+                recipients: vec!["a@example.com".into()],
+                subject: None,
+                message_id: None,
+                raw: b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            })
+            .await
+            .unwrap();
+        let leased = store.lease_due(now_ms(), 60_000, 1).await.unwrap();
+        let outbox = Outbox::new(store, OutboxConfig::default());
+        for secs in [u64::MAX, i64::MAX as u64, 10 * 365 * 24 * 3600] {
+            let e = SendError::Graph {
+                url: "https://graph.microsoft.com/v1.0/users/a/sendMail".into(),
+                status: 429,
+                code: Some("TooManyRequests".into()),
+                message: "throttled".into(),
+                retry_after: Some(Duration::from_secs(secs)),
+                advice: String::new(),
+            };
+            let before = now_ms();
+            let Outcome::Retry { at, .. } = outbox.retry(&leased[0], &e, e.to_string()) else {
+                panic!("a throttled message is retried");
+            };
+            let day = 24 * 3600 * 1000;
+            assert!(
+                at >= before + day - 1000 && at <= now_ms() + day,
+                "retry after a day at most, not at {at} (now {before})"
+            );
         }
     }
 }

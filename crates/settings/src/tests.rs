@@ -604,6 +604,60 @@ fn every_validation_message() {
     );
 }
 
+/// XOAUTH2 sends a bearer token: over SMTP without TLS anyone on the path could send mail as
+/// the mailbox with it. Refused (an error, not a warning), for a local server too.
+#[test]
+fn smtp_tls_none_is_refused_for_exchange_online() {
+    let anna = Scope::User("ANNA".into());
+    for host in ["smtp.office365.com", "localhost", "127.0.0.1"] {
+        let mut s = seed_scenario();
+        s.system
+            .set_plain("smtp_host", host)
+            .set_plain("smtp_tls", "none");
+        for scope in [&Scope::System, &anna] {
+            assert_one(
+                &s,
+                scope,
+                "smtp_tls",
+                "XOAUTH2 access token would cross the network in clear text",
+                "kurir settings set smtp_tls=starttls",
+            );
+            let p = s
+                .validate(scope, TODAY)
+                .into_iter()
+                .find(|p| p.field == "smtp_tls")
+                .unwrap();
+            assert_eq!(p.severity, Severity::Error);
+            assert_eq!(p.fix_at, Scope::System);
+            assert!(p.message_sv.contains("okrypterad"), "{}", p.message_sv);
+        }
+    }
+    // Set at the user only, it is fixed at the user.
+    let mut s = seed_scenario();
+    s.users
+        .get_mut("ANNA")
+        .unwrap()
+        .set_plain("smtp_tls", "none");
+    let p = s
+        .validate(&anna, TODAY)
+        .into_iter()
+        .find(|p| p.field == "smtp_tls")
+        .expect("refused at the user");
+    assert_eq!(p.fix_at, anna);
+    assert!(p.fix.contains("--user ANNA"), "{}", p.fix);
+    // STARTTLS and implicit TLS are fine; method smtp keeps its own (warning) rule.
+    for tls in ["starttls", "tls"] {
+        let mut s = seed_scenario();
+        s.system.set_plain("smtp_tls", tls);
+        assert!(
+            s.validate(&anna, TODAY)
+                .iter()
+                .all(|p| p.field != "smtp_tls"),
+            "{tls}"
+        );
+    }
+}
+
 #[test]
 fn every_key_is_explained_in_swedish_and_english() {
     for k in KEYS {

@@ -244,6 +244,7 @@ impl SettingsSnapshot {
 
 fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
     let level = c.eff.scope.level();
+    check_exchange_smtp_tls(c);
     c.require(
         "client_id",
         ("Exchange Online", "Exchange Online"),
@@ -306,6 +307,24 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
                 fix,
             );
         }
+    }
+}
+
+/// Exchange Online over SMTP is always SMTP AUTH XOAUTH2: the access token is a bearer token
+/// (whoever holds it sends as the mailbox for up to 90 minutes), so it must never cross a
+/// connection without TLS, not even to a server on this machine.
+fn check_exchange_smtp_tls(c: &mut Checker<'_>) {
+    if c.eff.get("smtp_tls") == Some("none") {
+        let fix = c.set_cmd("smtp_tls", "starttls");
+        c.push(
+            Severity::Error,
+            "smtp_tls",
+            Sv(
+                format!("{}: SMTP encryption (smtp_tls) is none with method exchange-online, so the XOAUTH2 access token would cross the network in clear text; Kurir refuses to send it. Use starttls (port 587) or tls (port 465).", c.who()),
+                format!("{}: SMTP-kryptering (smtp_tls) är none med metoden exchange-online, så XOAUTH2-åtkomsttoken skulle skickas okrypterad över nätverket; Kurir vägrar skicka den. Använd starttls (port 587) eller tls (port 465).", c.who_sv()),
+            ),
+            fix,
+        );
     }
 }
 

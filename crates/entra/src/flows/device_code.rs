@@ -62,7 +62,10 @@ pub(crate) async fn run(
         .await?;
 
     let started = tokio::time::Instant::now();
-    let lifetime = Duration::from_secs(code.expires_in);
+    // Both values are the server's word: a device code lives 15 minutes and Entra asks for a
+    // poll every 5 s, so an hour and a minute bound them (huge values must not overflow the
+    // time arithmetic below, nor park the sign-in for years).
+    let lifetime = Duration::from_secs(code.expires_in.min(3600));
     let message = code.message.clone().unwrap_or_else(|| {
         format!(
             "To sign in, use a web browser to open the page {} and enter the code {} to authenticate.",
@@ -79,7 +82,7 @@ pub(crate) async fn run(
     let mut interval = code
         .interval
         .filter(|s| *s > 0)
-        .map_or(DEFAULT_INTERVAL, Duration::from_secs);
+        .map_or(DEFAULT_INTERVAL, |s| Duration::from_secs(s.min(60)));
     loop {
         tokio::time::sleep(interval).await;
         let mut form: Form = vec![

@@ -315,14 +315,28 @@ pub(crate) fn transport(e: reqwest::Error) -> GraphError {
     }
 }
 
+/// The longest `Retry-After` taken at its word: the value is the server's (or a proxy's), and
+/// it travels on to the outbox, which schedules the next attempt with it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` in seconds (what Graph sends), at most [`MAX_RETRY_AFTER`]; a number too
+/// large for 64 bits is as large as can be.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
 async fn service_error(resp: reqwest::Response) -> GraphError {
     let status = resp.status();
     let retry_after = resp
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(parse_retry_after);
     let header_request_id = resp
         .headers()
         .get("request-id")
