@@ -235,7 +235,10 @@ fn ca_unusable_because(pem: &str, listen_ip: IpAddr, now: OffsetDateTime) -> Opt
         }
     }
     let Some(permitted) = permitted.filter(|_| has_ski) else {
-        return Some("has no name constraints or no Subject Key Identifier (made by an older version)".into());
+        return Some(
+            "has no name constraints or no Subject Key Identifier (made by an older version)"
+                .into(),
+        );
     };
     if listen_ip.is_loopback() || listen_ip.is_unspecified() {
         return None;
@@ -305,8 +308,7 @@ mod tests {
                     for entry in std::fs::read_dir(&tls).into_iter().flatten().flatten() {
                         let p = entry.path();
                         if open_to_others(&p)
-                            && std::fs::read_to_string(&p)
-                                .is_ok_and(|t| t.contains("PRIVATE KEY"))
+                            && std::fs::read_to_string(&p).is_ok_and(|t| t.contains("PRIVATE KEY"))
                         {
                             exposed.lock().unwrap().push(format!("{}", p.display()));
                         }
@@ -327,7 +329,8 @@ mod tests {
             done.store(true, Ordering::Release);
         });
         assert!(looks.load(Ordering::Relaxed) > 0);
-        let exposed = exposed.into_inner().unwrap();
+        let mut exposed = exposed.into_inner().unwrap();
+        exposed.dedup();
         assert!(
             exposed.is_empty(),
             "a private key was readable by others: {exposed:?}"

@@ -78,8 +78,8 @@ fn openssl_verifies(base_url: &str, bundle: &std::path::Path) -> Result<(), Stri
         .stdin(std::process::Stdio::null())
         .output()
         .expect("the openssl command runs (the mail stack installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if out.status.success() && text.contains("Verify return code: 0 (ok)") {
         Ok(())
     } else {
@@ -87,7 +87,8 @@ fn openssl_verifies(base_url: &str, bundle: &std::path::Path) -> Result<(), Stri
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the blocking `openssl` call must not stop the emulators' own tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_emulator_cas_in_one_bundle_both_verify() {
     let a = Emulator::start(EmulatorConfig::demo()).await.unwrap();
     let b = Emulator::start(EmulatorConfig::demo()).await.unwrap();
@@ -117,11 +118,18 @@ async fn two_emulator_cas_in_one_bundle_both_verify() {
     // and a leaf without an Authority Key Identifier made it check the leaf against the wrong
     // CA. Both orders of the bundle must work.
     let dir = tempfile::tempdir().unwrap();
-    for (name, bundle) in [("ab.pem", format!("{ca_a}{ca_b}")), ("ba.pem", format!("{ca_b}{ca_a}"))] {
+    for (name, bundle) in [
+        ("ab.pem", format!("{ca_a}{ca_b}")),
+        ("ba.pem", format!("{ca_b}{ca_a}")),
+    ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bundle).unwrap();
         for emu in [&a, &b] {
-            if let Err(text) = openssl_verifies(&emu.base_url(), &path) {
+            let (url, bundle) = (emu.base_url(), path.clone());
+            let verdict = tokio::task::spawn_blocking(move || openssl_verifies(&url, &bundle))
+                .await
+                .unwrap();
+            if let Err(text) = verdict {
                 panic!(
                     "OpenSSL with {name} did not verify {}:\n{text}",
                     emu.base_url()
@@ -172,7 +180,10 @@ async fn emulator_ca_is_name_constrained_and_short_lived() {
         .iter()
         .find(|e| matches!(e.parsed_extension(), ParsedExtension::NameConstraints(_)))
         .expect("the CA has name constraints");
-    assert!(nc.critical, "name constraints are critical (RFC 5280 4.2.1.10)");
+    assert!(
+        nc.critical,
+        "name constraints are critical (RFC 5280 4.2.1.10)"
+    );
     let ParsedExtension::NameConstraints(nc) = nc.parsed_extension() else {
         unreachable!()
     };
@@ -208,7 +219,12 @@ async fn emulator_ca_is_name_constrained_and_short_lived() {
     let leaf_until = leaf.validity().not_after.to_datetime();
     assert!(leaf_until <= now + LEAF_LIFETIME && leaf_until <= not_after);
     assert!(LEAF_LIFETIME < CA_LIFETIME);
-    assert!(!leaf.basic_constraints().unwrap().is_some_and(|b| b.value.ca));
+    assert!(
+        !leaf
+            .basic_constraints()
+            .unwrap()
+            .is_some_and(|b| b.value.ca)
+    );
     emu.shutdown().await;
 }
 
@@ -243,7 +259,10 @@ async fn an_expiring_or_unconstrained_ca_in_a_reused_state_dir_is_replaced() {
     let third = Emulator::start(cfg.clone()).await.unwrap();
     let ca3 = third.ca_pem();
     assert_ne!(ca3, old.pem());
-    assert_eq!(std::fs::read_to_string(dir.path().join("tls/ca.pem")).unwrap(), ca3);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tls/ca.pem")).unwrap(),
+        ca3
+    );
     served_chain(&third, &ca3).await;
     third.shutdown().await;
 
@@ -257,7 +276,9 @@ async fn an_expiring_or_unconstrained_ca_in_a_reused_state_dir_is_replaced() {
     assert_ne!(ca4, expiring.pem());
     let der4 = der_of(&ca4);
     let (_, c) = X509Certificate::from_der(&der4).unwrap();
-    assert!(c.validity().not_after.to_datetime() > OffsetDateTime::now_utc() + time::Duration::days(15));
+    assert!(
+        c.validity().not_after.to_datetime() > OffsetDateTime::now_utc() + time::Duration::days(15)
+    );
     served_chain(&fourth, &ca4).await;
     fourth.shutdown().await;
 }
