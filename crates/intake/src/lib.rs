@@ -115,6 +115,7 @@ impl AccountSpec {
             handler: handler::handler_for(&self.account_type),
             limits: BatchLimits::default(),
             stop: None,
+            dir: Default::default(),
         }
     }
 }

@@ -6,9 +6,23 @@
 //!   the ERP's import folder (documents wait in `.staging/`); the next pass fetches them again.
 //! - After it commits, the server ids are recorded. The next pass sees them listed, does not
 //!   fetch them, and finishes the server-side move it may have missed ("stored but not moved").
-//! - A message that shows up under a new server id (UIDVALIDITY reset, re-delivery, a Graph move
-//!   that changed its id) carries the same Message-ID (or, without one, the same content hash):
-//!   the store links the new id to the existing row instead of storing it again.
+//! - A message that shows up under a new server id (UIDVALIDITY reset, re-delivery of the same
+//!   bytes, a Graph move that changed its id) has the same content hash: the store links the new
+//!   id to the existing row instead of storing it again. The Message-ID alone does not decide:
+//!   a different message under a Message-ID already seen (counter-based ids, a corrected
+//!   document re-sent, a forged id) is stored and handled like any other and shown as "same
+//!   Message-ID as #N" — treating it as a duplicate would move it away (over POP3: delete it)
+//!   with no copy kept. Over IMAP and POP3 the server hands out the bytes it stored, so the
+//!   same message gives the same hash. Graph is different: Exchange does not keep MIME and
+//!   generates it on each `$value` request
+//!   (<https://learn.microsoft.com/en-us/graph/outlook-get-mime-message>), so bytes of a message
+//!   fetched again after a move are not guaranteed to be equal. Its server identity is what
+//!   covers Graph: a message Kurir moved is recorded under the id it was listed with and,
+//!   while it stays in the source folder, is only moved, never fetched again; a message a
+//!   user moves back gets a new id and is taken in again when its regenerated MIME differs.
+//!   Listing and moving with immutable ids (`Prefer: IdType="ImmutableId"`,
+//!   <https://learn.microsoft.com/en-us/graph/outlook-immutable-id>) would make that id
+//!   survive moves; it belongs in the Graph transport (a change of the recorded id format).
 //! - Import documents are renamed into the ERP's folder only after the commit; entries still
 //!   `staged` at the start of a pass are completed first.
 //!
@@ -91,6 +105,9 @@ pub struct Intake {
     /// batches already fetched are still stored and moved, so the pass ends quickly and
     /// cleanly instead of running through a mailbox of thousands (or being cut off).
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The account's directory name, from the store at the start of a pass
+    /// ([`Intake::account_dir`]).
+    pub(crate) dir: std::sync::OnceLock<String>,
 }
 
 impl Intake {
@@ -128,10 +145,27 @@ impl Moves {
 pub struct AccountLock(#[allow(dead_code)] File);
 
 impl Intake {
-    fn account_dir_name(&self) -> String {
-        crate::handler::clean_name(&self.account).replace(' ', "_")
+    /// The account's own directory under `import/`, `spool/` and `locks/`: assigned once by the
+    /// store (the cleaned account name when no other account has it in any letter case, else
+    /// with a suffix) and kept, so "Orders A" and "Orders_A" never share staging files and an
+    /// existing account keeps the directory the ERP was configured with. The one place that
+    /// decides an account's directory; call it before any of the paths below.
+    pub async fn account_dir(&self) -> Result<&str, IntakeError> {
+        if let Some(d) = self.dir.get() {
+            return Ok(d.as_str());
+        }
+        let wanted = crate::handler::clean_name(&self.account).replace(' ', "_");
+        let dir = self.store.account_dir(&self.account, &wanted).await?;
+        Ok(self.dir.get_or_init(|| dir).as_str())
     }
 
+    fn account_dir_name(&self) -> &str {
+        self.dir
+            .get()
+            .expect("Intake::account_dir is called at the start of a pass")
+    }
+
+    /// The ERP's import folder of this account (after [`Intake::account_dir`]).
     pub fn import_dir(&self) -> PathBuf {
         self.data_dir.join("import").join(self.account_dir_name())
     }
@@ -145,7 +179,8 @@ impl Intake {
     }
 
     /// Takes the account's lock, or says who holds it.
-    pub fn lock(&self) -> Result<AccountLock, IntakeError> {
+    pub async fn lock(&self) -> Result<AccountLock, IntakeError> {
+        self.account_dir().await?;
         let dir = self.data_dir.join("locks");
         std::fs::create_dir_all(&dir)
             .map_err(|e| IntakeError::disk("create the lock directory", &dir, e))?;
@@ -220,7 +255,7 @@ impl Intake {
         progress: &mut dyn Progress,
     ) -> Result<PassSummary, IntakeError> {
         let started = Instant::now();
-        let _lock = self.lock()?;
+        let _lock = self.lock().await?;
         for dir in [self.import_dir(), self.staging_dir()] {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| IntakeError::disk("create the import folder", &dir, e))?;
@@ -671,10 +706,9 @@ impl PrepareCtx {
         };
 
         let (raw_mime, created_raw) = self.keep_raw(raw, spool_path, &hash, size)?;
-        let dedupe_key = match &meta.message_id {
-            Some(id) => format!("mid:{id}"),
-            None => format!("blake3:{hash}"),
-        };
+        // The same message is the same bytes; the Message-ID alone decides nothing (see the
+        // module doc).
+        let dedupe_key = format!("blake3:{hash}");
         let imports = staged.iter().map(|(_, _, imp)| imp.clone()).collect();
         Ok(Prepared {
             new: NewMessage {

@@ -90,4 +90,9 @@ pub enum StoreError {
         "this export was encrypted under another master key (fingerprint {given}, this data directory uses {expected}); import it where that key is, or export again without secrets and enter them by hand"
     )]
     ForeignExport { given: String, expected: String },
+
+    #[error(
+        "incoming-mail account '{0}' got no directory of its own: {1} other accounts already have names that clean to the same file name; rename this account"
+    )]
+    NoAccountDir(String, u32),
 }

@@ -5,8 +5,15 @@
 //! transaction ([`MessageStore::record_batch`]) before anything happens on the mail server; only
 //! then does intake move the messages to the processed folder (or DELE them) and mark their
 //! server ids done. After a crash, a listed server id that the store knows is only moved, never
-//! fetched again, and a message that reappears under a new server id is recognised by its
-//! Message-ID (or, without one, the hash of its raw MIME) through the `dedupe_key`.
+//! fetched again, and a message that reappears under a new server id is recognised by the hash
+//! of its raw MIME (`content_hash`; the `dedupe_key` of new rows is `blake3:<content hash>`).
+//!
+//! A Message-ID alone never makes a message a duplicate: senders reuse them (counters, a
+//! corrected document re-sent under the same id, or on purpose), and treating such a message as
+//! known would throw away its only copy. A different message with a Message-ID the account
+//! already has is stored normally and points at the earlier row (`same_message_id_as`). Rows
+//! recorded under the older key formats (`mid:<Message-ID>`, or a content key) still carry their
+//! content hash, so an identical re-delivery of one of them is still recognised.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -122,7 +129,7 @@ pub struct NewImport {
 pub struct NewMessage {
     /// `imap:<UIDVALIDITY>:<UID>`, `pop3:<UIDL>` or `graph:<id>`.
     pub server_id: String,
-    /// Normalised Message-ID, else `blake3:<content hash>`.
+    /// `blake3:<content hash>`: what makes two messages the same one (see the module doc).
     pub dedupe_key: String,
     pub message_id: Option<String>,
     /// Hex BLAKE3 of the raw MIME (`b3sum`).
@@ -147,7 +154,7 @@ pub struct NewMessage {
 pub enum Recorded {
     /// A new row.
     New { id: i64 },
-    /// The account already had this message (same dedupe key): only the server id was added.
+    /// The account already had this message (same content): only the server id was added.
     Duplicate { id: i64 },
 }
 
@@ -178,6 +185,9 @@ pub struct StoredMessage {
     pub raw_path: Option<String>,
     pub server_ids: Vec<String>,
     pub received_at: String,
+    /// A different message of the same account that came earlier with the same Message-ID
+    /// (its id): shown as "same Message-ID as #N".
+    pub same_message_id_as: Option<i64>,
 }
 
 /// One entry of the import queue.
@@ -188,6 +198,9 @@ pub struct ImportEntry {
     pub message: i64,
     pub kind: String,
     pub file_name: String,
+    /// The account's directory under `<data>/import/` (see [`MessageStore::account_dir`]), so
+    /// the document is at `<data>/import/<dir>/<file_name>`; `None` before it was assigned.
+    pub dir: Option<String>,
     pub content_type: Option<String>,
     pub size: u64,
     /// `staged` (committed, file not yet renamed into place), `ready`, `picked_up`.
@@ -237,8 +250,10 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<HashSet<String>, StoreError>;
 
     /// Records a batch in one transaction: new messages, their import entries (state
-    /// `staged`), and every server id. A message whose dedupe key the account already has is
-    /// not stored again; its server id is linked to the existing row.
+    /// `staged`), and every server id. A message whose content the account already has (same
+    /// `content_hash`, whatever key format its row was recorded under) is not stored again; its
+    /// server id is linked to the existing row. A new message whose Message-ID an earlier row
+    /// has gets `same_message_id_as` set to the earliest such row.
     async fn record_batch(
         &self,
         account: &str,
@@ -315,12 +330,44 @@ pub trait MessageStore: Send + Sync {
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;
 
+    /// The account's own directory name under `<data>/import`, `<data>/spool` and
+    /// `<data>/locks`: the one recorded for it, or else `wanted` (the cleaned account name) if no
+    /// other account has that name in any letter case, or else `wanted_2`, `wanted_3`, …
+    /// Recorded in the same call, so it never changes afterwards (the ERP's configured import
+    /// path stays put) and two accounts never share one. Atomic against other processes.
+    async fn account_dir(&self, account: &str, wanted: &str) -> Result<String, StoreError>;
+
     /// Gives up `holder`'s lease of `account` at once; `false` when `holder` did not hold it.
     async fn release_account(&self, account: &str, holder: &str) -> Result<bool, StoreError>;
 
     /// The live (unexpired) lease of an account, if any: which instance takes it in.
     async fn account_lease(&self, account: &str) -> Result<Option<AccountLease>, StoreError>;
 }
+
+/// Points new rows at the earliest earlier row of their account with the same Message-ID (the
+/// caller appends `AND id IN (…)`); the same statement on both stores.
+pub(crate) const SAME_MESSAGE_ID_AS: &str = "UPDATE messages SET same_message_id_as = \
+    (SELECT MIN(e.id) FROM messages e WHERE e.account = messages.account \
+     AND e.message_id = messages.message_id AND e.id < messages.id) \
+    WHERE message_id IS NOT NULL";
+
+/// The import queue with each entry's account directory.
+pub(crate) const IMPORTS_WITH_DIR: &str =
+    "SELECT q.*, d.dir_name FROM import_queue q LEFT JOIN account_dirs d ON d.account = q.account";
+
+/// The `n`th directory name [`MessageStore::account_dir`] tries for an account: `wanted`, then
+/// `wanted_2`, `wanted_3`, … (one rule for both stores).
+pub fn account_dir_candidate(wanted: &str, n: u32) -> String {
+    if n <= 1 {
+        wanted.to_owned()
+    } else {
+        format!("{wanted}_{n}")
+    }
+}
+
+/// How many names [`MessageStore::account_dir`] tries before it gives up (a bound, not a limit
+/// anyone reaches: it takes that many accounts whose names clean alike).
+pub const ACCOUNT_DIR_TRIES: u32 = 1000;
 
 /// Who holds the right to take in an account (see [`MessageStore::try_lease_account`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -303,6 +303,9 @@ conformance!(
     users_and_accounts_must_exist_and_take_their_settings_along,
     export_import_round_trip,
     record_batch_is_exactly_once,
+    different_message_with_same_message_id_is_stored,
+    old_format_keys_still_recognise_an_identical_redelivery,
+    accounts_whose_names_clean_alike_get_their_own_directories,
     raw_mime_from_data_dir_files_reads_back,
     a_nul_character_in_a_header_does_not_block_intake_or_sending,
     two_instances_recording_the_same_mail_store_it_once,
@@ -818,6 +821,211 @@ async fn record_batch_is_exactly_once<B: Backend>(b: &B) {
     // A large batch of server ids (beyond any IN-list chunk).
     let many: Vec<String> = (0..1200).map(|i| format!("imap:7:{i}")).collect();
     assert_eq!(s.known_server_ids(acc, &many).await.unwrap().len(), 2);
+}
+
+/// A message as intake records it since keys are content-based: `blake3:<content hash>`.
+fn content_keyed(server_id: &str, message_id: Option<&str>, raw: &[u8]) -> NewMessage {
+    let mut m = msg(server_id, message_id, raw);
+    m.dedupe_key = format!("blake3:{}", m.content_hash);
+    m
+}
+
+fn new_id(r: Recorded) -> i64 {
+    match r {
+        Recorded::New { id } => id,
+        other => panic!("expected a new row, got {other:?}"),
+    }
+}
+
+/// Issue 12.1: a Message-ID alone never makes a message a duplicate; a different message with a
+/// known Message-ID is stored and points at the earliest one; the same bytes are a duplicate.
+async fn different_message_with_same_message_id_is_stored<B: Backend>(b: &B) {
+    let s = b.store();
+    let acc = "Monitor-to-Monitor";
+    let first = content_keyed(
+        "pop3:u1",
+        Some("order-1@erp"),
+        b"Message-ID: <order-1@erp>\r\n\r\nfirst",
+    );
+    let a = new_id(s.record_batch(acc, vec![first.clone()]).await.unwrap()[0]);
+    assert_eq!(
+        s.message(a).await.unwrap().unwrap().same_message_id_as,
+        None
+    );
+
+    // A corrected document re-sent under the same Message-ID, and in one batch two more
+    // different messages with one shared Message-ID.
+    let mut corrected = content_keyed(
+        "pop3:u2",
+        Some("order-1@erp"),
+        b"Message-ID: <order-1@erp>\r\n\r\ncorrected",
+    );
+    corrected.imports = vec![import("order-1-corrected.xml")];
+    let y1 = content_keyed("pop3:u3", Some("scan-0001@scanner"), b"scan one");
+    let y2 = content_keyed("pop3:u4", Some("scan-0001@scanner"), b"scan two");
+    let r = s
+        .record_batch(acc, vec![corrected.clone(), y1, y2])
+        .await
+        .unwrap();
+    let (c, y1, y2) = (new_id(r[0]), new_id(r[1]), new_id(r[2]));
+    assert!(c != a && y1 != y2);
+    let shown = s.message(c).await.unwrap().unwrap();
+    assert_eq!(
+        shown.same_message_id_as,
+        Some(a),
+        "shown as same Message-ID as #{a}"
+    );
+    assert_eq!(shown.server_ids, ["pop3:u2"]);
+    assert_eq!(
+        s.message(y2).await.unwrap().unwrap().same_message_id_as,
+        Some(y1)
+    );
+    assert_eq!(
+        s.message(y1).await.unwrap().unwrap().same_message_id_as,
+        None
+    );
+    let imports = s.list_imports(Some(acc)).await.unwrap();
+    assert_eq!(
+        imports.len(),
+        1,
+        "the corrected message's document is queued"
+    );
+    assert_eq!(imports[0].message, c);
+    // Listing carries the reference too.
+    let listed = s
+        .list_messages(&MessageFilter {
+            account: Some(acc.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .find(|m| m.id == c)
+            .unwrap()
+            .same_message_id_as,
+        Some(a)
+    );
+
+    // A third version points at the earliest, not at the latest.
+    let third = content_keyed(
+        "pop3:u5",
+        Some("order-1@erp"),
+        b"Message-ID: <order-1@erp>\r\n\r\nthird",
+    );
+    let t = new_id(s.record_batch(acc, vec![third]).await.unwrap()[0]);
+    assert_eq!(
+        s.message(t).await.unwrap().unwrap().same_message_id_as,
+        Some(a)
+    );
+
+    // identical_redelivery_is_still_a_duplicate: the corrected message's bytes again under a
+    // new server id (UIDVALIDITY reset, re-delivery) are that message, not a new one.
+    let mut again = corrected.clone();
+    again.server_id = "pop3:u6".into();
+    assert_eq!(
+        s.record_batch(acc, vec![again]).await.unwrap(),
+        [Recorded::Duplicate { id: c }]
+    );
+    assert_eq!(s.count_messages(acc).await.unwrap().stored, 5);
+    assert_eq!(
+        s.list_imports(Some(acc)).await.unwrap().len(),
+        1,
+        "no second import entry"
+    );
+}
+
+/// Rows recorded before keys were content-based (`mid:<Message-ID>`, `sha256:<hash>`) still
+/// recognise an identical re-delivery through their content hash, and a different message under
+/// their Message-ID is stored and points at them.
+async fn old_format_keys_still_recognise_an_identical_redelivery<B: Backend>(b: &B) {
+    let s = b.store();
+    let acc = "Inkommande";
+    // `msg` records with the old key formats.
+    let old_mid = msg("imap:1:1", Some("old@x"), b"Message-ID: <old@x>\r\n\r\nold");
+    let old_hash = msg("imap:1:2", None, b"Subject: no id\r\n\r\nold");
+    assert!(old_mid.dedupe_key.starts_with("mid:") && old_hash.dedupe_key.starts_with("sha256:"));
+    let r = s
+        .record_batch(acc, vec![old_mid.clone(), old_hash.clone()])
+        .await
+        .unwrap();
+    let (m, h) = (new_id(r[0]), new_id(r[1]));
+
+    // Now recorded the new way, under new server ids (UIDVALIDITY changed).
+    let mut redelivered = old_mid.clone();
+    redelivered.server_id = "imap:2:1".into();
+    redelivered.dedupe_key = format!("blake3:{}", redelivered.content_hash);
+    let mut redelivered_no_id = old_hash.clone();
+    redelivered_no_id.server_id = "imap:2:2".into();
+    redelivered_no_id.dedupe_key = format!("blake3:{}", redelivered_no_id.content_hash);
+    let different = content_keyed("imap:2:3", Some("old@x"), b"Message-ID: <old@x>\r\n\r\nnew");
+    let r = s
+        .record_batch(acc, vec![redelivered, redelivered_no_id, different])
+        .await
+        .unwrap();
+    assert_eq!(r[0], Recorded::Duplicate { id: m });
+    assert_eq!(r[1], Recorded::Duplicate { id: h });
+    let d = new_id(r[2]);
+    assert_eq!(
+        s.message(d).await.unwrap().unwrap().same_message_id_as,
+        Some(m)
+    );
+    assert_eq!(
+        s.message(m).await.unwrap().unwrap().server_ids,
+        ["imap:1:1", "imap:2:1"]
+    );
+    assert_eq!(s.count_messages(acc).await.unwrap().stored, 3);
+}
+
+/// Issue 12.3: every account gets a directory of its own, unique ignoring letter case, kept once
+/// assigned; the import queue names it.
+async fn accounts_whose_names_clean_alike_get_their_own_directories<B: Backend>(b: &B) {
+    let s = b.store();
+    assert_eq!(
+        s.account_dir("Orders A", "Orders_A").await.unwrap(),
+        "Orders_A"
+    );
+    assert_eq!(
+        s.account_dir("Orders_A", "Orders_A").await.unwrap(),
+        "Orders_A_2"
+    );
+    assert_eq!(
+        s.account_dir("orders a", "orders_a").await.unwrap(),
+        "orders_a_3",
+        "Windows: case-insensitive"
+    );
+    // Kept: asked again (even should the cleaning rule change), the recorded name comes back.
+    assert_eq!(
+        s.account_dir("Orders A", "Orders-A").await.unwrap(),
+        "Orders_A"
+    );
+    assert_eq!(
+        s.account_dir("Orders_A", "Orders_A").await.unwrap(),
+        "Orders_A_2"
+    );
+    // Another process (instance) sees the same assignment.
+    let other = b.open(1).await.unwrap();
+    assert_eq!(
+        other.account_dir("Orders_A", "x").await.unwrap(),
+        "Orders_A_2"
+    );
+
+    let mut m = content_keyed("imap:1:1", Some("o@x"), b"order");
+    m.imports = vec![import("o.xml")];
+    s.record_batch("Orders_A", vec![m]).await.unwrap();
+    let q = s.list_imports(Some("Orders_A")).await.unwrap();
+    assert_eq!(q[0].dir.as_deref(), Some("Orders_A_2"));
+    assert_eq!(
+        s.staged_imports("Orders_A").await.unwrap()[0]
+            .dir
+            .as_deref(),
+        Some("Orders_A_2")
+    );
+    assert_eq!(
+        s.list_imports(None).await.unwrap()[0].dir.as_deref(),
+        Some("Orders_A_2")
+    );
 }
 
 /// Two instances taking in the same mailbox at once (what account leases are to prevent, but

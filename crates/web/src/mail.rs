@@ -873,6 +873,8 @@ struct IncomingMessageTpl {
     l: Layout,
     m: MessageRow,
     message_id: String,
+    /// A different, earlier message with the same Message-ID (its id).
+    same_message_id_as: Option<i64>,
     to: String,
     handler: String,
     content_hash: String,
@@ -930,6 +932,7 @@ async fn incoming_message_page(
         IncomingMessageTpl {
             l,
             message_id: m.message_id.clone().unwrap_or_else(|| "—".into()),
+            same_message_id_as: m.same_message_id_as,
             to: m.to.clone().unwrap_or_else(|| "—".into()),
             handler: m.handler.clone(),
             content_hash: m.content_hash.clone(),

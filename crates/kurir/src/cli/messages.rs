@@ -114,6 +114,9 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
                 }
                 println!("  account      {} (handled as {})", m.account, m.handler);
                 println!("  message-id   {}", m.message_id.as_deref().unwrap_or("—"));
+                if let Some(n) = m.same_message_id_as {
+                    println!("               a different message with the same Message-ID as #{n}");
+                }
                 println!("  from         {}", m.from.as_deref().unwrap_or("—"));
                 println!("  to           {}", m.to.as_deref().unwrap_or("—"));
                 println!("  subject      {}", m.subject.as_deref().unwrap_or("—"));
@@ -172,7 +175,8 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
                         e.kind,
                         e.message,
                         place.data_dir.display(),
-                        e.account,
+                        // The account's own directory (assigned at its first pass).
+                        e.dir.as_deref().unwrap_or(&e.account),
                         e.file_name
                     );
                 }

@@ -15,12 +15,15 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{PgStore, no_nul, now};
 use crate::StoreError;
 use crate::messages::{
+    ACCOUNT_DIR_TRIES, IMPORTS_WITH_DIR, SAME_MESSAGE_ID_AS, account_dir_candidate,
+};
+use crate::messages::{
     AccountLease, AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus,
     MessageStore, NewMessage, RawMime, Recorded, StoredMessage,
 };
 
 const MESSAGE_COLUMNS: &str = "id, account, message_id, content_hash, status, reason, handler, \
-    from_addr, to_addrs, subject, date, size, attachments, received_at";
+    from_addr, to_addrs, subject, date, size, attachments, received_at, same_message_id_as";
 
 /// The database's clock in Unix milliseconds (account leases compare against it).
 const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -47,6 +50,7 @@ fn message_from_row(row: &PgRow) -> StoredMessage {
         raw_path: None,
         server_ids: Vec::new(),
         received_at: row.get("received_at"),
+        same_message_id_as: row.get("same_message_id_as"),
     }
 }
 
@@ -57,6 +61,7 @@ fn import_from_row(row: &PgRow) -> ImportEntry {
         message: row.get("message"),
         kind: row.get("kind"),
         file_name: row.get("file_name"),
+        dir: row.try_get("dir_name").unwrap_or(None),
         content_type: row.get("content_type"),
         size: row.get::<i64, _>("size") as u64,
         state: row.get("state"),
@@ -156,6 +161,32 @@ impl MessageStore for PgStore {
         let mut tx = self.pool.begin().await?;
         for idx in order {
             let (m, raw) = slots[idx].take().expect("each index once");
+            // The same content the account already has, under whatever key format its row was
+            // recorded: a duplicate of that row. (A concurrent insert of the same content is
+            // caught by the unique dedupe key below.)
+            let same = sqlx::query(
+                "SELECT MIN(id) FROM messages WHERE account = $1 AND content_hash = $2",
+            )
+            .bind(account)
+            .bind(&m.content_hash)
+            .fetch_one(&mut *tx)
+            .await?
+            .get::<Option<i64>, _>(0);
+            if let Some(id) = same {
+                let recorded = Recorded::Duplicate { id };
+                sqlx::query(
+                    "INSERT INTO message_server_ids (account, server_id, message, state, seen_at) \
+                     VALUES ($1, $2, $3, 'stored', $4) ON CONFLICT (account, server_id) DO NOTHING",
+                )
+                .bind(account)
+                .bind(&m.server_id)
+                .bind(id)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+                out[idx] = recorded;
+                continue;
+            }
             let attachments =
                 serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".to_owned());
             let inserted = sqlx::query(
@@ -185,6 +216,12 @@ impl MessageStore for PgStore {
             let recorded = match inserted {
                 Some(row) => {
                     let id: i64 = row.get(0);
+                    if m.message_id.is_some() {
+                        sqlx::query(AssertSqlSafe(format!("{} AND id = $1", SAME_MESSAGE_ID_AS)))
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     for imp in &m.imports {
                         sqlx::query(
                             "INSERT INTO import_queue (account, message, kind, file_name, content_type, size, state, created_at) \
@@ -282,9 +319,9 @@ impl MessageStore for PgStore {
     }
 
     async fn staged_imports(&self, account: &str) -> Result<Vec<ImportEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM import_queue WHERE account = $1 AND state = 'staged' ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{IMPORTS_WITH_DIR} WHERE q.account = $1 AND q.state = 'staged' ORDER BY q.id"
+        )))
         .bind(account)
         .fetch_all(&self.pool)
         .await?;
@@ -403,9 +440,9 @@ impl MessageStore for PgStore {
     }
 
     async fn list_imports(&self, account: Option<&str>) -> Result<Vec<ImportEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM import_queue WHERE ($1::TEXT IS NULL OR account = $1) ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{IMPORTS_WITH_DIR} WHERE ($1::TEXT IS NULL OR q.account = $1) ORDER BY q.id"
+        )))
         .bind(account)
         .fetch_all(&self.pool)
         .await?;
@@ -495,6 +532,44 @@ impl MessageStore for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn account_dir(&self, account: &str, wanted: &str) -> Result<String, StoreError> {
+        let recorded = || async {
+            Ok::<_, StoreError>(
+                sqlx::query("SELECT dir_name FROM account_dirs WHERE account = $1")
+                    .bind(account)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.get::<String, _>(0)),
+            )
+        };
+        if let Some(dir) = recorded().await? {
+            return Ok(dir);
+        }
+        for n in 1..=ACCOUNT_DIR_TRIES {
+            let dir = no_nul(account_dir_candidate(wanted, n));
+            let r = sqlx::query(
+                "INSERT INTO account_dirs (account, dir_name, dir_key) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(account)
+            .bind(&dir)
+            .bind(dir.to_lowercase())
+            .execute(&self.pool)
+            .await?;
+            if r.rows_affected() == 1 {
+                return Ok(dir);
+            }
+            // Taken by another account, or this account got one meanwhile (another instance).
+            if let Some(dir) = recorded().await? {
+                return Ok(dir);
+            }
+        }
+        Err(StoreError::NoAccountDir(
+            account.to_owned(),
+            ACCOUNT_DIR_TRIES,
+        ))
     }
 
     async fn release_account(&self, account: &str, holder: &str) -> Result<bool, StoreError> {

@@ -13,9 +13,11 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{SqliteStore, now};
 use crate::StoreError;
 use crate::messages::{
-    AccountLease, AttachmentInfo, Health, ImportEntry, MessageCounts, MessageFilter, MessageStatus,
-    MessageStore, NewMessage, RawMime, Recorded, StoredMessage,
+    ACCOUNT_DIR_TRIES, AccountLease, AttachmentInfo, Health, ImportEntry, MessageCounts,
+    MessageFilter, MessageStatus, MessageStore, NewMessage, RawMime, Recorded, StoredMessage,
+    account_dir_candidate,
 };
+use crate::messages::{IMPORTS_WITH_DIR, SAME_MESSAGE_ID_AS};
 
 /// SQLite's default limit on bound parameters is far above this; chunks keep `IN (…)` lists sane.
 const IN_CHUNK: usize = 500;
@@ -28,7 +30,7 @@ fn placeholders(n: usize) -> String {
 }
 
 const MESSAGE_COLUMNS: &str = "id, account, message_id, content_hash, status, reason, handler, \
-    from_addr, to_addrs, subject, date, size, attachments, raw_path, received_at";
+    from_addr, to_addrs, subject, date, size, attachments, raw_path, received_at, same_message_id_as";
 
 fn message_from_row(row: &SqliteRow) -> StoredMessage {
     let attachments: String = row.get("attachments");
@@ -51,6 +53,7 @@ fn message_from_row(row: &SqliteRow) -> StoredMessage {
         raw_path: row.get("raw_path"),
         server_ids: Vec::new(),
         received_at: row.get("received_at"),
+        same_message_id_as: row.get("same_message_id_as"),
     }
 }
 
@@ -61,6 +64,7 @@ fn import_from_row(row: &SqliteRow) -> ImportEntry {
         message: row.get("message"),
         kind: row.get("kind"),
         file_name: row.get("file_name"),
+        dir: row.try_get("dir_name").unwrap_or(None),
         content_type: row.get("content_type"),
         size: row.get::<i64, _>("size") as u64,
         state: row.get("state"),
@@ -127,6 +131,30 @@ impl MessageStore for SqliteStore {
             }
         }
         let mut tx = self.pool.begin().await?;
+        // The same content the account already has, under whatever key format its row was
+        // recorded: a duplicate of that row (the earliest, should there be several).
+        let mut known: HashMap<String, i64> = HashMap::new();
+        for chunk in candidates.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT MIN(id), content_hash FROM messages WHERE account = ? AND content_hash IN ({}) \
+                 GROUP BY content_hash",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(account);
+            for &i in chunk {
+                q = q.bind(&batch[i].content_hash);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                known.insert(r.get::<String, _>(1), r.get::<i64, _>(0));
+            }
+        }
+        candidates.retain(|&i| match known.get(&batch[i].content_hash) {
+            Some(&id) => {
+                out[i] = Some(Recorded::Duplicate { id });
+                false
+            }
+            None => true,
+        });
         let mut existing = Vec::new();
         for chunk in candidates.chunks(RECORD_CHUNK) {
             let sql = format!(
@@ -214,6 +242,23 @@ impl MessageStore for SqliteStore {
             .into_iter()
             .map(|r| r.expect("every message recorded"))
             .collect();
+        let new_ids: Vec<i64> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(m, r)| m.message_id.is_some() && matches!(r, Recorded::New { .. }))
+            .map(|(_, r)| r.id())
+            .collect();
+        for chunk in new_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "{SAME_MESSAGE_ID_AS} AND id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
         for (m, r) in batch.iter().zip(&out) {
             if let Recorded::New { id } = r {
                 for imp in &m.imports {
@@ -305,9 +350,9 @@ impl MessageStore for SqliteStore {
     }
 
     async fn staged_imports(&self, account: &str) -> Result<Vec<ImportEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM import_queue WHERE account = ? AND state = 'staged' ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "{IMPORTS_WITH_DIR} WHERE q.account = ? AND q.state = 'staged' ORDER BY q.id"
+        )))
         .bind(account)
         .fetch_all(&self.pool)
         .await?;
@@ -450,13 +495,15 @@ impl MessageStore for SqliteStore {
     async fn list_imports(&self, account: Option<&str>) -> Result<Vec<ImportEntry>, StoreError> {
         let rows = match account {
             Some(a) => {
-                sqlx::query("SELECT * FROM import_queue WHERE account = ? ORDER BY id")
-                    .bind(a)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(AssertSqlSafe(format!(
+                    "{IMPORTS_WITH_DIR} WHERE q.account = ? ORDER BY q.id"
+                )))
+                .bind(a)
+                .fetch_all(&self.pool)
+                .await?
             }
             None => {
-                sqlx::query("SELECT * FROM import_queue ORDER BY id")
+                sqlx::query(AssertSqlSafe(format!("{IMPORTS_WITH_DIR} ORDER BY q.id")))
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -556,6 +603,44 @@ impl MessageStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn account_dir(&self, account: &str, wanted: &str) -> Result<String, StoreError> {
+        let recorded = || async {
+            Ok::<_, StoreError>(
+                sqlx::query("SELECT dir_name FROM account_dirs WHERE account = ?")
+                    .bind(account)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.get::<String, _>(0)),
+            )
+        };
+        if let Some(dir) = recorded().await? {
+            return Ok(dir);
+        }
+        for n in 1..=ACCOUNT_DIR_TRIES {
+            let dir = account_dir_candidate(wanted, n);
+            let r = sqlx::query(
+                "INSERT INTO account_dirs (account, dir_name, dir_key) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(account)
+            .bind(&dir)
+            .bind(dir.to_lowercase())
+            .execute(&self.pool)
+            .await?;
+            if r.rows_affected() == 1 {
+                return Ok(dir);
+            }
+            // Taken by another account, or this account got one meanwhile (another process).
+            if let Some(dir) = recorded().await? {
+                return Ok(dir);
+            }
+        }
+        Err(StoreError::NoAccountDir(
+            account.to_owned(),
+            ACCOUNT_DIR_TRIES,
+        ))
     }
 
     async fn release_account(&self, account: &str, holder: &str) -> Result<bool, StoreError> {
