@@ -130,9 +130,12 @@ impl MessageStore for SqliteStore {
                 }
             }
         }
-        let mut tx = self.pool.begin().await?;
         // The same content the account already has, under whatever key format its row was
-        // recorded: a duplicate of that row (the earliest, should there be several).
+        // recorded: a duplicate of that row (the earliest, should there be several). Read
+        // before the write transaction begins: a deferred transaction that reads and then
+        // writes must upgrade its lock, and SQLite answers such an upgrade with SQLITE_BUSY at
+        // once (no busy wait) while the mover's connection writes. One process records an
+        // account at a time (the account lock), so nothing can add this content in between.
         let mut known: HashMap<String, i64> = HashMap::new();
         for chunk in candidates.chunks(IN_CHUNK) {
             let sql = format!(
@@ -144,7 +147,7 @@ impl MessageStore for SqliteStore {
             for &i in chunk {
                 q = q.bind(&batch[i].content_hash);
             }
-            for r in q.fetch_all(&mut *tx).await? {
+            for r in q.fetch_all(&self.pool).await? {
                 known.insert(r.get::<String, _>(1), r.get::<i64, _>(0));
             }
         }
@@ -155,6 +158,7 @@ impl MessageStore for SqliteStore {
             }
             None => true,
         });
+        let mut tx = self.pool.begin().await?;
         let mut existing = Vec::new();
         for chunk in candidates.chunks(RECORD_CHUNK) {
             let sql = format!(
