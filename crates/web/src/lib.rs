@@ -178,7 +178,7 @@ async fn count_requests(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    ::metrics::counter!(metrics::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+    ::metrics::counter!(metrics::HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     ::metrics::histogram!(metrics::HTTP_DURATION, "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
