@@ -227,6 +227,7 @@ async fn a_failed_send_is_explained_and_counted_by_reason() {
     );
     let metrics = http
         .get(format!("{url}/metrics"))
+        .bearer_auth(&key)
         .send()
         .await
         .unwrap()

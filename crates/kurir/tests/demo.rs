@@ -135,12 +135,34 @@ async fn demo_serves_the_ui_and_mail_flows() {
         .unwrap();
     assert!(page.contains("WEBSHOP") && page.contains("ANNA"), "{page}");
 
+    // /metrics needs an API key: made on the server, as a Prometheus operator would.
+    let out = Command::new(env!("CARGO_BIN_EXE_kurir"))
+        .args(["admin", "api-key", "create", "prometheus"])
+        .env("KURIR_DATA_DIR", tmp.path())
+        .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "/metrics without a key"
+    );
+
     // Mail in (demo mail + an order a second) and out (the webshop, ANNA).
     let t0 = Instant::now();
     let (mut inbound, mut outbound) = (0.0, 0.0);
     while t0.elapsed() < Duration::from_secs(60) {
         let text = http
             .get(format!("{base}/metrics"))
+            .bearer_auth(&key)
             .send()
             .await
             .unwrap()
@@ -162,6 +184,7 @@ async fn demo_serves_the_ui_and_mail_flows() {
     }
     let text = http
         .get(format!("{base}/metrics"))
+        .bearer_auth(&key)
         .send()
         .await
         .unwrap()

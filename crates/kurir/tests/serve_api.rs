@@ -329,6 +329,7 @@ async fn api_keys_settings_round_trip_and_check() {
     // The metrics saw all of it.
     let m = c
         .get(api("/metrics"))
+        .bearer_auth(&key)
         .send()
         .await
         .unwrap()
@@ -1108,4 +1109,223 @@ async fn outbox_incoming_imports_health_and_the_outbox_alarm() {
         .await
         .unwrap();
     assert_eq!(m["state"], "cancelled");
+}
+
+/// The login form's CSRF cookie value (a fresh one per GET /login).
+async fn login_csrf(c: &reqwest::Client, base: &str) -> String {
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+async fn post_login(c: &reqwest::Client, base: &str, pw: &str) -> reqwest::Response {
+    let csrf = login_csrf(c, base).await;
+    c.post(format!("{base}/login"))
+        .header("cookie", format!("kurir_login_csrf={csrf}"))
+        .form(&[
+            ("username", "admin"),
+            ("password", pw),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// 13.2: every wrong password cost an argon2id check, without limit. After the free failures
+/// the sign-in is refused with 429 and Retry-After — even with the right password — without
+/// checking it, and it works again once the lockout has passed.
+#[tokio::test]
+async fn login_brute_force_is_throttled_with_429() {
+    let tmp = tempfile::tempdir().unwrap();
+    provision(tmp.path());
+    let srv = Server::start(tmp.path());
+    let c = client();
+    for i in 0..5 {
+        let r = post_login(&c, &srv.url, &format!("guess number {i}")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "attempt {i}");
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?error=1"),
+            "attempt {i} is a plain failure"
+        );
+    }
+    let r = post_login(&c, &srv.url, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=2).contains(&wait),
+        "the first lockout is short: {wait}"
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("inloggningar"), "Swedish by default: {text}");
+
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let r = post_login(&c, &srv.url, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/", "signed in after the lockout");
+}
+
+/// 13.3: the method of any request (and 404s) became a metric label, so a client could create
+/// series without bound. Invented methods are counted as `other`, unknown paths as
+/// `unmatched`; neither string reaches /metrics.
+#[tokio::test]
+async fn unknown_methods_and_paths_do_not_create_metric_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = provision(tmp.path());
+    let srv = Server::start(tmp.path());
+    let c = client();
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("XSERIES{i}").as_bytes()).unwrap();
+        c.request(method, format!("{}/no-such-page-{i}", srv.url))
+            .send()
+            .await
+            .unwrap();
+        let method = reqwest::Method::from_bytes(format!("YSERIES{i}").as_bytes()).unwrap();
+        c.request(method, format!("{}/system", srv.url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let m = c
+        .get(format!("{}/metrics", srv.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!m.contains("SERIES"), "no invented method as a label: {m}");
+    assert!(!m.contains("no-such-page"), "no raw path as a label: {m}");
+    let other_unmatched = m
+        .lines()
+        .find(|l| {
+            l.starts_with("kurir_http_requests_total{")
+                && l.contains("method=\"other\"")
+                && l.contains("route=\"unmatched\"")
+        })
+        .unwrap_or_else(|| panic!("the requests are counted as other/unmatched: {m}"));
+    assert!(other_unmatched.ends_with(" 20"), "{other_unmatched}");
+}
+
+/// 13.9: /healthz answers without login, so it says up or down and nothing else.
+#[tokio::test]
+async fn healthz_shows_no_account_names_without_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    provision(tmp.path());
+    common::ok(
+        tmp.path(),
+        &[
+            "accounts",
+            "add",
+            "Secret-Account-Name",
+            "--type",
+            "monitor-to-monitor",
+            "--mailbox",
+            "m2m@contoso.com",
+        ],
+    );
+    common::ok(
+        tmp.path(),
+        &["users", "add", "ZORRO", "--email", "zorro@contoso.com"],
+    );
+    let srv = Server::start(tmp.path());
+    let r = client()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+/// 13.9: /metrics carries account names, user codes and secret expiry: without an API key
+/// (or with a wrong one) it answers 401 and shows none of them.
+#[tokio::test]
+async fn metrics_require_api_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = provision(tmp.path());
+    common::ok(
+        tmp.path(),
+        &["users", "add", "ZORRO", "--email", "zorro@contoso.com"],
+    );
+    let srv = Server::start(tmp.path());
+    let c = client();
+    let url = format!("{}/metrics", srv.url);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(!r.text().await.unwrap().contains("kurir_"), "no metrics");
+    let r = c
+        .get(&url)
+        .bearer_auth("kurir_nope_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("kurir_http_requests_total")
+    );
+}
+
+/// 13.9: a DNS-rebinding page (evil.example resolving to 127.0.0.1) makes the browser send
+/// `Host: evil.example`: refused with 421. The bind address, loopback names and the names
+/// given with --allowed-host are served.
+#[tokio::test]
+async fn unexpected_host_header_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    provision(tmp.path());
+    let srv = Server::start_with(tmp.path(), &["--allowed-host", "kurir.contoso.com"]);
+    let c = client();
+    let port = srv.url.rsplit(':').next().unwrap().to_owned();
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "127.0.0.1.evil.example",
+    ] {
+        for path in ["/healthz", "/login", "/api/v1/system/settings"] {
+            let r = c
+                .get(format!("{}{path}", srv.url))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "{host} {path}");
+            assert!(r.text().await.unwrap().contains("--allowed-host"));
+        }
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "kurir.contoso.com".to_owned(),
+    ] {
+        let r = c
+            .get(format!("{}/healthz", srv.url))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{host}");
+    }
 }

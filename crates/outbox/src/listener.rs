@@ -732,11 +732,33 @@ impl Session {
             }
         };
         let login = login.trim().to_ascii_uppercase();
+        // Per address and per login, growing lockouts and a bound on argon2 checks at once,
+        // shared with the web UI's sign-in (kurir_store::throttle).
+        let throttle = kurir_store::throttle::LoginThrottle::shared();
+        let attempt = match throttle.begin("smtp", self.peer.ip(), &login).await {
+            Ok(a) => a,
+            Err(refusal) => {
+                return self
+                    .reply(
+                        io,
+                        &format!(
+                            "454 4.7.0 Too many authentication attempts, try again in {} s",
+                            refusal.retry_after_secs()
+                        ),
+                    )
+                    .await;
+            }
+        };
         let checked = self
             .outbox
             .store()
             .check_listener_user(&login, &SecretString::from(password))
             .await;
+        match &checked {
+            Ok(Some(_)) => attempt.succeeded(),
+            Ok(None) => attempt.failed(),
+            Err(_) => drop(attempt),
+        }
         match checked {
             Ok(Some(user)) => {
                 tracing::info!(peer = %self.peer, login = %for_log(&login), user = %user, "SMTP listener login");

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
+pub mod throttle;
 pub mod web;
 
 use async_trait::async_trait;

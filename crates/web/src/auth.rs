@@ -79,6 +79,35 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
     }
 }
 
+/// The client's address (the TCP peer; behind a reverse proxy that is the proxy, and the
+/// per-name limits still apply). Unspecified when the router runs without connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// 429 Too Many Requests with `Retry-After`, for a refused password check.
+pub fn throttled(refusal: kurir_store::throttle::Refusal, message: &str) -> Response {
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, message.to_owned()).into_response();
+    if let Ok(v) = refusal.retry_after_secs().to_string().parse() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// A signed-in admin. Without a live session, pages redirect to the login page.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -206,7 +235,28 @@ impl FromRequestParts<Arc<AppState>> for ApiCaller {
                 }
             }
         }
-        match state.store.verify_api_key(token).await {
+        // An unknown token costs an argon2 verification: bounded like a password.
+        let attempt = match state.throttle.begin("api-key", client_ip(parts), "").await {
+            Ok(a) => a,
+            Err(refusal) => {
+                let mut resp = api_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many attempts with wrong API keys from this address",
+                    "wait for Retry-After seconds and use a valid key",
+                );
+                if let Ok(v) = refusal.retry_after_secs().to_string().parse() {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return Err(resp);
+            }
+        };
+        let verified = state.store.verify_api_key(token).await;
+        match &verified {
+            Ok(Some(_)) => attempt.succeeded(),
+            Ok(None) => attempt.failed(),
+            Err(_) => drop(attempt),
+        }
+        match verified {
             Ok(Some(info)) => {
                 state
                     .verified_keys

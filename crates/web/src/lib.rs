@@ -49,6 +49,11 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// How long a sign-in lasts.
     pub session_ttl: time::Duration,
+    /// Host names (without port) requests may be addressed to besides IP literals and
+    /// `localhost`: the public name of a reverse proxy in front of Kurir. Any other `Host` is
+    /// refused, so a DNS-rebinding page (evil.example resolving to 127.0.0.1) cannot use a
+    /// browser to reach the UI or API.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -57,6 +62,7 @@ impl Default for WebConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             secure_cookies: false,
             session_ttl: time::Duration::hours(8),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -69,6 +75,9 @@ pub struct AppState {
     /// API keys already verified with argon2, by SHA-256 of the presented token → key id. A
     /// hit is re-checked against the database (cheap) so revocation takes effect at once.
     pub(crate) verified_keys: Mutex<HashMap<String, String>>,
+    /// Bounds password guessing on `POST /login` and API keys (shared with the SMTP listener's
+    /// AUTH when both run in one process: one budget of argon2 verifications per process).
+    pub throttle: Arc<kurir_store::throttle::LoginThrottle>,
 }
 
 impl AppState {
@@ -78,6 +87,7 @@ impl AppState {
             config,
             metrics: metrics::install(),
             verified_keys: Mutex::new(HashMap::new()),
+            throttle: kurir_store::throttle::LoginThrottle::shared(),
         })
     }
 }
@@ -92,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(mail::routes())
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(count_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
 }
 
@@ -106,9 +117,13 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the per-IP login throttle.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Today's date (UTC) for expiry checks.
@@ -116,23 +131,27 @@ pub fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
+/// Up or down, nothing else: it answers without login, so it names no account, user, secret
+/// expiry or database detail (the reason for "down" is in the log; the details are on the
+/// signed-in pages and behind an API key at `/metrics` and `/api/v1/health`).
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     // Healthy means the database answers: everything else Kurir does depends on it.
-    match state.store.snapshot().await {
-        Ok(_) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"status":"ok"}"#,
-        )
-            .into_response(),
-        Err(e) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "error", "error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    let (status, body) = match state.store.snapshot().await {
+        Ok(_) => (axum::http::StatusCode::OK, r#"{"status":"ok"}"#),
+        Err(e) => {
+            tracing::error!(error = %e, "/healthz: the database does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"status":"error"}"#,
+            )
+        }
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
+/// Prometheus metrics carry account names, user codes and secret expiry, so a scraper needs an
+/// API key (`Authorization: Bearer kurir_…`, Prometheus' `authorization` scrape setting).
+async fn metrics_page(State(state): State<Arc<AppState>>, _caller: auth::ApiCaller) -> Response {
     // Alarm gauges are computed at scrape time so they are never stale.
     let now = time::OffsetDateTime::now_utc();
     if let Ok((snap, alarms)) = alarms::current(&*state.store, now, i18n::Lang::En).await {
@@ -148,7 +167,9 @@ async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
 
 async fn count_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    // Only the methods Kurir serves become labels; anything a client invents is `other`, so
+    // requests cannot create series without bound.
+    let method = metrics::method_label(req.method());
     // The route pattern, not the path: `/users/{code}` keeps the label set small.
     let route = req
         .extensions()
@@ -157,11 +178,64 @@ async fn count_requests(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    ::metrics::counter!(metrics::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+    ::metrics::counter!(metrics::HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     ::metrics::histogram!(metrics::HTTP_DURATION, "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     resp
+}
+
+/// Refuses a request whose `Host` is not this server's: an IP literal (the bind address or any
+/// address of the machine: a DNS-rebinding page cannot make a browser send one for its own
+/// origin), `localhost`, or a name in [`WebConfig::allowed_hosts`]. 421 Misdirected Request,
+/// with the fix.
+async fn check_host(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    match host {
+        Some(h) if host_allowed(&h, &state.config.allowed_hosts) => next.run(req).await,
+        _ => (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "This Kurir does not answer to that host name. If users reach it by this name \
+             (a reverse proxy), start it with --allowed-host NAME (env KURIR_ALLOWED_HOSTS).\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Whether a `Host` header value names this server (see [`check_host`]).
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port))
+                if port.is_empty() || port.strip_prefix(':').is_some_and(valid_port) =>
+            {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((n, port)) if valid_port(port) => n,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed
+            .iter()
+            .any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(&name))
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -184,4 +258,38 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn host_names_of_this_server_are_allowed_others_not() {
+        let allowed = vec!["kurir.contoso.com".to_owned()];
+        for h in [
+            "127.0.0.1:8025",
+            "127.0.0.1",
+            "[::1]:8025",
+            "localhost:8025",
+            "LOCALHOST",
+            "10.1.2.3:80",
+            "kurir.contoso.com",
+            "Kurir.Contoso.com:443",
+        ] {
+            assert!(host_allowed(h, &allowed), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:8025",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:8025",
+            "kurir.contoso.com.evil.example",
+            "[::1",
+            "127.0.0.1:80x",
+            "",
+        ] {
+            assert!(!host_allowed(h, &allowed), "{h}");
+        }
+    }
 }

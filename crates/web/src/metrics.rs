@@ -83,6 +83,22 @@ fn describe() {
     metrics::describe_counter!(CHECKS, "Test connection runs, by subject kind and outcome");
 }
 
+/// The `method` label of an HTTP request: one of the methods Kurir's routes use (and HEAD and
+/// OPTIONS, which axum answers for them), else `other` — never the client's own string.
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// How many messages wait in `queue` (e.g. `outbox`, `import`).
 pub fn queue_depth(queue: &str, depth: u64) {
     metrics::gauge!(QUEUE_DEPTH, "queue" => queue.to_owned()).set(depth as f64);

@@ -167,6 +167,7 @@ impl Demo {
             listen,
             secure_cookies: false,
             session_hours: 8,
+            allowed_hosts: Vec::new(),
             log_json: false,
             smtp_listen: "off".into(),
             no_intake: false,
@@ -712,9 +713,17 @@ async fn round_trip(demo: &Demo, dir: &Path, timeout: Duration) -> anyhow::Resul
         },
     )
     .await?;
+    // /metrics needs an API key (it names accounts and users): the check makes one, as a
+    // Prometheus scraper's operator would with `kurir admin api-key create`.
+    let key = store
+        .create_api_key("demo-check")
+        .await?
+        .context("the demo check's API key exists already")?;
     step("/metrics counts the messages", deadline, async || {
+        use secrecy::ExposeSecret;
         let text = http
             .get(format!("{web}/metrics"))
+            .bearer_auth(key.token.expose_secret())
             .send()
             .await?
             .text()

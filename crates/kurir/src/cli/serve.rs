@@ -55,6 +55,17 @@ pub struct ServeArgs {
     /// How long a web sign-in lasts, in hours.
     #[arg(long, default_value_t = 8, value_name = "HOURS")]
     pub session_hours: u16,
+    /// A host name users reach the web UI by (a reverse proxy's public name), besides IP
+    /// addresses and `localhost`. Requests with any other `Host` header get 421: a
+    /// DNS-rebinding web page cannot reach the UI or API through a browser. Repeatable; env
+    /// KURIR_ALLOWED_HOSTS takes a comma-separated list.
+    #[arg(
+        long = "allowed-host",
+        env = "KURIR_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allowed_hosts: Vec<String>,
     /// Log as JSON lines (for a log collector) instead of text.
     #[arg(long, env = "KURIR_LOG_JSON")]
     pub log_json: bool,
@@ -141,6 +152,7 @@ impl Service {
             listen: args.listen,
             secure_cookies: args.secure_cookies,
             session_ttl: time::Duration::hours(i64::from(args.session_hours.max(1))),
+            allowed_hosts: args.allowed_hosts.clone(),
         };
         let web_listener = kurir_web::bind(config.listen).await.with_context(|| {
             format!(
