@@ -512,3 +512,60 @@ password = "{PASSWORD}"
     assert_eq!(t.grant, Grant::Password);
     assert_eq!(t.claims.user_name(), Some(USER));
 }
+
+/// A Retry-After beyond 64 bits of seconds (a hostile or broken server or proxy) used to
+/// overflow the retry budget's arithmetic and panic the token request.
+#[tokio::test]
+async fn huge_retry_after_is_clamped() {
+    for value in ["18446744073709551615", "99999999999999999999999999"] {
+        let mut throttled = json(503, entra_error("temporarily_unavailable", 90033));
+        throttled.headers.push(("Retry-After", value.into()));
+        let s = script(vec![throttled, json(200, token_body())]).await;
+        let started = Instant::now();
+        let err = client(fast_retry())
+            .token(&s.request(
+                Credential::ClientSecret {
+                    secret: SecretString::from("x"),
+                    basic_auth: false,
+                },
+                Scope::graph_app(Cloud::Global),
+            ))
+            .await
+            .unwrap_err();
+        // Beyond the retry budget: given up at once, still transient (try again later).
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(s.received().len(), 1);
+    }
+}
+
+/// An `expires_in` of u64::MAX used to overflow the expiry time and panic.
+#[tokio::test]
+async fn huge_expires_in_is_clamped() {
+    for value in [
+        serde_json::json!(18446744073709551615u64),
+        serde_json::json!(9223372036854775807u64),
+        serde_json::json!("18446744073709551615"),
+    ] {
+        let mut body = token_body();
+        body["expires_in"] = value.clone();
+        let s = script(vec![json(200, body)]).await;
+        let before = time::OffsetDateTime::now_utc();
+        let t = client(fast_retry())
+            .token(&s.request(
+                Credential::ClientSecret {
+                    secret: SecretString::from("x"),
+                    basic_auth: false,
+                },
+                Scope::graph_app(Cloud::Global),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("expires_in {value}: {e}"));
+        assert!(
+            t.expires_at <= before + time::Duration::days(1) + time::Duration::minutes(1),
+            "believed for at most a day: {}",
+            t.expires_at
+        );
+        assert!(t.expires_at > before + time::Duration::hours(23));
+    }
+}

@@ -19,6 +19,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     tune_allocator();
+    private_files();
     let matches = cli::Cli::command().get_matches();
     let mut args = match cli::Cli::from_arg_matches(&matches) {
         Ok(a) => a,
@@ -68,6 +69,17 @@ fn main() -> ExitCode {
 /// page fault when it is used again: 8,800 `mprotect` calls for a pass of 5,000 messages. Keeping
 /// up to 256 MiB of freed memory per heap, and serving messages up to 4 MiB from the heaps instead
 /// of separate mappings, lets the next batch reuse the last one's pages.
+/// Everything Kurir creates is private to its user: files 0600, directories 0700, whichever
+/// code creates them (SQLite's WAL/SHM, raw mail, spool and import files, TLS keys). See
+/// `kurir_store::files`.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's tunables; called before any other thread exists.

@@ -52,10 +52,8 @@ pub async fn open_store(
     match database_url {
         None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
         Some(url) => {
-            std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io {
-                what: format!("create the data directory {}", data_dir.display()),
-                source: e,
-            })?;
+            // The key file, the import queue and the listener's TLS key live here too.
+            crate::files::private_data_dir(data_dir)?;
             let key = MasterKey::load_or_create(data_dir)?;
             Ok(Arc::new(
                 PgStore::connect(url, key).await?.with_local_dir(data_dir),

@@ -9,6 +9,7 @@
 pub mod any;
 pub mod crypto;
 pub mod error;
+pub mod files;
 pub mod messages;
 pub mod outbox;
 pub mod postgres;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use any::{KurirStore, open_store};
 pub use crypto::MasterKey;
 pub use error::StoreError;
+pub use files::private_data_dir;
 pub use messages::MessageStore;
 pub use outbox::OutboxStore;
 pub use postgres::PgStore;

@@ -903,6 +903,28 @@ async fn smtp_step(
         .and_then(|p| p.parse().ok())
         .unwrap_or(587);
     let mode = eff.get("smtp_tls").unwrap_or("starttls").to_owned();
+    if mode != "starttls" && mode != "tls" {
+        // No token is fetched, let alone sent: XOAUTH2 without TLS would hand the bearer token
+        // to anyone on the path (settings validation refuses this too).
+        run.step(
+            "smtp",
+            t,
+            StepStatus::Warning,
+            lang.pick(
+                "SMTP-kryptering (smtp_tls) är none: Kurir skickar aldrig en åtkomsttoken (XOAUTH2) utan TLS, så SMTP provades inte.",
+                "SMTP encryption (smtp_tls) is none: Kurir never sends an access token (XOAUTH2) without TLS, so SMTP was not tried.",
+            )
+            .to_owned(),
+        );
+        run.last().fix = Some(
+            lang.pick(
+                "Sätt SMTP-kryptering till starttls (port 587) eller tls (port 465): kurir settings set smtp_tls=starttls",
+                "Set SMTP encryption to starttls (port 587) or tls (port 465): kurir settings set smtp_tls=starttls",
+            )
+            .to_owned(),
+        );
+        return;
+    }
     let outcome = match get_token(store, snap, scope, Resource::Exchange).await {
         Ok(tok) => {
             probe::smtp(

@@ -276,6 +276,13 @@ pub async fn smtp(
     user: &str,
     token: &str,
 ) -> Result<(), ProbeError> {
+    // The token is a bearer token: without TLS anyone on the path could send as the mailbox
+    // with it. Refused before connecting (settings validation refuses smtp_tls=none too).
+    if tls_mode != "tls" && tls_mode != "starttls" {
+        return Err(ProbeError::Connect(format!(
+            "SMTP encryption (smtp_tls) is {tls_mode}: Kurir never sends an access token (XOAUTH2) without TLS; set smtp_tls to starttls (port 587) or tls (port 465)"
+        )));
+    }
     let raw = tcp(host, port).await?;
     let mut c = if tls_mode == "tls" {
         Conn::new(tls(raw, host, port, extra_ca_pem).await?)
@@ -329,6 +336,57 @@ pub async fn smtp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test connection with smtp_tls=none: a plain SMTP server offering XOAUTH2 records what
+    /// it receives, and must never see AUTH (the token) nor even a connection.
+    #[tokio::test]
+    async fn probe_never_sends_xoauth2_without_tls() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let rec = seen.clone();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 plain.example ESMTP\r\n").await.unwrap();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                rec.lock().unwrap().push(line.clone());
+                let reply: &[u8] = if line.to_ascii_uppercase().starts_with("EHLO") {
+                    b"250-plain.example\r\n250 AUTH XOAUTH2\r\n"
+                } else if line.to_ascii_uppercase().starts_with("AUTH") {
+                    b"235 2.7.0 ok\r\n"
+                } else {
+                    b"250 ok\r\n"
+                };
+                let _ = w.write_all(reply).await;
+            }
+        });
+        let r = smtp(
+            "127.0.0.1",
+            port,
+            "none",
+            None,
+            "webshop@contoso.com",
+            "bearer-token-that-must-stay-secret",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            !seen
+                .iter()
+                .any(|l| l.to_ascii_uppercase().starts_with("AUTH")),
+            "the token went out in clear text: {seen:?}"
+        );
+        let e = r.expect_err("refused").to_string();
+        assert!(e.contains("smtp_tls") && e.contains("starttls"), "{e}");
+        assert!(!e.contains("bearer-token"), "{e}");
+    }
 
     #[test]
     fn xoauth2_matches_microsofts_example_shape() {

@@ -464,7 +464,11 @@ impl Transport for ImapTransport {
         let sets = uid_sets(&uids);
         // The listed sizes tell how much a one-command batch brings (see imap_fetch::WakeAt).
         let expected = match sets.len() {
-            1 => ids.iter().filter_map(|l| l.size).sum(),
+            // Sizes are the server's word: a sum that overflows is "a lot", not a panic.
+            1 => ids
+                .iter()
+                .filter_map(|l| l.size)
+                .fold(0u64, u64::saturating_add),
             _ => 0,
         };
         for set in sets {

@@ -24,6 +24,26 @@ use super::{SpoolDir, Spooled};
 const BUF: usize = 256 * 1024;
 /// Longest response line (outside literals) we accept.
 const MAX_LINE: usize = 1024 * 1024;
+/// Largest literal we accept. The size is the server's word, so it is checked before anything
+/// is allocated or read: Exchange Online takes messages up to 150 MB, so a literal beyond this
+/// comes from a broken or hostile server (or a tampered connection), never from real mail.
+pub(crate) const MAX_LITERAL: u64 = 512 * 1024 * 1024;
+/// Memory reserved up front for a literal in memory; more grows as the data arrives, so an
+/// announced size costs nothing until the bytes are really there.
+const RESERVE_AHEAD: usize = 16 * 1024 * 1024;
+
+/// Refuses a literal larger than [`MAX_LITERAL`] before a byte of it is read.
+fn check_literal(n: u64) -> io::Result<()> {
+    if n > MAX_LITERAL {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the server announced a literal of {n} bytes, more than the {MAX_LITERAL} bytes Kurir accepts for one message (Exchange Online's limit is 150 MB): the server is broken or the connection was tampered with"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Why a raw fetch failed; the connection is unusable afterwards either way.
 #[derive(Debug)]
@@ -258,9 +278,13 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
         }
     }
 
-    /// A literal of `n` bytes into memory, copied once.
-    async fn literal_vec(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        let mut v = Vec::with_capacity(n);
+    /// A literal of `n` bytes into memory, copied once. The buffer grows as the data arrives
+    /// (the size is the server's claim).
+    async fn literal_vec(&mut self, n: u64) -> io::Result<Vec<u8>> {
+        check_literal(n)?;
+        let n = usize::try_from(n)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a literal too large"))?;
+        let mut v = Vec::with_capacity(n.min(RESERVE_AHEAD));
         loop {
             let take = (n - v.len()).min(self.end - self.pos);
             v.extend_from_slice(&self.buf[self.pos..self.pos + take]);
@@ -272,8 +296,12 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
             if need >= BUF / 2 {
                 // Big: straight into its own buffer, no detour through ours.
                 let mut filled = v.len();
-                v.resize(n, 0);
                 while filled < n {
+                    if filled == v.len() {
+                        // Double (at least 16 MiB at a time), never past the announced size.
+                        let grow = (n - filled).min(v.len().max(RESERVE_AHEAD));
+                        v.resize(filled + grow, 0);
+                    }
                     let got = read_some(self.s, &mut self.wake, &mut v[filled..]).await?;
                     if got == 0 {
                         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -289,6 +317,7 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
 
     /// A literal of `n` bytes into a new spool file.
     async fn literal_file(&mut self, n: u64, spool: &SpoolDir) -> Result<Spooled, FetchError> {
+        check_literal(n)?;
         let (path, mut file) = spool.new_file().map_err(FetchError::Spool)?;
         let disk = |e: io::Error, path: &PathBuf| {
             FetchError::Spool(crate::IntakeError::disk("write a spool file", path, e))
@@ -310,6 +339,7 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
     }
 
     async fn discard(&mut self, mut n: u64) -> io::Result<()> {
+        check_literal(n)?;
         while n > 0 {
             if self.pos == self.end {
                 self.fill().await?;
@@ -588,7 +618,7 @@ async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
                     if is_body {
                         body = Some(match spool_above {
                             Some((large, spool)) if n > large => r.literal_file(n, spool).await?,
-                            _ => Spooled::Memory(r.literal_vec(n as usize).await?),
+                            _ => Spooled::Memory(r.literal_vec(n).await?),
                         });
                     } else {
                         r.discard(n).await?;
@@ -736,6 +766,63 @@ mod tests {
         assert_eq!((rc, v), (0, 1));
         drop(client);
         server.await.unwrap();
+    }
+
+    /// A hostile (or intercepted) server over real TCP: it answers the FETCH with one line and
+    /// `{n}` announcing a literal of `n` bytes, sends a few bytes and keeps the connection open.
+    async fn hostile_server(n: u64) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut cmd = [0u8; 256];
+            let _ = s.read(&mut cmd).await.unwrap();
+            let line = format!("* 1 FETCH (UID 1 RFC822.SIZE 5 BODY[] {{{n}}}\r\nhello");
+            let _ = s.write_all(line.as_bytes()).await;
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn imap_literal_of_u64_max_does_not_abort() {
+        for n in [u64::MAX, 1 << 62, MAX_LITERAL + 1] {
+            // Into memory (the sizes listing has no spool directory)...
+            let addr = hostile_server(n).await;
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let got = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                uid_fetch_sizes(&mut c, "KF1"),
+            )
+            .await
+            .expect("refused at once, not read on");
+            let e = got.err().expect("an error, not a message").to_string();
+            assert!(e.contains(&format!("literal of {n} bytes")), "{e}");
+            // ...and into a spool file: nothing is written for it either.
+            let addr = hostile_server(n).await;
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let dir =
+                std::env::temp_dir().join(format!("kurir-rawfetch-{}", rand::random::<u32>()));
+            let got = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                uid_fetch_bodies(
+                    &mut c,
+                    "KF1",
+                    "1",
+                    1 << 20,
+                    &SpoolDir(dir.clone()),
+                    WakeHint::default(),
+                ),
+            )
+            .await
+            .expect("refused at once, not streamed to disk");
+            let e = got.err().expect("an error, not a message").to_string();
+            assert!(e.contains("more than the"), "{e}");
+            assert!(
+                std::fs::read_dir(&dir).map_or(true, |d| d.count() == 0),
+                "no spool file for a refused literal"
+            );
+        }
     }
 
     fn mem(s: &Spooled) -> &[u8] {

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod daemon;
+pub mod pg;
 
 use std::path::Path;
 

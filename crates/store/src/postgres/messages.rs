@@ -25,8 +25,8 @@ use crate::messages::{
 const MESSAGE_COLUMNS: &str = "id, account, message_id, content_hash, status, reason, handler, \
     from_addr, to_addrs, subject, date, size, attachments, received_at, same_message_id_as";
 
-/// The database's clock in Unix milliseconds (account leases compare against it).
-const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+/// The database's clock in Unix milliseconds (account and outbox leases compare against it).
+pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 fn message_from_row(row: &PgRow) -> StoredMessage {
     let attachments: String = row.get("attachments");

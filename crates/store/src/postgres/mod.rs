@@ -50,6 +50,9 @@ pub struct PgStore {
     local_dir: Option<PathBuf>,
     url: String,
     schema: Option<String>,
+    /// This machine's clock (Unix ms), in which callers give the outbox's times; see
+    /// [`PgStore::with_local_clock`].
+    clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -158,6 +161,7 @@ impl PgStore {
             local_dir: None,
             url: redacted,
             schema: schema.map(str::to_owned),
+            clock: crate::outbox::now_ms,
         };
         store.check_key().await?;
         Ok(store)
@@ -168,6 +172,16 @@ impl PgStore {
     /// into the database; without this, such a message is refused.
     pub fn with_local_dir(mut self, dir: impl Into<PathBuf>) -> PgStore {
         self.local_dir = Some(dir.into());
+        self
+    }
+
+    /// The clock this machine reads (default: the system clock). Callers give the outbox's
+    /// times (now, lease ends, next attempts) in it; the store keeps and compares them in the
+    /// *database's* clock, as the same distance from the database's now, because several
+    /// instances share the outbox and their clocks differ. Tests give a skewed clock here to
+    /// play an instance on a machine whose clock is off.
+    pub fn with_local_clock(mut self, clock: fn() -> i64) -> PgStore {
+        self.clock = clock;
         self
     }
 

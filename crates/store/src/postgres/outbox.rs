@@ -10,6 +10,12 @@
 //! and skipped; rows it has just leased no longer match (PostgreSQL re-checks the WHERE clause
 //! on the newest row version before locking it). So concurrent instances get disjoint sets, and
 //! a lease that expired is handed out again exactly once.
+//!
+//! Every time is kept in the DATABASE's clock. Instances on different machines have different
+//! clocks; were each to compare leases by its own, one whose clock runs ahead by more than the
+//! lease would take a message another instance is sending, and the message would go out
+//! twice. Callers give times in their own clock (the worker: its now, now + lease, now + wait);
+//! [`db_time`] turns each into the same distance from the database's now.
 
 use std::collections::BTreeMap;
 
@@ -19,11 +25,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use super::messages::DB_NOW_MS;
 use super::{PgStore, no_nul, now};
 use crate::StoreError;
 use crate::outbox::{
     Leased, ListenerUser, NewOutgoing, OutboxFilter, OutboxStore, Outcome, OutgoingMessage,
-    OutgoingState, now_ms,
+    OutgoingState,
 };
 use crate::web::{hash_secret, verify_secret};
 
@@ -55,6 +62,12 @@ fn message_from_row(row: &PgRow) -> OutgoingMessage {
     }
 }
 
+/// SQL for the time in parameter `$at` (the caller's clock) in the database's clock, given
+/// the caller's now in parameter `$local`: the database's now plus the same distance.
+fn db_time(at: usize, local: usize) -> String {
+    format!("({DB_NOW_MS} + (${at}::BIGINT - ${local}::BIGINT))")
+}
+
 fn lease_token() -> String {
     let mut b = [0u8; 12];
     rand::rng().fill_bytes(&mut b);
@@ -75,7 +88,12 @@ impl OutboxStore for PgStore {
 
     async fn enqueue_many(&self, msgs: Vec<NewOutgoing>) -> Result<Vec<i64>, StoreError> {
         let created = now();
-        let due = now_ms();
+        // Due now by the database's clock.
+        let insert = format!(
+            "INSERT INTO outbox (sender_user, origin, from_addr, recipients, subject, message_id, size, \
+             raw, state, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, {DB_NOW_MS}, $9) RETURNING id"
+        );
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(msgs.len());
         for mut m in msgs {
@@ -84,24 +102,19 @@ impl OutboxStore for PgStore {
             m.message_id = m.message_id.map(no_nul);
             let recipients =
                 serde_json::to_string(&m.recipients).expect("a list of strings serialises");
-            let id: i64 = sqlx::query(
-                "INSERT INTO outbox (sender_user, origin, from_addr, recipients, subject, message_id, size, \
-                 raw, state, attempts, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10) RETURNING id",
-            )
-            .bind(&m.sender_user)
-            .bind(&m.origin)
-            .bind(&m.from)
-            .bind(recipients)
-            .bind(&m.subject)
-            .bind(&m.message_id)
-            .bind(m.raw.len() as i64)
-            .bind(&m.raw)
-            .bind(due)
-            .bind(&created)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+            let id: i64 = sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                .bind(&m.sender_user)
+                .bind(&m.origin)
+                .bind(&m.from)
+                .bind(recipients)
+                .bind(&m.subject)
+                .bind(&m.message_id)
+                .bind(m.raw.len() as i64)
+                .bind(&m.raw)
+                .bind(&created)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
             ids.push(id);
         }
         tx.commit().await?;
@@ -120,22 +133,25 @@ impl OutboxStore for PgStore {
             .map(|c| format!("o.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let now_db = db_time(3, 5);
         let sql = format!(
             "WITH due AS ( \
                SELECT id FROM outbox WHERE \
-                 (state = 'queued' AND next_attempt_at <= $3) OR (state = 'sending' AND leased_until <= $3) \
+                 (state = 'queued' AND next_attempt_at <= {now_db}) OR (state = 'sending' AND leased_until <= {now_db}) \
                ORDER BY next_attempt_at, id LIMIT $4 \
                FOR UPDATE SKIP LOCKED) \
-             UPDATE outbox o SET state = 'sending', leased_until = $1, lease_token = $2, \
+             UPDATE outbox o SET state = 'sending', leased_until = {until}, lease_token = $2, \
                attempts = o.attempts + 1 \
              FROM due WHERE o.id = due.id \
-             RETURNING {returning}, o.raw"
+             RETURNING {returning}, o.raw",
+            until = db_time(1, 5),
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now_ms + lease_ms)
+            .bind(now_ms.saturating_add(lease_ms))
             .bind(&token)
             .bind(now_ms)
             .bind(limit as i64)
+            .bind((self.clock)())
             .fetch_all(&self.marks)
             .await?;
         let mut out: Vec<Leased> = rows
@@ -152,12 +168,14 @@ impl OutboxStore for PgStore {
     }
 
     async fn renew_lease(&self, id: i64, token: &str, until_ms: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET leased_until = $1 WHERE id = $2 AND state = 'sending' AND lease_token = $3",
-        )
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET leased_until = {} WHERE id = $2 AND state = 'sending' AND lease_token = $3",
+            db_time(1, 4)
+        )))
         .bind(until_ms)
         .bind(id)
         .bind(token)
+        .bind((self.clock)())
         .execute(&self.marks)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -179,43 +197,57 @@ impl OutboxStore for PgStore {
             },
             other => other,
         };
+        let local = (self.clock)();
         let q = match &outcome {
-            Outcome::Sent { via, reply } => sqlx::query(
+            Outcome::Sent { via, reply } => sqlx::query(sqlx::AssertSqlSafe(
                 "UPDATE outbox SET state = 'sent', leased_until = NULL, lease_token = NULL, \
                  via = $1, server_reply = $2, sent_at = $3, last_error = NULL \
-                 WHERE id = $4 AND state = 'sending' AND lease_token = $5",
-            )
+                 WHERE id = $4 AND state = 'sending' AND lease_token = $5"
+                    .to_owned(),
+            ))
             .bind(via)
             .bind(reply)
             .bind(now()),
-            Outcome::Retry { at, error } => sqlx::query(
+            // The next attempt in the database's clock (see the module docs); the caller's
+            // now is the last parameter.
+            Outcome::Retry { at, error } => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE outbox SET state = 'queued', leased_until = NULL, lease_token = NULL, \
-                 next_attempt_at = $1, last_error = $2 \
+                 next_attempt_at = {}, last_error = $2 \
                  WHERE id = $3 AND state = 'sending' AND lease_token = $4",
-            )
+                db_time(1, 5)
+            )))
             .bind(*at)
             .bind(error),
-            Outcome::Defer { at } => sqlx::query(
+            Outcome::Defer { at } => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE outbox SET state = 'queued', leased_until = NULL, lease_token = NULL, \
-                 next_attempt_at = $1, attempts = GREATEST(attempts - 1, 0) \
+                 next_attempt_at = {}, attempts = GREATEST(attempts - 1, 0) \
                  WHERE id = $2 AND state = 'sending' AND lease_token = $3",
-            )
+                db_time(1, 4)
+            )))
             .bind(*at),
-            Outcome::Failed { error } => sqlx::query(
+            Outcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(
                 "UPDATE outbox SET state = 'failed', leased_until = NULL, lease_token = NULL, \
-                 last_error = $1 WHERE id = $2 AND state = 'sending' AND lease_token = $3",
-            )
+                 last_error = $1 WHERE id = $2 AND state = 'sending' AND lease_token = $3"
+                    .to_owned(),
+            ))
             .bind(error),
         };
-        let r = q.bind(id).bind(token).execute(&self.marks).await?;
+        let mut q = q.bind(id).bind(token);
+        if matches!(outcome, Outcome::Retry { .. } | Outcome::Defer { .. }) {
+            q = q.bind(local);
+        }
+        let r = q.execute(&self.marks).await?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
+        // Kept in the database's clock; answered in the caller's (the worker sleeps until it).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT MIN(CASE WHEN state = 'queued' THEN next_attempt_at ELSE leased_until END) \
-             FROM outbox WHERE state IN ('queued', 'sending')",
-        )
+               - {DB_NOW_MS} + $1::BIGINT \
+             FROM outbox WHERE state IN ('queued', 'sending')"
+        )))
+        .bind((self.clock)())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.get::<Option<i64>, _>(0))
@@ -280,11 +312,10 @@ impl OutboxStore for PgStore {
     }
 
     async fn outbox_retry(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = $1, attempts = 0 \
-             WHERE id = $2 AND state IN ('failed', 'queued')",
-        )
-        .bind(now_ms())
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = {DB_NOW_MS}, attempts = 0 \
+             WHERE id = $1 AND state IN ('failed', 'queued')"
+        )))
         .bind(id)
         .execute(&self.pool)
         .await?;

@@ -66,7 +66,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir` with the master key from the
     /// environment or the key file.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        create_private_dir(data_dir)?;
+        crate::files::private_data_dir(data_dir)?;
         let key = MasterKey::load_or_create(data_dir)?;
         SqliteStore::open_with_key(&data_dir.join(DB_FILE), key).await
     }
@@ -517,22 +517,6 @@ impl Store for SqliteStore {
     fn key_fingerprint(&self) -> String {
         self.key.fingerprint().to_owned()
     }
-}
-
-/// The data directory holds the key file and the database: only its owner should enter it.
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    let existed = dir.is_dir();
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
-        what: format!("create the data directory {}", dir.display()),
-        source: e,
-    })?;
-    #[cfg(unix)]
-    if !existed {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    let _ = existed;
-    Ok(())
 }
 
 fn restrict_file(path: &Path) {
