@@ -245,3 +245,86 @@ async fn a_failed_send_is_explained_and_counted_by_reason() {
     assert!(serve.sigterm().success());
     emu.shutdown().await;
 }
+
+/// Issue 12.4: a ready MIME message posted with envelope recipients beside it is delivered to
+/// the envelope, not to the addresses in its header. The header names the M2M mailbox (To),
+/// the envelope Megan (`to`) and Adele (`bcc`): Megan and Adele receive it, M2M nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_mime_send_delivers_to_envelope_not_headers() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emulator_system_settings(dir, None, &emu);
+    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    let key = ok(dir, &["admin", "api-key", "create", "erp"])
+        .trim()
+        .to_owned();
+    let mut serve = Daemon::serve("serve", dir, None, &[]);
+    let url = serve.url().to_owned();
+    let http = reqwest::Client::new();
+
+    let mime = format!(
+        "From: {}\r\nTo: {}\r\nSubject: API envelope\r\n\r\nonly the envelope counts\r\n",
+        demo::USER,
+        demo::M2M_MAILBOX
+    );
+    let r = http
+        .post(format!("{url}/api/v1/outbox"))
+        .bearer_auth(&key)
+        .json(&json!({
+            "as": "ANNA",
+            "to": [demo::USER2],
+            "bcc": [demo::USER],
+            "mime_base64": STANDARD.encode(mime),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let queued: Value = r.json().await.unwrap();
+    let id = queued["id"].as_i64().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let v: Value = http
+            .get(format!("{url}/api/v1/outbox/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["state"] == "sent" {
+            assert_eq!(v["via"], "graph");
+            break;
+        }
+        assert!(v["state"] != "failed", "{v}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "not sent: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count = |msgs: &[Value]| {
+        msgs.iter()
+            .filter(|m| m["subject"] == "API envelope")
+            .count()
+    };
+    let megan = emulator_folder(&emu, demo::USER2, "inbox").await;
+    assert_eq!(
+        count(&megan),
+        1,
+        "the envelope's \"to\" received it: {megan:?}"
+    );
+    let adele = emulator_folder(&emu, demo::USER, "inbox").await;
+    assert_eq!(
+        count(&adele),
+        1,
+        "the envelope's \"bcc\" received it: {adele:?}"
+    );
+    let m2m = emulator_folder(&emu, demo::M2M_MAILBOX, "inbox").await;
+    assert_eq!(
+        count(&m2m),
+        0,
+        "the address only in the header received nothing: {m2m:?}"
+    );
+    assert!(serve.sigterm().success());
+    emu.shutdown().await;
+}

@@ -205,12 +205,22 @@ fn header_end(raw: &[u8]) -> usize {
 /// The message without its Bcc header (and its folded continuation lines), for SMTP `DATA`:
 /// Bcc recipients are in the envelope and must not see each other.
 pub fn strip_bcc(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    strip_fields(raw, &["bcc"])
+}
+
+/// The message without the top-level header fields named in `names` (lower case), folded
+/// continuation lines included; borrowed when there is none.
+fn strip_fields<'a>(raw: &'a [u8], names: &[&str]) -> std::borrow::Cow<'a, [u8]> {
     let end = header_end(raw);
     let head = &raw[..end];
-    let has_bcc = head
-        .split(|&c| c == b'\n')
-        .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case(b"bcc:"));
-    if !has_bcc {
+    let named = |l: &[u8]| {
+        names.iter().any(|n| {
+            l.len() > n.len()
+                && l[n.len()] == b':'
+                && l[..n.len()].eq_ignore_ascii_case(n.as_bytes())
+        })
+    };
+    if !head.split(|&c| c == b'\n').any(named) {
         return std::borrow::Cow::Borrowed(raw);
     }
     let mut out = Vec::with_capacity(raw.len());
@@ -220,12 +230,130 @@ pub fn strip_bcc(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         if continuation && skipping {
             continue;
         }
-        skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        skipping = named(line);
         if !skipping {
             out.extend_from_slice(line);
         }
     }
     out.extend_from_slice(&raw[end..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The bare address of an envelope entry (`a@b`, `<a@b>` or `Name <a@b>`), lower-cased for
+/// comparison.
+fn envelope_key(entry: &str) -> String {
+    let e = entry.trim();
+    let inner = match (e.rfind('<'), e.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &e[a + 1..b],
+        _ => e,
+    };
+    inner.trim().to_ascii_lowercase()
+}
+
+/// `Name <addr>` for a header, the name quoted or RFC 2047-encoded as needed.
+fn format_mailbox(name: Option<&str>, addr: &str) -> String {
+    use base64::Engine;
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        None => addr.to_owned(),
+        Some(n) if !n.is_ascii() => format!(
+            "=?utf-8?B?{}?= <{addr}>",
+            base64::engine::general_purpose::STANDARD.encode(n)
+        ),
+        Some(n)
+            if n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c)) =>
+        {
+            format!("{n} <{addr}>")
+        }
+        Some(n) => format!(
+            "\"{}\" <{addr}>",
+            n.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+    }
+}
+
+/// The message as Microsoft Graph must get it so that exactly the envelope recipients receive
+/// it.
+///
+/// Graph has no envelope of its own: sendMail and a sent draft deliver to the To, Cc and Bcc
+/// of the message. The envelope (the listener's `RCPT TO`, the API's `to/cc/bcc`, what
+/// `kurir send` composed) is what decides who receives, on every route, so the header is
+/// made to say the same: To and Cc keep those of their addresses that are in the envelope
+/// (with their display names, so recipients see the header as the sender wrote it), header
+/// addresses that are not in the envelope are dropped, and envelope recipients that are in
+/// neither To nor Cc go into Bcc, which Graph does not show to the other recipients (exactly
+/// like SMTP, where an envelope-only recipient is not visible in the header either). A message
+/// whose To/Cc/Bcc already name exactly the envelope is passed on byte for byte.
+pub fn envelope_view<'a>(raw: &'a [u8], envelope: &[String]) -> std::borrow::Cow<'a, [u8]> {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(raw) else {
+        return std::borrow::Cow::Borrowed(raw);
+    };
+    let wanted: Vec<(String, &str)> = {
+        let mut v: Vec<(String, &str)> = Vec::new();
+        for e in envelope {
+            let k = envelope_key(e);
+            if !k.is_empty() && !v.iter().any(|(o, _)| *o == k) {
+                v.push((k, e.trim()));
+            }
+        }
+        v
+    };
+    let list = |a: Option<&mail_parser::Address<'_>>| -> Vec<(Option<String>, String)> {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|x| {
+                    x.address()
+                        .map(|ad| (x.name().map(str::to_owned), ad.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (to, cc, bcc) = (list(m.to()), list(m.cc()), list(m.bcc()));
+    let mut in_header: Vec<String> = to
+        .iter()
+        .chain(&cc)
+        .chain(&bcc)
+        .map(|(_, a)| a.to_ascii_lowercase())
+        .collect();
+    in_header.sort();
+    in_header.dedup();
+    let mut in_envelope: Vec<String> = wanted.iter().map(|(k, _)| k.clone()).collect();
+    in_envelope.sort();
+    if in_header == in_envelope {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let is_wanted = |a: &str| wanted.iter().any(|(k, _)| k.eq_ignore_ascii_case(a));
+    let mut shown: Vec<String> = Vec::new();
+    let mut keep = |l: &[(Option<String>, String)]| -> Vec<String> {
+        let mut out = Vec::new();
+        for (n, a) in l {
+            let k = a.to_ascii_lowercase();
+            if is_wanted(a) && !shown.contains(&k) {
+                shown.push(k);
+                out.push(format_mailbox(n.as_deref(), a));
+            }
+        }
+        out
+    };
+    let new_to = keep(&to);
+    let new_cc = keep(&cc);
+    let new_bcc: Vec<String> = wanted
+        .iter()
+        .filter(|(k, _)| !shown.contains(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let stripped = strip_fields(raw, &["to", "cc", "bcc"]);
+    let end = header_end(&stripped);
+    let mut out = Vec::with_capacity(stripped.len() + 256);
+    out.extend_from_slice(&stripped[..end]);
+    for (name, l) in [("To", new_to), ("Cc", new_cc), ("Bcc", new_bcc)] {
+        if !l.is_empty() {
+            // One address per folded line keeps every line far below 998 octets.
+            out.extend_from_slice(format!("{name}: {}\r\n", l.join(",\r\n ")).as_bytes());
+        }
+    }
+    out.extend_from_slice(&stripped[end..]);
     std::borrow::Cow::Owned(out)
 }
 
@@ -283,6 +411,43 @@ mod tests {
             read_headers(&c.raw).message_id.as_deref(),
             Some(&*c.message_id)
         );
+    }
+
+    #[test]
+    fn envelope_view_names_exactly_the_envelope_recipients() {
+        let raw: &[u8] = b"From: a@x.example\r\nTo: Bob <bob@x.example>, carol@x.example\r\nCc: dave@x.example\r\nBcc: eve@x.example\r\nSubject: s\r\n\r\nbody\r\n";
+        let env = [
+            "BOB@x.example".to_owned(),
+            "Erin <erin@x.example>".to_owned(),
+        ];
+        let v = envelope_view(raw, &env);
+        let m = mail_parser::MessageParser::default().parse(&v).unwrap();
+        let addrs = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            a.map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        assert_eq!(addrs(m.to()), ["bob@x.example"]);
+        assert_eq!(m.to().unwrap().first().unwrap().name(), Some("Bob"));
+        assert!(addrs(m.cc()).is_empty());
+        assert_eq!(addrs(m.bcc()), ["erin@x.example"]);
+        assert_eq!(m.subject(), Some("s"));
+        assert!(v.ends_with(b"\r\n\r\nbody\r\n"));
+        // Headers that already say exactly the envelope stay byte for byte.
+        let same = [
+            "bob@x.example",
+            "carol@x.example",
+            "DAVE@x.example",
+            "eve@x.example",
+        ]
+        .map(str::to_owned);
+        assert!(matches!(
+            envelope_view(raw, &same),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

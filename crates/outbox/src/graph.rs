@@ -1,28 +1,46 @@
 //! Sending through Microsoft Graph with kurir-graph's `GraphClient`.
 //!
-//! The queued MIME is sent as it is (sendMail MIME form: the base64 of the message) when it fits
-//! in Graph's 4 MB request limit and no attachment is over 3 MB. Larger messages are taken apart
-//! (mail-parser): a draft is created with the text, the recipients and the small attachments;
-//! each big attachment (3–150 MB) goes through its own upload session in chunks; then the draft
-//! is sent. `saveToSentItems = false` needs sendMail's JSON form, so a small message is converted
-//! to it in that case. (A draft that is sent is always kept in Sent Items: Graph has no switch.)
+//! **Who receives.** Graph has no envelope: it delivers to the To/Cc/Bcc of the message. So the
+//! message handed to Graph is first made to name exactly the envelope recipients
+//! ([`envelope_view`]: header recipients outside the envelope dropped, envelope-only ones added
+//! as Bcc).
+//!
+//! **What is sent.** The queued MIME always travels as MIME, so Graph keeps every header the
+//! sender wrote — Message-ID, In-Reply-To/References (threading), custom headers — and inline
+//! parts keep their Content-IDs. Graph's JSON message form cannot carry them: `internetMessageHeaders`
+//! takes only custom `x-` headers, so In-Reply-To/References would be lost
+//! (<https://learn.microsoft.com/en-us/graph/api/user-sendmail>, "internetMessageHeaders").
+//!
+//! - A message that fits Graph's 4 MB request limit (no attachment over 3 MB) and is to be kept
+//!   in Sent Items goes by sendMail's MIME form (the base64 of the message).
+//! - Otherwise a draft is created from the MIME (`POST /users/{id}/messages`, base64 MIME as
+//!   `text/plain`, <https://learn.microsoft.com/en-us/graph/api/user-post-messages>) without
+//!   the parts that do not fit in one request; each of those goes through its own upload session
+//!   (inline ones with `isInline` and `contentId`); with saveToSentItems off the draft is marked
+//!   PidTagDeleteAfterSubmit (a draft has no saveToSentItems switch); then the draft is sent.
+//!
+//! **A retry whose first attempt may have gone through** (a kill -9 between Graph's 202 and the
+//! recorded outcome) first looks the message up in Sent Items by its Message-ID
+//! (`$filter=internetMessageId eq '…'`) when a copy is kept, and records it as sent instead of
+//! sending it again. Without a copy there is nothing to look up, so the final request (sendMail
+//! or /send) is taken by one message at a time per process, holding the [`Gate`] until the
+//! worker has recorded the outcome, as the SMTP route does: a kill duplicates at most one
+//! message.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use kurir_entra::TokenClient;
-use kurir_graph::{
-    Attachment, AttachmentItem, BodyType, GraphClient, GraphError, ItemBody, Message, Recipient,
-    RetryPolicy, SendMailRequest,
-};
+use kurir_graph::{AttachmentItem, GraphClient, GraphError, RetryPolicy};
 use mail_parser::{MessageParser, MimeHeaders};
 use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 
+use crate::compose::envelope_view;
 use crate::error::SendError;
 use crate::sender::{Route, Sender};
+use crate::smtp::Gate;
 
 /// Graph's per-request limit and the largest attachment that may travel inside a request.
 const MAX_REQUEST: usize = 4 * 1024 * 1024;
@@ -31,6 +49,19 @@ const INLINE_ATTACHMENT_LIMIT: usize = 3 * 1024 * 1024;
 pub struct GraphSender {
     save_to_sent_items: bool,
     clients: Mutex<HashMap<(String, Option<String>), GraphClient>>,
+    /// Held from the final request of a send without a Sent Items copy until its outcome is
+    /// recorded (see the module docs).
+    gate: Arc<Mutex<()>>,
+}
+
+/// What one Graph send needs from the queued row.
+pub struct Outgoing<'a> {
+    pub raw: &'a [u8],
+    /// The envelope recipients: exactly these receive the message.
+    pub recipients: &'a [String],
+    pub message_id: Option<&'a str>,
+    /// An earlier attempt may have reached Graph (this is not the first attempt).
+    pub retry: bool,
 }
 
 impl GraphSender {
@@ -38,6 +69,7 @@ impl GraphSender {
         GraphSender {
             save_to_sent_items,
             clients: Mutex::new(HashMap::new()),
+            gate: Arc::new(Mutex::new(())),
         }
     }
 
@@ -67,13 +99,15 @@ impl GraphSender {
         Ok(c)
     }
 
-    /// Sends `raw` as the sender's mailbox; returns a description of what Graph accepted.
+    /// Sends the message as the sender's mailbox; returns a description of what Graph
+    /// accepted, and the [`Gate`] to drop once the outcome is recorded (sends without a Sent
+    /// Items copy).
     pub async fn send(
         &self,
         tokens: &TokenClient,
         sender: &Sender,
-        raw: &[u8],
-    ) -> Result<String, SendError> {
+        out: Outgoing<'_>,
+    ) -> Result<(String, Option<Gate>), SendError> {
         let Route::Graph {
             endpoint,
             mailbox,
@@ -82,6 +116,9 @@ impl GraphSender {
         else {
             unreachable!("the worker sends SMTP routes through SMTP")
         };
+        if out.recipients.is_empty() {
+            return Err(SendError::Message("it has no recipients".into()));
+        }
         let client = self.client(endpoint, sender.ca_pem.as_deref()).await?;
         let access = tokens
             .token(token)
@@ -93,8 +130,23 @@ impl GraphSender {
         let bearer = access.secret.expose_secret();
         let graph_err = |e: GraphError| graph_error(client.base_url(), e);
 
+        if let (true, true, Some(id)) = (out.retry, self.save_to_sent_items, out.message_id) {
+            let found = client
+                .find_by_internet_message_id(bearer, mailbox, "sentitems", id)
+                .await
+                .map_err(graph_err)?;
+            if !found.is_empty() {
+                tracing::info!(mailbox = %mailbox, message_id = %id, "already in Sent Items: an earlier attempt was sent; not sending again");
+                return Ok((
+                    "already sent: found in Sent Items by its Message-ID before retrying".into(),
+                    None,
+                ));
+            }
+        }
+
+        let raw = envelope_view(out.raw, out.recipients);
         let parsed = MessageParser::default()
-            .parse(raw)
+            .parse(&raw)
             .ok_or_else(|| SendError::Message("its MIME cannot be parsed".into()))?;
         let big: Vec<usize> = parsed
             .attachments()
@@ -104,30 +156,15 @@ impl GraphSender {
             .collect();
         let fits = raw.len().div_ceil(3) * 4 <= MAX_REQUEST;
 
-        if fits && big.is_empty() {
-            if self.save_to_sent_items {
-                client
-                    .send_mime(bearer, mailbox, raw)
-                    .await
-                    .map_err(graph_err)?;
-                return Ok("202 Accepted (sendMail, MIME)".into());
-            }
-            let message = to_graph_message(&parsed, &[], true);
+        if fits && big.is_empty() && self.save_to_sent_items {
             client
-                .send_json(
-                    bearer,
-                    mailbox,
-                    &SendMailRequest {
-                        message,
-                        save_to_sent_items: Some(false),
-                    },
-                )
+                .send_mime(bearer, mailbox, &raw)
                 .await
                 .map_err(graph_err)?;
-            return Ok("202 Accepted (sendMail, JSON, not saved to Sent Items)".into());
+            return Ok(("202 Accepted (sendMail, MIME)".into(), None));
         }
 
-        // Too big for one request: everything that is not small goes through upload sessions.
+        // A draft from the MIME; what does not fit in its request goes through upload sessions.
         let uploads: Vec<usize> = if fits {
             big
         } else {
@@ -138,18 +175,23 @@ impl GraphSender {
                 .map(|(i, _)| i)
                 .collect()
         };
-        let draft = to_graph_message(&parsed, &uploads, true);
+        let part_ids: Vec<usize> = uploads
+            .iter()
+            .filter_map(|i| parsed.attachments.get(*i).map(|p| *p as usize))
+            .collect();
+        let draft_mime = without_parts(&raw, &parsed, &part_ids);
         let created = client
-            .create_draft_json(bearer, mailbox, &draft)
+            .create_draft_mime(bearer, mailbox, &draft_mime)
             .await
             .map_err(graph_err)?;
         let mut uploaded = 0u64;
+        let mut gate = None;
         let finished: Result<(), GraphError> = async {
             for (i, a) in parsed.attachments().enumerate() {
                 if !uploads.contains(&i) {
                     continue;
                 }
-                let item = AttachmentItem::file(
+                let mut item = AttachmentItem::file(
                     a.attachment_name().unwrap_or("attachment"),
                     a.contents().len() as u64,
                     a.content_type().map(|ct| match ct.subtype() {
@@ -157,11 +199,30 @@ impl GraphSender {
                         None => ct.ctype().to_owned(),
                     }),
                 );
+                // An inline image keeps what the HTML refers to it by (cid:…).
+                let disposition = a
+                    .content_disposition()
+                    .map(|d| d.ctype().to_ascii_lowercase());
+                let cid = a
+                    .content_id()
+                    .map(|c| c.trim_matches(['<', '>']).to_owned());
+                if disposition.as_deref() == Some("inline")
+                    || (cid.is_some() && disposition.is_none())
+                {
+                    item.is_inline = Some(true);
+                }
+                item.content_id = cid;
                 let session = client
                     .create_upload_session(bearer, mailbox, created.id(), &item)
                     .await?;
                 client.upload_attachment(&session, a.contents()).await?;
                 uploaded += a.contents().len() as u64;
+            }
+            if !self.save_to_sent_items {
+                client
+                    .set_delete_after_submit(bearer, mailbox, created.id())
+                    .await?;
+                gate = Some(self.gate.clone().lock_owned().await);
             }
             client.send_draft(bearer, mailbox, created.id()).await
         }
@@ -174,88 +235,83 @@ impl GraphSender {
             if matches!(e, GraphError::Service { .. }) {
                 match client.delete_message(bearer, mailbox, created.id()).await {
                     Ok(()) => {
-                        tracing::info!(mailbox = %mailbox, "removed the draft of a failed large send")
+                        tracing::info!(mailbox = %mailbox, "removed the draft of a failed send")
                     }
                     Err(d) => {
-                        tracing::warn!(mailbox = %mailbox, error = %d, "the draft of a failed large send could not be removed; it stays in Drafts")
+                        tracing::warn!(mailbox = %mailbox, error = %d, "the draft of a failed send could not be removed; it stays in Drafts")
                     }
                 }
             }
             return Err(graph_err(e));
         }
-        Ok(format!(
-            "202 Accepted (draft + {} upload session(s), {uploaded} bytes, send)",
-            uploads.len()
+        let saved = if self.save_to_sent_items {
+            ""
+        } else {
+            ", not saved to Sent Items"
+        };
+        Ok((
+            format!(
+                "202 Accepted (draft from MIME + {} upload session(s), {uploaded} bytes, send{saved})",
+                uploads.len()
+            ),
+            gate,
         ))
     }
 }
 
-fn recipients(a: Option<&mail_parser::Address<'_>>) -> Option<Vec<Recipient>> {
-    let list: Vec<Recipient> = a?
-        .iter()
-        .filter_map(|x| {
-            x.address().map(|addr| Recipient {
-                email_address: kurir_graph::EmailAddress {
-                    name: x.name().map(str::to_owned),
-                    address: Some(addr.to_owned()),
-                },
-            })
-        })
-        .collect();
-    (!list.is_empty()).then_some(list)
-}
-
-/// The Graph JSON form of a parsed message, leaving out the attachments in `skip` (they go
-/// through upload sessions).
-fn to_graph_message(
-    m: &mail_parser::Message<'_>,
-    skip: &[usize],
-    with_attachments: bool,
-) -> Message {
-    let body = if has_real_html(m) {
-        ItemBody {
-            content_type: BodyType::Html,
-            content: m.body_html(0).map(|h| h.into_owned()).unwrap_or_default(),
+/// `raw` without the MIME parts `ids` (indexes into `m.parts`), each cut out together with
+/// the boundary delimiter line in front of it, so the multipart stays well-formed and every
+/// other byte — the top-level header above all — stays as it was.
+fn without_parts(raw: &[u8], m: &mail_parser::Message<'_>, ids: &[usize]) -> Vec<u8> {
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for &id in ids {
+        let Some(p) = m.parts.get(id) else { continue };
+        let start = p.offset_header as usize;
+        if id == 0 || start == 0 || start > raw.len() {
+            continue;
         }
-    } else {
-        ItemBody {
-            content_type: BodyType::Text,
-            content: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        // The delimiter line ("--boundary") ends right before the part's header.
+        let before = &raw[..start];
+        let mut body_end = before.len();
+        if before.ends_with(b"\r\n") {
+            body_end -= 2;
+        } else if before.ends_with(b"\n") {
+            body_end -= 1;
         }
-    };
-    let attachments: Vec<Attachment> = if with_attachments {
-        m.attachments()
-            .enumerate()
-            .filter(|(i, _)| !skip.contains(i))
-            .map(|(_, a)| Attachment {
-                odata_type: Some(Attachment::FILE_TYPE.into()),
-                name: Some(a.attachment_name().unwrap_or("attachment").to_owned()),
-                content_type: a.content_type().map(|ct| match ct.subtype() {
-                    Some(st) => format!("{}/{}", ct.ctype(), st),
-                    None => ct.ctype().to_owned(),
-                }),
-                content_bytes: Some(STANDARD.encode(a.contents())),
-                ..Attachment::default()
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Message {
-        subject: m.subject().map(str::to_owned),
-        body: Some(body),
-        to_recipients: recipients(m.to()),
-        cc_recipients: recipients(m.cc()),
-        bcc_recipients: recipients(m.bcc()),
-        reply_to: recipients(m.reply_to()),
-        attachments: (!attachments.is_empty()).then_some(attachments),
-        ..Message::default()
+        let line_start = before[..body_end]
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |p| p + 1);
+        let delimiter = before[line_start..body_end].trim_ascii_end();
+        if !delimiter.starts_with(b"--") || delimiter.len() < 3 {
+            continue;
+        }
+        // Up to the next delimiter of the same multipart (the next part or the closing one).
+        let from = (p.offset_end as usize).min(raw.len());
+        let next = raw[from..]
+            .windows(delimiter.len() + 1)
+            .position(|w| w[0] == b'\n' && &w[1..] == delimiter)
+            .map(|q| from + q + 1);
+        let Some(end) = next.or_else(|| {
+            // offset_end may already sit on the next delimiter.
+            raw[from..].starts_with(delimiter).then_some(from)
+        }) else {
+            continue;
+        };
+        cuts.push((line_start, end));
     }
-}
-
-/// mail-parser synthesises an HTML body from text; only a real text/html part counts.
-fn has_real_html(m: &mail_parser::Message<'_>) -> bool {
-    m.parts.iter().any(|p| p.is_text_html())
+    cuts.sort();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    for (a, b) in cuts {
+        if a < at {
+            continue;
+        }
+        out.extend_from_slice(&raw[at..a]);
+        at = b;
+    }
+    out.extend_from_slice(&raw[at..]);
+    out
 }
 
 fn graph_error(url: &str, e: GraphError) -> SendError {

@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::error::SendError;
-use crate::graph::GraphSender;
+use crate::graph::{GraphSender, Outgoing};
 use crate::sender::{self, ExchangeTransport, Route, Sender};
 use crate::smtp::{Gate, SmtpPool};
 use crate::throttle::Throttle;
@@ -258,8 +258,9 @@ impl Outbox {
                 }
             }
         };
-        // `_gate`: an SMTP message past its point of no return holds it until its outcome is
-        // recorded below (see `smtp`), so a kill duplicates at most one message.
+        // `_gate`: an SMTP message past its point of no return (or a Graph send without a Sent
+        // Items copy to check on retry) holds it until its outcome is recorded below (see
+        // `smtp` and `graph`), so a kill duplicates at most one message.
         let (outcome, _gate) = tokio::select! {
             o = self.attempt(&leased) => o,
             _ = heartbeat => {
@@ -318,9 +319,19 @@ impl Outbox {
             Route::Graph { .. } => {
                 let _permit = self.throttle.graph_permit(&mailbox).await;
                 self.graph
-                    .send(&tokens, &sender, &leased.raw)
+                    .send(
+                        &tokens,
+                        &sender,
+                        Outgoing {
+                            raw: &leased.raw,
+                            recipients: &m.recipients,
+                            message_id: m.message_id.as_deref(),
+                            // `attempts` counts this one: an earlier attempt may have been
+                            // sent by a process that died before recording it.
+                            retry: m.attempts > 1,
+                        },
+                    )
                     .await
-                    .map(|r| (r, None))
             }
             Route::SmtpOauth { .. } | Route::SmtpClassic { .. } => {
                 self.smtp

@@ -525,3 +525,149 @@ async fn at_most_four_graph_requests_per_mailbox_and_the_rate_cap_holds() {
     }
     assert_eq!(waiting, 2);
 }
+
+/// A ready-made reply as an ERP writes it: its own Message-ID, In-Reply-To/References, a
+/// custom header, an HTML body with a small inline logo and (when `big_inline` is set) a
+/// 3.5 MB inline image, both referred to by Content-ID.
+fn threaded_reply(subject: &str, message_id: &str, big_inline: Option<&[u8]>) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = |d: &[u8]| {
+        let s = base64::engine::general_purpose::STANDARD.encode(d);
+        s.as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect::<String>()
+    };
+    let logo = vec![0x89u8; 1500];
+    let mut m = format!(
+        "From: {SENDER}\r\nTo: {RCPT}\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n\
+         In-Reply-To: <order-4711@partner.example>\r\n\
+         References: <thread-root@partner.example> <order-4711@partner.example>\r\n\
+         X-ERP-Order: 4711\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Thanks <img src=\"cid:logo@erp.example\"> <img src=\"cid:chart@erp.example\"></p>\r\n\
+         --rel\r\nContent-Type: image/png; name=\"logo.png\"\r\nContent-Disposition: inline; filename=\"logo.png\"\r\n\
+         Content-ID: <logo@erp.example>\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+        b64(&logo)
+    );
+    if let Some(big) = big_inline {
+        m.push_str(&format!(
+            "--rel\r\nContent-Type: image/png; name=\"chart.png\"\r\nContent-Disposition: inline; filename=\"chart.png\"\r\n\
+             Content-ID: <chart@erp.example>\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+            b64(big)
+        ));
+    }
+    m.push_str("--rel--\r\n");
+    m.into_bytes()
+}
+
+async fn queue_raw(env: &Env, subject: &str, message_id: &str, raw: Vec<u8>) -> i64 {
+    env.store
+        .enqueue(NewOutgoing {
+            sender_user: "ADELE".into(),
+            origin: "test".into(),
+            from: Some(SENDER.into()),
+            recipients: vec![RCPT.into()],
+            subject: Some(subject.into()),
+            message_id: Some(message_id.into()),
+            raw,
+        })
+        .await
+        .unwrap()
+}
+
+/// Checks that the delivered copy kept what the ERP wrote.
+fn assert_kept(raw: &[u8], message_id: &str, big: Option<&[u8]>) {
+    let m = MessageParser::default().parse(raw).unwrap();
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(4000)]).into_owned();
+    assert_eq!(
+        m.message_id().map(|i| format!("<{i}>")).as_deref(),
+        Some(message_id),
+        "Message-ID kept: {text}"
+    );
+    assert_eq!(
+        m.in_reply_to().as_text(),
+        Some("order-4711@partner.example"),
+        "In-Reply-To kept: {text}"
+    );
+    let refs: Vec<&str> = m
+        .references()
+        .as_text_list()
+        .map(|l| l.iter().map(|s| s.as_ref()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        refs,
+        ["thread-root@partner.example", "order-4711@partner.example"],
+        "References kept: {text}"
+    );
+    assert_eq!(
+        m.header_raw("X-ERP-Order").map(str::trim),
+        Some("4711"),
+        "the custom header kept: {text}"
+    );
+    let cids: Vec<(String, usize)> = m
+        .attachments()
+        .filter_map(|a| a.content_id().map(|c| (c.to_owned(), a.contents().len())))
+        .collect();
+    assert!(
+        cids.iter()
+            .any(|(c, n)| c == "logo@erp.example" && *n == 1500),
+        "the small inline image keeps its Content-ID: {cids:?}"
+    );
+    if let Some(big) = big {
+        let chart = m
+            .attachments()
+            .find(|a| a.content_id() == Some("chart@erp.example"))
+            .unwrap_or_else(|| panic!("the big inline image keeps its Content-ID: {cids:?}"));
+        assert!(
+            chart.contents() == big,
+            "the big inline image arrived intact"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_graph_send_keeps_message_id_threading_headers_and_content_ids() {
+    let env = env().await;
+    // Over 3 MB: a draft with an upload session.
+    let mut big = vec![0u8; 3 * 1024 * 1024 + 512 * 1024];
+    rand::rng().fill_bytes(&mut big);
+    let s = subject("graph threaded big");
+    let mid = format!("<erp-{}@erp.example>", uuid::Uuid::new_v4().simple());
+    let id = queue_raw(&env, &s, &mid, threaded_reply(&s, &mid, Some(&big))).await;
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let row = env.store.outbox_get(id).await.unwrap().unwrap();
+    let reply = row.server_reply.clone().unwrap_or_default();
+    assert!(reply.contains("upload session"), "{reply}");
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1, "delivered once");
+    assert_kept(&got[0], &mid, Some(&big));
+    assert_eq!(find(&env.emu, SENDER, "sentitems", &s).await.len(), 1);
+
+    // saveToSentItems off: a small message, which used to be rebuilt as JSON.
+    let s = subject("graph threaded unsaved");
+    let mid = format!("<erp-{}@erp.example>", uuid::Uuid::new_v4().simple());
+    queue_raw(&env, &s, &mid, threaded_reply(&s, &mid, None)).await;
+    let stats = run(
+        &env,
+        OutboxConfig {
+            save_to_sent_items: false,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1, "delivered once");
+    assert_kept(&got[0], &mid, None);
+    assert!(
+        find(&env.emu, SENDER, "sentitems", &s).await.is_empty(),
+        "no copy in Sent Items"
+    );
+    assert!(
+        find(&env.emu, SENDER, "drafts", &s).await.is_empty(),
+        "no draft left behind"
+    );
+}

@@ -145,3 +145,145 @@ print("ok")
         assert_eq!(m.recipients, vec![rcpt.clone()]);
     }
 }
+
+/// Issue 12.4: on the Graph route (the default) the SMTP envelope decides who receives, not the
+/// MIME headers. The webshop submits with `RCPT TO` Megan (not in the header) and Adele (in
+/// To), while the header also names the M2M mailbox in Cc (not in the envelope): Megan and
+/// Adele receive it, the M2M mailbox gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_send_through_listener_delivers_to_envelope_not_headers() {
+    let env = env().await;
+    env.store
+        .apply(
+            &kurir_settings::Scope::System,
+            vec![kurir_store::Change::Set(
+                "graph_endpoint".into(),
+                kurir_store::NewValue::Plain(env.emu.base_url()),
+            )],
+        )
+        .await
+        .unwrap();
+    env.store
+        .set_listener_user("WEBSHOP", "WEBSHOP", &SecretString::from(PASSWORD))
+        .await
+        .unwrap();
+    let cfg = ListenerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: ListenerTls::Generated {
+            dir: env.data_dir.join("listener-tls"),
+        },
+        auth_without_tls: false,
+        ..ListenerConfig::loopback(&env.data_dir)
+    };
+    let bound = listener::bind(&cfg).await.expect("the listener binds");
+    let port = bound.local_addr.port();
+    let ca_path = bound.ca_path.clone().expect("a generated CA");
+    let outbox = Outbox::new(
+        env.store.clone(),
+        OutboxConfig {
+            rate_per_minute: None,
+            idle_poll: Duration::from_millis(100),
+            token: fast_token_config(),
+            exchange_transport: kurir_outbox::ExchangeTransport::Graph,
+            ..OutboxConfig::default()
+        },
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(listener::serve(bound, outbox.clone(), cfg, stop_rx.clone()));
+    let worker = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move { outbox.run(stop_rx, false).await })
+    };
+
+    use kurir_emulator::demo;
+    let subject = format!(
+        "envelope {}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let header_only = demo::M2M_MAILBOX;
+    let script = r#"
+import smtplib, ssl, sys
+port, ca, pw, subject, to, cc, envelope = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7].split(",")
+ctx = ssl.create_default_context(cafile=ca)
+s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+s.starttls(context=ctx)
+s.login("WEBSHOP", pw)
+msg = f"From: {to}\r\nTo: Adele <{to}>\r\nCc: {cc}\r\nSubject: {subject}\r\n\r\nOnly the envelope counts.\r\n"
+refused = s.sendmail(to, envelope, msg)
+assert not refused, refused
+s.quit()
+print("ok")
+"#;
+    let envelope = format!("{},{}", demo::USER2, demo::USER);
+    let out = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &port.to_string(),
+            ca_path.to_str().unwrap(),
+            PASSWORD,
+            &subject,
+            demo::USER,
+            header_only,
+            &envelope,
+        ])
+        .output()
+        .await
+        .expect("python3 runs (install Python 3)");
+    assert!(
+        out.status.success(),
+        "smtplib against the listener failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Wait until the outbox says sent.
+    let started = std::time::Instant::now();
+    let row = loop {
+        let rows = env
+            .store
+            .outbox_list(&OutboxFilter::default())
+            .await
+            .unwrap();
+        let row = rows
+            .into_iter()
+            .find(|m| m.subject.as_deref() == Some(subject.as_str()))
+            .expect("the message was queued");
+        if row.state == OutgoingState::Sent || row.state == OutgoingState::Failed {
+            break row;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not sent: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let _ = worker.await;
+    assert_eq!(row.state, OutgoingState::Sent, "{row:?}");
+    assert_eq!(row.via.as_deref(), Some("graph"), "{row:?}");
+    assert_eq!(
+        row.recipients,
+        vec![demo::USER2.to_owned(), demo::USER.to_owned()]
+    );
+
+    let megan = graph_subjects(&env.emu, demo::USER2, "inbox").await;
+    assert_eq!(
+        megan.get(&subject),
+        Some(&1),
+        "the envelope-only recipient received it once: {megan:?}"
+    );
+    let adele = graph_subjects(&env.emu, demo::USER, "inbox").await;
+    assert_eq!(
+        adele.get(&subject),
+        Some(&1),
+        "the To recipient in the envelope: {adele:?}"
+    );
+    let m2m = graph_subjects(&env.emu, header_only, "inbox").await;
+    assert_eq!(
+        m2m.get(&subject),
+        None,
+        "an address only in the header received nothing: {m2m:?}"
+    );
+}

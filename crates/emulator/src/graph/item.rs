@@ -1,5 +1,6 @@
 //! One message: `GET …/messages/{id}` (with `$select`), `GET …/$value` (the stored MIME,
-//! byte for byte), `PATCH` (`isRead`, `categories`), `DELETE` (204).
+//! byte for byte), `PATCH` (`isRead`, `categories`, PidTagDeleteAfterSubmit as a legacy
+//! extended property), `DELETE` (204).
 
 use axum::http::StatusCode;
 use kurir_graph::PatchMessage;
@@ -37,8 +38,73 @@ pub fn mime(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
     })
 }
 
+/// A legacy extended property id: `<Type> 0x<tag>` or `<Type> {<guid>} Name|Id <x>`
+/// (<https://learn.microsoft.com/en-us/graph/api/resources/singlevaluelegacyextendedproperty>).
+/// Graph refuses anything else with 400.
+fn extended_property_tag(id: &str) -> Result<Option<u16>, ApiError> {
+    const TYPES: &[&str] = &[
+        "Binary",
+        "Boolean",
+        "CLSID",
+        "Currency",
+        "Double",
+        "Float",
+        "Integer",
+        "Long",
+        "Object",
+        "Short",
+        "String",
+        "SystemTime",
+    ];
+    let bad = || {
+        ApiError::bad_request(format!(
+            "The extended property id '{id}' is not valid: use '<Type> 0x<tag>' or '<Type> {{<guid>}} Name <name>'."
+        ))
+    };
+    let mut it = id.split_whitespace();
+    let (Some(ty), Some(rest)) = (it.next(), it.next()) else {
+        return Err(bad());
+    };
+    if !TYPES.iter().any(|t| t.eq_ignore_ascii_case(ty)) {
+        return Err(bad());
+    }
+    if let Some(hex) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        return u16::from_str_radix(hex, 16).map(Some).map_err(|_| bad());
+    }
+    match (it.next(), it.next()) {
+        (Some(k), Some(_)) if rest.starts_with('{') && (k == "Name" || k == "Id") => Ok(None),
+        _ => Err(bad()),
+    }
+}
+
 pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
     let body: PatchMessage = req.json()?;
+    let mut delete_after_submit = None;
+    for p in body.single_value_extended_properties.iter().flatten() {
+        if extended_property_tag(&p.id)? == Some(0x0E01) {
+            if !p
+                .id
+                .split_whitespace()
+                .next()
+                .is_some_and(|t| t.eq_ignore_ascii_case("Boolean"))
+            {
+                return Err(ApiError::bad_request("Property 0x0E01 is a Boolean."));
+            }
+            delete_after_submit = Some(match p.value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "'{}' is not a Boolean value.",
+                        p.value
+                    )));
+                }
+            });
+        }
+    }
     with_mailbox(graph, t, true, |mb| {
         let m = mb
             .messages
@@ -46,6 +112,9 @@ pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
             .ok_or_else(ApiError::item_not_found)?;
         if let Some(r) = body.is_read {
             m.is_read = r;
+        }
+        if let Some(d) = delete_after_submit {
+            m.delete_after_submit = d;
         }
         mb.touch(id);
         let m = mb.messages.get(id).ok_or_else(ApiError::item_not_found)?;

@@ -232,6 +232,10 @@ pub struct MimeAttachment {
     pub name: String,
     pub content_type: String,
     pub data: Vec<u8>,
+    /// `Content-Disposition: inline` with this `Content-ID` (without `<>`), as Exchange
+    /// writes an attachment with `isInline` and `contentId`.
+    pub inline: bool,
+    pub content_id: Option<String>,
 }
 
 /// Builds MIME from Graph's JSON message form (sendMail / draft creation).
@@ -297,9 +301,15 @@ pub fn build_from_json(
 fn append_attachment_parts(out: &mut Vec<u8>, boundary: &str, attachments: &[MimeAttachment]) {
     for a in attachments {
         let name = encode_word(&a.name).replace('"', "'");
+        let disposition = if a.inline { "inline" } else { "attachment" };
+        let cid = a
+            .content_id
+            .as_deref()
+            .map(|c| format!("Content-ID: <{c}>\r\n"))
+            .unwrap_or_default();
         out.extend_from_slice(
             format!(
-                "\r\n--{boundary}\r\nContent-Type: {}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+                "\r\n--{boundary}\r\nContent-Type: {}; name=\"{name}\"\r\nContent-Disposition: {disposition}; filename=\"{name}\"\r\n{cid}Content-Transfer-Encoding: base64\r\n\r\n",
                 a.content_type
             )
             .as_bytes(),
@@ -383,6 +393,8 @@ mod tests {
                 name: "big.bin".into(),
                 content_type: "application/octet-stream".into(),
                 data: vec![7u8; 1000],
+                inline: false,
+                content_id: None,
             }],
         );
         let m = MessageParser::default().parse(&out).unwrap();

@@ -2,7 +2,8 @@
 //! `$skiptoken` of next links.
 //!
 //! Only what mail clients use is understood: `$filter` on `receivedDateTime` (eq/ge/gt/le/lt),
-//! `isRead` and `hasAttachments` (eq/ne), joined by `and`; `$orderby` on `receivedDateTime`.
+//! `isRead` and `hasAttachments` (eq/ne), `internetMessageId` (eq/ne with a quoted string),
+//! joined by `and`; `$orderby` on `receivedDateTime`.
 //! Anything else gets Graph's 400, so a client relying on more fails here as it would fail
 //! against Graph for a typo, rather than silently getting unfiltered results.
 
@@ -66,6 +67,7 @@ enum Pred {
     Received(Cmp, OffsetDateTime),
     IsRead(Cmp, bool),
     HasAttachments(Cmp, bool),
+    InternetMessageId(Cmp, String),
 }
 
 /// Parsed list options.
@@ -142,6 +144,10 @@ fn parse_filter(raw: &str) -> Result<Vec<Pred>, ApiError> {
     }
     clauses.push(&raw[start..]);
     for clause in clauses {
+        if let Some(p) = internet_message_id(clause)? {
+            out.push(p);
+            continue;
+        }
         let parts: Vec<&str> = clause.split_whitespace().collect();
         let [field, op, value] = parts.as_slice() else {
             return Err(filter_error(clause.trim()));
@@ -174,6 +180,47 @@ fn parse_filter(raw: &str) -> Result<Vec<Pred>, ApiError> {
         out.push(pred);
     }
     Ok(out)
+}
+
+/// `internetMessageId eq '<…>'` (or `ne`): the value is an OData string literal, quoted
+/// with single quotes, a single quote inside doubled
+/// (<https://learn.microsoft.com/en-us/graph/query-parameters#escaping-single-quotes>);
+/// an unquoted value or a lone quote inside is refused, as Graph does.
+fn internet_message_id(clause: &str) -> Result<Option<Pred>, ApiError> {
+    let c = clause.trim();
+    let Some((field, rest)) = c.split_once(char::is_whitespace) else {
+        return Ok(None);
+    };
+    if !field.eq_ignore_ascii_case("internetMessageId") {
+        return Ok(None);
+    }
+    let rest = rest.trim_start();
+    let (op, value) = rest
+        .split_once(char::is_whitespace)
+        .ok_or_else(|| filter_error(c))?;
+    let cmp = match op.to_ascii_lowercase().as_str() {
+        "eq" => Cmp::Eq,
+        "ne" => Cmp::Ne,
+        _ => return Err(filter_error(op)),
+    };
+    let v = value.trim();
+    let inner = v
+        .strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .filter(|_| v.len() >= 2)
+        .ok_or_else(|| filter_error(v))?;
+    // Every quote inside must be doubled.
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '\'' {
+            if chars.next() != Some('\'') {
+                return Err(filter_error(v));
+            }
+        }
+        out.push(ch);
+    }
+    Ok(Some(Pred::InternetMessageId(cmp, out)))
 }
 
 fn compare<T: PartialOrd>(cmp: Cmp, a: T, b: T) -> bool {
@@ -234,6 +281,11 @@ impl ListOptions {
         self.filter.iter().all(|p| match p {
             Pred::Received(c, t) => compare(*c, m.received, *t),
             Pred::IsRead(c, b) => compare(*c, m.is_read, *b),
+            Pred::InternetMessageId(c, id) => compare(
+                *c,
+                m.parsed.internet_message_id.as_deref() == Some(id.as_str()),
+                true,
+            ),
             Pred::HasAttachments(c, b) => compare(
                 *c,
                 m.parsed.has_attachments || !m.attachments.is_empty(),

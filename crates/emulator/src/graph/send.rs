@@ -64,6 +64,8 @@ fn json_attachments(msg: &Message) -> Result<Vec<MimeAttachment>, ApiError> {
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into()),
             data,
+            inline: a.is_inline.unwrap_or(false),
+            content_id: None,
         });
     }
     Ok(out)
@@ -189,6 +191,8 @@ pub fn draft_mime_with(graph: &GraphState, m: &StoredMessage) -> Result<Vec<u8>,
             name: a.name.clone(),
             content_type: a.content_type.clone(),
             data,
+            inline: a.is_inline,
+            content_id: a.content_id.clone(),
         });
     }
     Ok(mime::add_attachments(&m.raw, &atts))
@@ -208,7 +212,8 @@ pub fn send_draft(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
         ));
     }
     let raw = draft_mime_with(graph, m)?;
-    submit(&mut store, &t.mailbox, raw, true)?;
+    let save = !m.delete_after_submit;
+    submit(&mut store, &t.mailbox, raw, save)?;
     if let Some(mb) = store.get_mut(&t.mailbox) {
         mb.remove(id);
     }

@@ -64,6 +64,12 @@ pub struct PendingAttachment {
     pub name: String,
     pub content_type: String,
     pub blob: String,
+    /// An inline attachment (`isInline`) and its Content-ID (`contentId`), from the upload
+    /// session's attachmentItem.
+    #[serde(default)]
+    pub is_inline: bool,
+    #[serde(default)]
+    pub content_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,6 +91,10 @@ pub struct StoredMessage {
     pub seq: u64,
     #[serde(default)]
     pub attachments: Vec<PendingAttachment>,
+    /// PidTagDeleteAfterSubmit (`Boolean 0x0E01`) set on a draft: sending it keeps no copy in
+    /// Sent Items.
+    #[serde(default)]
+    pub delete_after_submit: bool,
     #[serde(skip)]
     pub raw: Arc<Vec<u8>>,
     #[serde(skip)]
@@ -261,6 +271,7 @@ impl Mailbox {
             change_key: change_key(),
             seq,
             attachments: Vec::new(),
+            delete_after_submit: false,
             raw: Arc::new(raw),
             parsed,
         };

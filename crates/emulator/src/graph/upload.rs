@@ -36,6 +36,8 @@ pub struct UploadState {
     size: u64,
     data: Vec<u8>,
     expires: OffsetDateTime,
+    is_inline: bool,
+    content_id: Option<String>,
 }
 
 pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
@@ -80,6 +82,8 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult 
             size: item.size,
             data: Vec::with_capacity(item.size.min(16 * 1024 * 1024) as usize),
             expires,
+            is_inline: item.is_inline.unwrap_or(false),
+            content_id: item.content_id.clone(),
         },
     );
     let session = UploadSession {
@@ -226,6 +230,8 @@ async fn put(
         name: done.name,
         content_type: done.content_type,
         blob,
+        is_inline: done.is_inline,
+        content_id: done.content_id,
     });
     mb.touch(&done.message_id);
     store.save()?;

@@ -120,7 +120,7 @@ impl GraphClient {
             token: Some(token),
             body: Body::json(&PatchMessage {
                 is_read: Some(is_read),
-                categories: None,
+                ..PatchMessage::default()
             })?,
             headers: Vec::new(),
         };
@@ -152,6 +152,31 @@ impl GraphClient {
             headers,
         };
         self.json(&call, "the moved message").await
+    }
+
+    /// The messages in `folder` whose `internetMessageId` is `message_id` (`<…@…>`), e.g. to
+    /// see whether a message was already sent (Sent Items). The id is an OData string literal:
+    /// a single quote inside it is doubled
+    /// (<https://learn.microsoft.com/en-us/graph/query-parameters#escaping-single-quotes>),
+    /// and the whole `$filter` is percent-encoded as a query parameter.
+    pub async fn find_by_internet_message_id(
+        &self,
+        token: &str,
+        mailbox: &str,
+        folder: &str,
+        message_id: &str,
+    ) -> Result<Vec<Message>, GraphError> {
+        let query = MessageQuery {
+            select: vec!["internetMessageId".into()],
+            top: Some(10),
+            filter: Some(format!(
+                "internetMessageId eq '{}'",
+                message_id.replace('\'', "''")
+            )),
+            limit: Some(10),
+            ..MessageQuery::default()
+        };
+        self.list_messages(token, mailbox, folder, &query).await
     }
 
     /// Deletes a message (Exchange moves it to Deleted Items' recoverable items).

@@ -14,7 +14,7 @@ use super::{Body, Call, GraphClient, transport};
 use crate::error::GraphError;
 use crate::types::{
     AttachmentItem, CreateUploadSessionRequest, MAX_ATTACHMENT_BYTES, MAX_REQUEST_BYTES, Message,
-    SendMailRequest, UploadSession,
+    PatchMessage, SendMailRequest, SingleValueExtendedProperty, UploadSession,
 };
 
 /// Upload chunks must be multiples of 320 KiB (except the last).
@@ -192,6 +192,30 @@ impl GraphClient {
             };
         }
         Ok(())
+    }
+
+    /// Marks a draft so that sending it keeps no copy in Sent Items (PidTagDeleteAfterSubmit,
+    /// see [`crate::DELETE_AFTER_SUBMIT`]): a draft has no `saveToSentItems` of its own.
+    pub async fn set_delete_after_submit(
+        &self,
+        token: &str,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<(), GraphError> {
+        let call = Call {
+            method: Method::PATCH,
+            url: self.user_url(mailbox, &["messages", id]),
+            token: Some(token),
+            body: Body::json(&PatchMessage {
+                single_value_extended_properties: Some(vec![SingleValueExtendedProperty {
+                    id: crate::types::DELETE_AFTER_SUBMIT.into(),
+                    value: "true".into(),
+                }]),
+                ..PatchMessage::default()
+            })?,
+            headers: Vec::new(),
+        };
+        self.execute(&call).await.map(drop)
     }
 
     /// Sends a draft.

@@ -61,7 +61,26 @@ pub struct PatchMessage {
     pub is_read: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<String>>,
+    /// MAPI properties by tag, e.g. `Boolean 0x0E01` ([`DELETE_AFTER_SUBMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_value_extended_properties: Option<Vec<SingleValueExtendedProperty>>,
 }
+
+/// `singleValueLegacyExtendedProperty`: a MAPI property as `{"id": "<Type> <tag>", "value"}`
+/// (<https://learn.microsoft.com/en-us/graph/api/resources/singlevaluelegacyextendedproperty>).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SingleValueExtendedProperty {
+    pub id: String,
+    pub value: String,
+}
+
+/// PidTagDeleteAfterSubmit (PR_DELETE_AFTER_SUBMIT, 0x0E01, boolean): "If this property is
+/// set to 0x01, the message is deleted after the message is sent" — a sent draft then keeps no
+/// copy in Sent Items, which is what sendMail's `saveToSentItems: false` does for a draft
+/// ([MS-OXOMSG] 3.3.5.1.3,
+/// <https://learn.microsoft.com/en-us/openspecs/exchange_server_protocols/ms-oxomsg/9b23dc42-c17b-4944-ba0e-a70ec9f90d64>).
+pub const DELETE_AFTER_SUBMIT: &str = "Boolean 0x0E01";
 
 #[cfg(test)]
 mod tests {

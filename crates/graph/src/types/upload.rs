@@ -14,6 +14,9 @@ pub struct AttachmentItem {
     pub content_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_inline: Option<bool>,
+    /// The Content-ID an inline image is referred to by (`cid:` in the HTML), without `<>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
 }
 
 impl AttachmentItem {
@@ -25,6 +28,7 @@ impl AttachmentItem {
             size,
             content_type,
             is_inline: None,
+            content_id: None,
         }
     }
 }

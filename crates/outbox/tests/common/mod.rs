@@ -304,3 +304,62 @@ pub fn fast_token_config() -> ClientConfig {
     c.retry.max_total = Duration::from_secs(3);
     c
 }
+
+/// An app-only Graph token and client for the emulator, to read mailboxes back over Graph.
+pub async fn graph_reader(emu: &RunningEmulator) -> (kurir_graph::GraphClient, SecretString) {
+    let client = TokenClient::new(ClientConfig {
+        extra_ca_pem: Some(emu.ca_pem()),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let token = client
+        .token(&TokenRequest {
+            authority: Authority::url(&emu.base_url()).unwrap(),
+            tenant: demo::TENANT_ID.into(),
+            client_id: demo::CLIENT_ID.into(),
+            credential: Credential::ClientSecret {
+                secret: SecretString::from(demo::CLIENT_SECRET.to_owned()),
+                basic_auth: false,
+            },
+            scope: kurir_entra::Scope::graph_app(Cloud::Global),
+            user: None,
+        })
+        .await
+        .expect("a Graph app token")
+        .secret;
+    let graph = kurir_graph::GraphClient::new(
+        &emu.graph_url(),
+        Some(&emu.ca_pem()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    (graph, token)
+}
+
+/// The Subject of every message in an emulator mailbox's `folder`, read over Graph, with how
+/// often each occurs.
+pub async fn graph_subjects(
+    emu: &RunningEmulator,
+    mailbox: &str,
+    folder: &str,
+) -> BTreeMap<String, u32> {
+    let (graph, token) = graph_reader(emu).await;
+    let list = graph
+        .list_messages(
+            token.expose_secret(),
+            mailbox,
+            folder,
+            &kurir_graph::MessageQuery {
+                select: vec!["subject".into()],
+                top: Some(1000),
+                ..kurir_graph::MessageQuery::default()
+            },
+        )
+        .await
+        .expect("listing the folder over Graph");
+    let mut out = BTreeMap::new();
+    for m in list {
+        *out.entry(m.subject.unwrap_or_default()).or_insert(0) += 1;
+    }
+    out
+}
