@@ -158,3 +158,136 @@ async fn graph_takes_in_moves_and_quarantines_with_throttling() {
     let c = store.count_messages("Graph-M2M").await.unwrap();
     assert_eq!(c.stored, n + 10);
 }
+
+/// Runs `kurir fetch --account NAME` to its end and returns its peak resident set (VmHWM, in
+/// bytes) from the kernel's accounting of that one child (`wait4`), and its stderr.
+#[cfg(target_os = "linux")]
+fn fetch_peak_rss(bin: &std::path::Path, data: &std::path::Path, account: &str) -> (u64, String) {
+    use std::io::Read;
+    let mut child = common::kurir(bin, data)
+        .args(["fetch", "--account", account])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: plain FFI; `usage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    let err = reader.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "kurir fetch failed (status {status}): {err}"
+    );
+    (usage.ru_maxrss as u64 * 1024, err) // ru_maxrss is in KiB on Linux
+}
+
+/// Issue 12.7: Graph intake kept every body of a batch in memory (batches bounded by count
+/// only, because Graph lists no sizes), so a mailbox of large messages cost hundreds of MB.
+/// Twenty ~8 MB messages are taken in by a real `kurir fetch`; its peak RSS above that of an
+/// empty fetch must stay under three times the largest message.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn graph_intake_peak_memory_stays_under_three_times_largest_message() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let bin = tokio::task::block_in_place(common::kurir_bin);
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let base = emu.base_url();
+    let ca = d.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    common::ok(
+        &bin,
+        d,
+        &[
+            "settings",
+            "set",
+            "method=exchange-online",
+            &format!("client_id={}", demo::CLIENT_ID),
+            &format!("tenant_id={}", demo::TENANT_ID),
+            "auth_flow=client-secret",
+            &format!("authority={base}"),
+            &format!("graph_endpoint={base}"),
+            &format!("ca_file={}", ca.display()),
+        ],
+    );
+    common::ok(
+        &bin,
+        d,
+        &[
+            "settings",
+            "set",
+            "--secret-env",
+            "client_secret=KURIR_TEST_SECRET",
+        ],
+    );
+    common::ok(
+        &bin,
+        d,
+        &[
+            "accounts",
+            "add",
+            "Big",
+            "--type",
+            "general",
+            "--mailbox",
+            demo::M2M_MAILBOX,
+            "--protocol",
+            "graph",
+        ],
+    );
+
+    // Baseline: a pass over an empty source folder (token, listing, store, no message).
+    let (baseline, _) = tokio::task::block_in_place(|| fetch_peak_rss(&bin, d, "Big"));
+
+    const MESSAGES: usize = 20;
+    let mut largest = 0u64;
+    for i in 0..MESSAGES {
+        // ~6 MB of incompressible bytes: ~8.1 MB of MIME once base64-encoded.
+        let payload: Vec<u8> = (0..6_000_000u32 + i as u32 * 997)
+            .map(|j| (j.wrapping_mul(2_654_435_761).rotate_left(i as u32 % 31) >> 13) as u8)
+            .collect();
+        let raw = common::with_attachments(
+            &format!("big-{i}@partner.example"),
+            &format!("Big {i}"),
+            &[("scan.bin", "application/octet-stream", &payload)],
+        );
+        largest = largest.max(raw.len() as u64);
+        emu.put_mail(demo::M2M_MAILBOX, None, raw).unwrap();
+    }
+
+    let (peak, err) = tokio::task::block_in_place(|| fetch_peak_rss(&bin, d, "Big"));
+    let mb = |b: u64| b as f64 / 1_048_576.0;
+    eprintln!(
+        "graph intake of {MESSAGES} messages (largest {:.1} MB): peak RSS {:.1} MB, empty fetch {:.1} MB, difference {:.1} MB (limit 3x largest = {:.1} MB)",
+        mb(largest),
+        mb(peak),
+        mb(baseline),
+        mb(peak.saturating_sub(baseline)),
+        mb(3 * largest)
+    );
+
+    let store = common::open_store(d).await;
+    let c = store.count_messages("Big").await.unwrap();
+    assert_eq!(
+        (c.stored, c.quarantined, c.pending_server_steps),
+        (MESSAGES as u64, 0, 0),
+        "every message taken in: {err}"
+    );
+    assert!(
+        peak.saturating_sub(baseline) < 3 * largest,
+        "peak RSS {:.1} MB is {:.1} MB above an empty fetch ({:.1} MB): over 3x the largest message ({:.1} MB)",
+        mb(peak),
+        mb(peak.saturating_sub(baseline)),
+        mb(baseline),
+        mb(largest)
+    );
+}

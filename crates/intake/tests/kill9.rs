@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,47 +14,6 @@ use kurir_store::MessageStore;
 use kurir_store::messages::MessageFilter;
 
 const MESSAGES: usize = 2000;
-
-/// The `kurir` binary of this workspace, built if needed (an integration test of another crate
-/// cannot depend on a binary target).
-fn kurir_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("KURIR_BIN") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "kurir", "--bin", "kurir"])
-        .current_dir(repo())
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "building the kurir binary failed (or set KURIR_BIN to a built one):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> → target/<profile>/kurir
-    let bin = exe.parent().unwrap().parent().unwrap().join("kurir");
-    assert!(bin.exists(), "no kurir binary at {}", bin.display());
-    bin
-}
-
-fn kurir(bin: &Path, data: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.env("KURIR_DATA_DIR", data)
-        .env_remove("KURIR_MASTER_KEY")
-        .env_remove("KURIR_LOG")
-        .env("KURIR_TEST_SECRET", kurir_emulator::demo::CLIENT_SECRET);
-    c
-}
-
-fn ok(bin: &Path, data: &Path, args: &[&str]) {
-    let out = kurir(bin, data).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "kurir {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_then_every_message_is_stored_exactly_once() {

@@ -363,6 +363,7 @@ impl Mailbox {
                 flag_status: "notFlagged".into(),
             }),
             attachments: None,
+            single_value_extended_properties: None,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct MessageQuery {
     pub order_by: Option<String>,
     /// Stop after this many messages (all pages otherwise).
     pub limit: Option<usize>,
+    /// `$expand`, e.g. `singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')`.
+    pub expand: Option<String>,
 }
 
 impl MessageQuery {
@@ -36,6 +38,9 @@ impl MessageQuery {
         }
         if let Some(o) = &self.order_by {
             q.append_pair("$orderby", o);
+        }
+        if let Some(e) = &self.expand {
+            q.append_pair("$expand", e);
         }
     }
 }

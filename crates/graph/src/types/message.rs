@@ -87,6 +87,21 @@ impl Attachment {
     pub const FILE_TYPE: &'static str = "#microsoft.graph.fileAttachment";
 }
 
+/// A single-value MAPI ("extended") property of an item; `value` is always a string, also for
+/// numbers. <https://learn.microsoft.com/en-us/graph/api/resources/singlevaluelegacyextendedproperty>
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SingleValueExtendedProperty {
+    pub id: String,
+    pub value: String,
+}
+
+/// `PidTagMessageSize` (PR_MESSAGE_SIZE, 0x0E08, PT_LONG): the item's size in the mailbox store,
+/// in bytes. Graph v1.0 has no size property on a message; this is the documented way to get
+/// one in a listing (<https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get>,
+/// <https://learn.microsoft.com/en-us/office/client-developer/outlook/mapi/pidtagmessagesize-canonical-property>).
+/// It is close to, not exactly, the length of the MIME (`$value`): use it to plan, never to trust.
+pub const PR_MESSAGE_SIZE: &str = "Integer 0x0E08";
+
 /// A mail message. In a delta page a deleted item is only `id` + `@removed`.
 ///
 /// Graph v1.0 has no message size property (only the MAPI extended property
@@ -172,11 +187,25 @@ pub struct Message {
     pub reply_to: Option<Vec<Recipient>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<FollowupFlag>,
+    /// MAPI properties asked for with
+    /// `$expand=singleValueExtendedProperties($filter=id eq '…')`, e.g. [`PR_MESSAGE_SIZE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_value_extended_properties: Option<Vec<SingleValueExtendedProperty>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments: Option<Vec<Attachment>>,
 }
 
 impl Message {
+    /// `PR_MESSAGE_SIZE` when the listing asked for it (Graph answers with the id normalised,
+    /// e.g. `Integer 0xe08`, so ids are compared by type and number).
+    pub fn mapi_size(&self) -> Option<u64> {
+        self.single_value_extended_properties
+            .as_ref()?
+            .iter()
+            .find(|p| same_property_id(&p.id, PR_MESSAGE_SIZE))
+            .and_then(|p| p.value.trim().parse::<u64>().ok())
+    }
+
     /// The id, or "" for a message Graph sent without one (never happens for stored items).
     pub fn id(&self) -> &str {
         self.id.as_deref().unwrap_or_default()
@@ -185,4 +214,15 @@ impl Message {
     pub fn is_removed(&self) -> bool {
         self.removed.is_some()
     }
+}
+
+/// Whether two MAPI property ids (`Integer 0x0E08`, `integer 0xe08`) name the same property.
+pub fn same_property_id(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> Option<(String, u32)> {
+        let (ty, tag) = s.trim().split_once(' ')?;
+        let tag = tag.trim();
+        let hex = tag.strip_prefix("0x").or_else(|| tag.strip_prefix("0X"))?;
+        Some((ty.to_ascii_lowercase(), u32::from_str_radix(hex, 16).ok()?))
+    }
+    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
 }

@@ -18,10 +18,11 @@ pub use batch::{BatchRequest, BatchRequestItem, BatchResponse, BatchResponseItem
 pub use collection::{Page, Removed};
 pub use error::{ErrorBody, ErrorDetail, InnerError, codes};
 pub use folder::{MailFolder, NewMailFolder, WELL_KNOWN_FOLDERS};
-pub use message::{Attachment, BodyType, EmailAddress, FollowupFlag, ItemBody, Message, Recipient};
-pub use send::{
-    DELETE_AFTER_SUBMIT, MoveRequest, PatchMessage, SendMailRequest, SingleValueExtendedProperty,
+pub use message::{
+    Attachment, BodyType, EmailAddress, FollowupFlag, ItemBody, Message, PR_MESSAGE_SIZE,
+    Recipient, SingleValueExtendedProperty, same_property_id,
 };
+pub use send::{DELETE_AFTER_SUBMIT, MoveRequest, PatchMessage, SendMailRequest};
 pub use upload::{AttachmentItem, CreateUploadSessionRequest, UploadSession};
 
 /// Graph's application id; tokens for Graph carry it or `https://graph.microsoft.com` as `aud`.

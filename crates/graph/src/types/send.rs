@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::message::Message;
+use super::message::{Message, SingleValueExtendedProperty};
 
 /// `POST /users/{id}/sendMail` in its JSON form. (The MIME form is the base64 of the whole
 /// message as `text/plain`; see `GraphClient::send_mime`.)
@@ -64,15 +64,6 @@ pub struct PatchMessage {
     /// MAPI properties by tag, e.g. `Boolean 0x0E01` ([`DELETE_AFTER_SUBMIT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_value_extended_properties: Option<Vec<SingleValueExtendedProperty>>,
-}
-
-/// `singleValueLegacyExtendedProperty`: a MAPI property as `{"id": "<Type> <tag>", "value"}`
-/// (<https://learn.microsoft.com/en-us/graph/api/resources/singlevaluelegacyextendedproperty>).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SingleValueExtendedProperty {
-    pub id: String,
-    pub value: String,
 }
 
 /// PidTagDeleteAfterSubmit (PR_DELETE_AFTER_SUBMIT, 0x0E01, boolean): "If this property is

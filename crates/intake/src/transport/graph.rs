@@ -8,25 +8,57 @@
 //!   once per mailbox, Exchange's documented MailboxConcurrency limit, so we do not cause them.
 //! - A 404 on fetch or move means someone else moved or deleted the message in between: nothing
 //!   to take in, nothing to move.
-//! - Graph gives no size before the download, so a message's MIME is streamed into memory; at
+//! - Memory: Graph v1.0 has no size property on a message, so the listing asks for the MAPI
+//!   property `PR_MESSAGE_SIZE` (`$expand=singleValueExtendedProperties(…)`, see
+//!   [`kurir_graph::PR_MESSAGE_SIZE`]) and the pipeline bounds batches by bytes with it, as it
+//!   does with IMAP's RFC822.SIZE. That size is Exchange's store size, close to but not the
+//!   MIME's length, so it only plans: what a download keeps in memory is bounded by the bytes
+//!   actually received. A body stays in memory only while it is at most
+//!   [`INLINE_MAX`](crate::pipeline::INLINE_MAX) (larger ones get a file of their own in the
+//!   store anyway) and the batch's [`BATCH_MEMORY`] budget lasts; otherwise it streams into a
+//!   spool file, which the pipeline renames into the store without reading it into memory. At
 //!   most 4 downloads are in flight. (Exchange's limit is 150 MB per message.)
 
 use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use kurir_graph::{GraphClient, GraphError, MessageQuery};
 use secrecy::ExposeSecret;
+use tokio::io::AsyncWrite;
 
 use super::imap::Folders;
 use super::{Destination, Fetched, Listed, SpoolDir, Spooled, Transport};
 use crate::IntakeError;
 use crate::auth::TokenSource;
+use crate::pipeline::INLINE_MAX;
+
+/// A body larger than this goes to a spool file: the store keeps such a message in a file of
+/// its own, so the spool file simply becomes that file.
+const INLINE_LIMIT: u64 = INLINE_MAX;
 
 /// Exchange's MailboxConcurrency limit per app and mailbox.
 pub const MAX_CONCURRENT: usize = 4;
+
+/// Bytes of small bodies one fetched batch may keep in memory; the rest of the batch streams
+/// into spool files. The pipeline holds at most two batches (one being stored while the next is
+/// fetched), so small mail costs at most twice this.
+pub const BATCH_MEMORY: u64 = 8 * 1024 * 1024;
+
+/// `$expand` that makes the listing carry each message's `PR_MESSAGE_SIZE`.
+fn size_expansion() -> String {
+    format!(
+        "singleValueExtendedProperties($filter=id eq '{}')",
+        kurir_graph::PR_MESSAGE_SIZE
+    )
+}
 
 /// Folder names Graph knows in every language.
 const WELL_KNOWN: &[&str] = &[
@@ -144,6 +176,7 @@ impl Transport for GraphTransport {
             select: vec!["id".into()],
             top: Some(100),
             order_by: Some("receivedDateTime".into()),
+            expand: Some(size_expansion()),
             ..Default::default()
         };
         let messages = self
@@ -153,10 +186,12 @@ impl Transport for GraphTransport {
             .map_err(|e| graph_err("list of the source folder", e))?;
         Ok(messages
             .into_iter()
-            .filter_map(|m| m.id)
-            .map(|id| Listed {
-                server_id: format!("graph:{id}"),
-                size: None,
+            .filter_map(|m| {
+                let size = m.mapi_size();
+                m.id.map(|id| Listed {
+                    server_id: format!("graph:{id}"),
+                    size,
+                })
             })
             .collect())
     }
@@ -164,11 +199,12 @@ impl Transport for GraphTransport {
     async fn fetch(
         &mut self,
         ids: &[Listed],
-        _spool: &SpoolDir,
+        spool: &SpoolDir,
     ) -> Result<Vec<Fetched>, IntakeError> {
         let token = self.token().await?;
         let client = &self.client;
         let mailbox = &self.mailbox;
+        let budget = &AtomicU64::new(BATCH_MEMORY);
         let results: Vec<Result<Option<Fetched>, IntakeError>> = stream::iter(ids.to_vec())
             .map(|l| {
                 let token = token.clone();
@@ -176,12 +212,16 @@ impl Transport for GraphTransport {
                     let Some(id) = l.server_id.strip_prefix("graph:") else {
                         return Ok(None);
                     };
-                    let mut body = Vec::new();
+                    let mut body = SpillWriter::new(budget, spool, INLINE_LIMIT);
                     match client.get_mime(&token, mailbox, id, &mut body).await {
                         Ok(_) => Ok(Some(Fetched {
                             server_id: l.server_id.clone(),
-                            body: Spooled::Memory(body),
+                            body: body.finish(),
                         })),
+                        // A spool file that could not be made or written: the disk's fault.
+                        Err(_) if body.disk_error.is_some() => {
+                            Err(body.disk_error.take().expect("checked"))
+                        }
                         Err(e) if e.is_not_found() => Ok(None),
                         Err(e) => Err(graph_err("download of a message ($value)", e)),
                     }
@@ -230,5 +270,186 @@ impl Transport for GraphTransport {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+}
+
+/// Where a downloading body is: in memory while it is small and the batch's budget allows,
+/// then in a spool file (what was in memory written first).
+enum Sink {
+    Memory(Vec<u8>),
+    /// Moving the in-memory head into the new spool file; `done` bytes of `head` written.
+    Spilling {
+        path: PathBuf,
+        file: tokio::fs::File,
+        head: Vec<u8>,
+        done: usize,
+    },
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+    },
+    Finished,
+}
+
+/// An [`AsyncWrite`] for one `$value` download that keeps at most `limit` bytes (and no more
+/// than the batch's shared `budget` allows) in memory and streams the rest into a spool file.
+/// A writer dropped before [`SpillWriter::finish`] removes its spool file (a broken download).
+struct SpillWriter<'a> {
+    sink: Sink,
+    size: u64,
+    /// Bytes of the batch's memory budget this body holds.
+    reserved: u64,
+    budget: &'a AtomicU64,
+    spool: &'a SpoolDir,
+    limit: u64,
+    /// Why the spool file failed, to report as a disk error rather than a Graph one.
+    disk_error: Option<IntakeError>,
+}
+
+impl<'a> SpillWriter<'a> {
+    fn new(budget: &'a AtomicU64, spool: &'a SpoolDir, limit: u64) -> Self {
+        SpillWriter {
+            sink: Sink::Memory(Vec::new()),
+            size: 0,
+            reserved: 0,
+            budget,
+            spool,
+            limit,
+            disk_error: None,
+        }
+    }
+
+    /// Takes `n` bytes of the batch's budget, if there are that many left.
+    fn reserve(&mut self, n: u64) -> bool {
+        let ok = self
+            .budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(n)
+            })
+            .is_ok();
+        if ok {
+            self.reserved += n;
+        }
+        ok
+    }
+
+    fn release(&mut self) {
+        self.budget.fetch_add(self.reserved, Ordering::AcqRel);
+        self.reserved = 0;
+    }
+
+    /// The downloaded body (after `get_mime` flushed it).
+    fn finish(mut self) -> Spooled {
+        match std::mem::replace(&mut self.sink, Sink::Finished) {
+            Sink::Memory(v) => {
+                // The budget stays taken: the body is part of the batch until it is stored.
+                self.reserved = 0;
+                Spooled::Memory(v)
+            }
+            Sink::File { path, .. } | Sink::Spilling { path, .. } => Spooled::File {
+                path,
+                size: self.size,
+            },
+            Sink::Finished => Spooled::Memory(Vec::new()),
+        }
+    }
+
+    /// Writes the in-memory head into the spool file, as far as the file accepts now.
+    fn poll_spill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match &mut self.sink {
+                Sink::Spilling {
+                    file, head, done, ..
+                } => {
+                    if *done == head.len() {
+                        let Sink::Spilling { path, file, .. } =
+                            std::mem::replace(&mut self.sink, Sink::Finished)
+                        else {
+                            unreachable!()
+                        };
+                        self.sink = Sink::File { path, file };
+                        self.release();
+                        continue;
+                    }
+                    let n = ready!(Pin::new(file).poll_write(cx, &head[*done..]))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    *done += n;
+                }
+                _ => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SpillWriter<'_> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(this.poll_spill(cx))?;
+        if matches!(this.sink, Sink::Memory(_)) {
+            let n = buf.len() as u64;
+            if this.size + n <= this.limit && this.reserve(n) {
+                if let Sink::Memory(v) = &mut this.sink {
+                    v.extend_from_slice(buf);
+                }
+                this.size += n;
+                return Poll::Ready(Ok(buf.len()));
+            }
+            // Too large for memory, or the batch's budget is spent: on to disk.
+            let Sink::Memory(head) = std::mem::replace(&mut this.sink, Sink::Finished) else {
+                unreachable!("checked above")
+            };
+            let (path, file) = match this.spool.new_file() {
+                Ok(x) => x,
+                Err(e) => {
+                    this.disk_error = Some(e);
+                    return Poll::Ready(Err(io::Error::other("the spool file could not be made")));
+                }
+            };
+            this.sink = Sink::Spilling {
+                path,
+                file,
+                head,
+                done: 0,
+            };
+            ready!(this.poll_spill(cx))?;
+        }
+        match &mut this.sink {
+            Sink::File { file, .. } => {
+                let n = ready!(Pin::new(file).poll_write(cx, buf))?;
+                this.size += n as u64;
+                Poll::Ready(Ok(n))
+            }
+            // poll_spill only returns Ready once the head is written and the sink is a file.
+            _ => Poll::Ready(Err(io::Error::other("the download was already finished"))),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_spill(cx))?;
+        match &mut this.sink {
+            Sink::File { file, .. } => Pin::new(file).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Drop for SpillWriter<'_> {
+    fn drop(&mut self) {
+        if let Sink::File { path, .. } | Sink::Spilling { path, .. } = &self.sink {
+            let _ = std::fs::remove_file(path);
+        }
+        // A body that failed half-way gives its memory back to the batch.
+        self.release();
     }
 }

@@ -327,3 +327,44 @@ pub fn with_attachments(id: &str, subject: &str, parts: &[(&str, &str, &[u8])]) 
 pub async fn open_store(dir: &Path) -> Arc<kurir_store::SqliteStore> {
     Arc::new(kurir_store::SqliteStore::open(dir).await.unwrap())
 }
+
+/// The `kurir` binary of this workspace, built if needed (an integration test of another crate
+/// cannot depend on a binary target).
+pub fn kurir_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KURIR_BIN") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "kurir", "--bin", "kurir"])
+        .current_dir(repo())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building the kurir binary failed (or set KURIR_BIN to a built one):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/kurir
+    let bin = exe.parent().unwrap().parent().unwrap().join("kurir");
+    assert!(bin.exists(), "no kurir binary at {}", bin.display());
+    bin
+}
+
+pub fn kurir(bin: &Path, data: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env("KURIR_DATA_DIR", data)
+        .env_remove("KURIR_MASTER_KEY")
+        .env_remove("KURIR_LOG")
+        .env("KURIR_TEST_SECRET", kurir_emulator::demo::CLIENT_SECRET);
+    c
+}
+
+pub fn ok(bin: &Path, data: &Path, args: &[&str]) {
+    let out = kurir(bin, data).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kurir {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
