@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use kurir_outbox::listener::{self, ListenerConfig, ListenerTls};
 use kurir_outbox::{Outbox, OutboxConfig};
-use kurir_store::OutboxStore;
+use kurir_store::{OutboxStore, Store};
 use kurir_store::outbox::{OutboxFilter, OutgoingState};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};

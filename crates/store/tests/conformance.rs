@@ -1690,24 +1690,26 @@ async fn outbox_lifecycle<B: Backend>(b: &B) {
 async fn outbox_lease_expiry_and_lost_leases<B: Backend>(b: &B) {
     let s = b.store();
     let id = s.enqueue(outgoing("ANNA", 1)).await.unwrap();
+    // Minutes, not milliseconds: on PostgreSQL the store maps each time given to the database's
+    // clock by the time a query takes, so sub-second windows were flaky on a loaded machine.
     let t = now_ms();
-    let a = s.lease_due(t, 1_000, 10).await.unwrap();
+    let a = s.lease_due(t, 60_000, 10).await.unwrap();
     assert_eq!(a.len(), 1);
     assert!(
-        near(s.next_due().await.unwrap(), t + 1_000),
+        near(s.next_due().await.unwrap(), t + 60_000),
         "due again when the lease ends"
     );
     // Before the lease ends nobody else gets it; after its end it is handed out again.
-    assert!(s.lease_due(t + 500, 1_000, 10).await.unwrap().is_empty());
+    assert!(s.lease_due(t + 30_000, 60_000, 10).await.unwrap().is_empty());
     let other = b.open(1).await.unwrap();
-    let b2 = other.lease_due(t + 1_500, 1_000, 10).await.unwrap();
+    let b2 = other.lease_due(t + 90_000, 60_000, 10).await.unwrap();
     assert_eq!(b2.len(), 1);
     assert_eq!(b2[0].message.id, id);
     assert_eq!(b2[0].message.attempts, 2);
     assert_ne!(b2[0].lease_token, a[0].lease_token);
     // The presumed-dead worker lost it: its renewal and outcome change nothing.
     assert!(
-        !s.renew_lease(id, &a[0].lease_token, t + 10_000)
+        !s.renew_lease(id, &a[0].lease_token, t + 120_000)
             .await
             .unwrap()
     );
