@@ -844,8 +844,12 @@ fn generated_corpus(outside: &std::path::Path) -> Vec<Case> {
                 }
             }
         }
-        if let Some(depth) = c.name.strip_prefix("nesting/rfc822-") {
-            let depth: usize = depth.parse().unwrap();
+        // Only the generated depths ("nesting/rfc822-5"), not "nesting/rfc822-empty" and the like.
+        if let Some(depth) = c
+            .name
+            .strip_prefix("nesting/rfc822-")
+            .and_then(|d| d.parse::<usize>().ok())
+        {
             c.message_id = Some(format!("level{}.{depth}@nested.test", depth - 1));
         }
         if c.name.starts_with("message-id/duplicate") {

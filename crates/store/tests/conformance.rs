@@ -1700,7 +1700,12 @@ async fn outbox_lease_expiry_and_lost_leases<B: Backend>(b: &B) {
         "due again when the lease ends"
     );
     // Before the lease ends nobody else gets it; after its end it is handed out again.
-    assert!(s.lease_due(t + 30_000, 60_000, 10).await.unwrap().is_empty());
+    assert!(
+        s.lease_due(t + 30_000, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let other = b.open(1).await.unwrap();
     let b2 = other.lease_due(t + 90_000, 60_000, 10).await.unwrap();
     assert_eq!(b2.len(), 1);
