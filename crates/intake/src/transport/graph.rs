@@ -212,7 +212,13 @@ impl Transport for GraphTransport {
                     let Some(id) = l.server_id.strip_prefix("graph:") else {
                         return Ok(None);
                     };
-                    let mut body = SpillWriter::new(budget, spool, INLINE_LIMIT);
+                    // A body the listing says is large goes to disk from its first byte:
+                    // buffering its head in memory first would only be copied out again.
+                    let limit = match l.size {
+                        Some(size) if size > INLINE_LIMIT => 0,
+                        _ => INLINE_LIMIT,
+                    };
+                    let mut body = SpillWriter::new(budget, spool, limit);
                     match client.get_mime(&token, mailbox, id, &mut body).await {
                         Ok(_) => Ok(Some(Fetched {
                             server_id: l.server_id.clone(),
