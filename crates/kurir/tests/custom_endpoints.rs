@@ -161,10 +161,6 @@ async fn custom_authority_is_refused_over_the_api_without_the_server_switch() {
             .unwrap()
     };
 
-    // The switch shows, off by default.
-    let s = settings().await;
-    assert_eq!(s["allow_custom_endpoints"]["value"], "false", "{s}");
-
     // A custom authority with the secret in the same request: refused, nothing stored.
     let r = c
         .patch(api("/api/v1/system/settings"))
@@ -198,6 +194,8 @@ async fn custom_authority_is_refused_over_the_api_without_the_server_switch() {
     assert_eq!(s["authority"]["source"], "default", "{s}");
     assert_eq!(s["method"]["source"], "default", "nothing was changed: {s}");
     assert!(s["client_secret"]["value"].is_null(), "{s}");
+    // The switch shows, off by default.
+    assert_eq!(s["allow_custom_endpoints"]["value"], "false", "{s}");
 
     // The switch itself cannot be written (or removed) through the API.
     for body in [
@@ -380,14 +378,6 @@ async fn test_connection_never_posts_the_secret_to_a_custom_authority() {
             "graph",
         ],
     );
-    let out = kurir(dir).args(["settings", "validate"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "an error");
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(shown.contains("allow_custom_endpoints=true"), "{shown}");
 
     // The daemon (its intake polls the account, its outbox is idle) and Test connection.
     let mut serve = Daemon::serve("serve", dir, None, &[]);
@@ -418,6 +408,11 @@ async fn test_connection_never_posts_the_secret_to_a_custom_authority() {
             .json()
             .await
             .unwrap();
+        assert_eq!(
+            trap.connections(),
+            0,
+            "{path} contacted the custom host: {report}"
+        );
         assert_eq!(report["ok"], false, "{report}");
         let steps = report["steps"].as_array().unwrap();
         assert_eq!(steps[0]["id"], "settings");
@@ -452,6 +447,19 @@ async fn test_connection_never_posts_the_secret_to_a_custom_authority() {
             "kurir {args:?}: {stderr}"
         );
     }
+    assert_eq!(
+        trap.connections(),
+        0,
+        "the command line contacted the custom host"
+    );
+    let out = kurir(dir).args(["settings", "validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "an error");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("allow_custom_endpoints=true"), "{shown}");
     let out = kurir(dir)
         .args(["check", "--user", "ANNA"])
         .output()
