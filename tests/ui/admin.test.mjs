@@ -112,7 +112,7 @@ before(async () => {
   kurir(['admin', 'users', 'add', 'admin', '--password-stdin'], PASSWORD);
   const soon = new Date(Date.now() + 12 * 86400e3).toISOString().slice(0, 10);
   kurir(['settings', 'set', 'method=exchange-online', `client_id=${emu.client_id}`, `tenant_id=${emu.tenant_id}`,
-    'auth_flow=client-secret', `authority=${emu.base_url}`, `graph_endpoint=${emu.base_url}`, `ca_file=${emu.ca_path}`,
+    'auth_flow=client-secret', 'allow_custom_endpoints=true', `authority=${emu.base_url}`, `graph_endpoint=${emu.base_url}`, `ca_file=${emu.ca_path}`,
     `client_secret_expires=${soon}`]);
   kurir(['settings', 'set', '--secret-env', 'client_secret=WRONG'], '', { WRONG: WRONG_SECRET });
   kurir(['users', 'add', 'ANNA', '--email', 'anna@kurirdemo.onmicrosoft.com']);

@@ -84,6 +84,8 @@ test('the demo prints a login that signs in, and the seed\'s settings are there'
   await page.click('#login');
   await page.waitForURL(`${info.listen}/`);
   await shot('demo-overview');
+  // The demo points Kurir at the emulator, so the server switch is on and every page says so.
+  assert.match(await page.locator('#custom-endpoints').textContent(), /allow_custom_endpoints/);
   await page.goto(`${info.listen}/users`);
   const users = await page.locator('main').textContent();
   assert.match(users, /ANNA/);

@@ -81,7 +81,10 @@ pub fn token_client(eff: &Effective, store: Arc<dyn KurirStore>) -> anyhow::Resu
 }
 
 /// Builds the token request for `scope`'s effective settings. Settings with errors are refused
-/// up front with the validation messages, so Entra is never asked with a half configuration.
+/// up front with the validation messages, so Entra is never asked with a half configuration,
+/// and no secret is read, let alone sent, when an endpoint is outside the selected cloud without
+/// the server switch (issue #13.1, see `kurir_settings::endpoints`): every token Kurir gets
+/// (CLI, intake, outbox, Test connection) comes through here.
 pub async fn token_request(
     store: &dyn KurirStore,
     snap: &SettingsSnapshot,
@@ -97,7 +100,7 @@ pub async fn token_request(
         .collect();
     if !errors.is_empty() {
         return Err(bad(format!(
-            "the settings of {scope} are not complete: {}",
+            "the settings of {scope} cannot be used: {}",
             errors.join(" | ")
         )));
     }

@@ -33,6 +33,8 @@ async fn kill_9_at_random_points_then_every_message_is_stored_exactly_once() {
             &format!("client_id={}", kurir_emulator::demo::CLIENT_ID),
             &format!("tenant_id={}", kurir_emulator::demo::TENANT_ID),
             "auth_flow=client-secret",
+            // The emulator and the local IMAP server are not Microsoft's cloud.
+            "allow_custom_endpoints=true",
             &format!("authority={}", env.emu.base_url()),
             &format!("ca_file={}", env.ca_bundle.display()),
         ],

@@ -59,6 +59,8 @@ fn configure(dir: &Path, emu: &Value) {
             "method=exchange-online",
             &format!("client_id={}", s(emu, "client_id")),
             &format!("tenant_id={}", s(emu, "tenant_domain")),
+            // The emulator is not Microsoft's cloud: the server switch, set with the CLI.
+            "allow_custom_endpoints=true",
             &format!("authority={}", s(emu, "base_url")),
             &format!("ca_file={}", s(emu, "ca_path")),
         ],

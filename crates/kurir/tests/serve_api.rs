@@ -279,10 +279,12 @@ async fn api_keys_settings_round_trip_and_check() {
         "{problems}"
     );
 
-    // Test connection against the emulator with a wrong secret: AADSTS7000215, explained.
+    // Test connection against the emulator with a wrong secret: AADSTS7000215, explained. The
+    // emulator is not Microsoft's cloud: the server switch, set with the CLI (never the API).
     let emu = kurir_emulator::Emulator::start(kurir_emulator::EmulatorConfig::demo())
         .await
         .unwrap();
+    ok(dir, &["settings", "set", "allow_custom_endpoints=true"]);
     let r = c
         .patch(api("/api/v1/system/settings"))
         .bearer_auth(&key)

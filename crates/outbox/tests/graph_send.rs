@@ -69,6 +69,8 @@ async fn env() -> Env {
                     "client_secret".into(),
                     NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
                 ),
+                // The emulator is not Microsoft's cloud.
+                plain("allow_custom_endpoints", "true"),
                 plain("authority", emu.base_url()),
                 plain("graph_endpoint", emu.base_url()),
                 plain("ca_file", ca.display().to_string()),

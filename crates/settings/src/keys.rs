@@ -63,6 +63,13 @@ impl KeyDef {
     pub fn allowed_at(&self, level: Level) -> bool {
         self.levels.contains(&level)
     }
+
+    /// Whether the key may be written only on the server itself (the `kurir` command line,
+    /// including `kurir settings import`) and never through the REST API or the web UI: a stolen
+    /// API key or admin login must not be able to switch off a protection.
+    pub fn server_only(&self) -> bool {
+        self.name == crate::endpoints::ALLOW_CUSTOM_ENDPOINTS
+    }
 }
 
 impl fmt::Display for KeyDef {
@@ -90,6 +97,7 @@ pub const AUTH_FLOWS: &[&str] = &[
 pub const CLOUDS: &[&str] = &["global", "usgov", "china"];
 pub const PROTOCOLS: &[&str] = &["graph", "imap", "pop3"];
 pub const TLS_MODES: &[&str] = &["starttls", "tls", "none"];
+pub const BOOLS: &[&str] = &["false", "true"];
 pub const ACCOUNT_TYPES: &[&str] = &["monitor-to-monitor", "supplier-invoices", "general"];
 
 /// The exchange-related keys every level may override; listed once so the tables below stay in step.
@@ -221,8 +229,17 @@ pub static KEYS: &[KeyDef] = &[
         label_en: "Authority (sign-in endpoint)",
         kind: Kind::Url,
         levels: EXCHANGE_LEVELS,
-        help_sv: "Entras inloggningsadress, t.ex. https://login.microsoftonline.com; ange den bara för att peka Kurir mot emulatorn eller ett nationellt moln.",
-        help: "The Entra sign-in host, e.g. https://login.microsoftonline.com; set it only to point Kurir at the emulator or a national cloud.",
+        help_sv: "Entras inloggningsadress; följer normalt Moln (cloud). Med metoden exchange-online godtas bara det valda molnets adress, t.ex. https://login.microsoftonline.com, om inte allow_custom_endpoints har slagits på på servern (emulatorn, en testmiljö).",
+        help: "The Entra sign-in host; normally follows Cloud (cloud). With method exchange-online only the selected cloud's, e.g. https://login.microsoftonline.com, is used unless allow_custom_endpoints is switched on on the server (the emulator, a test tenant).",
+    },
+    KeyDef {
+        name: "allow_custom_endpoints",
+        label_sv: "Tillåt egna adresser (endast server)",
+        label_en: "Allow custom endpoints (server only)",
+        kind: Kind::Choice(BOOLS),
+        levels: &[S],
+        help_sv: "true låter authority, graph_endpoint och IMAP/POP3/SMTP-servrarna för metoden exchange-online peka på annat än det valda molnets adresser (emulatorn, en testmiljö). Kan bara ändras på servern med kommandoraden (kurir settings set allow_custom_endpoints=true), aldrig via REST-API:t eller webbgränssnittet.",
+        help: "true lets authority, graph_endpoint and the IMAP/POP3/SMTP hosts of method exchange-online point elsewhere than the selected cloud's endpoints (the emulator, a test tenant). Changed only on the server with the command line (kurir settings set allow_custom_endpoints=true), never through the REST API or the web UI.",
     },
     KeyDef {
         name: "graph_endpoint",

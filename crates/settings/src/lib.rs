@@ -9,6 +9,7 @@
 //! ([`SettingsSnapshot::validate`]).
 
 pub mod cloud;
+pub mod endpoints;
 pub mod keys;
 pub mod parse;
 pub mod resolve;

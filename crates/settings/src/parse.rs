@@ -58,7 +58,14 @@ pub fn parse_value(def: &KeyDef, level: Level, raw: &str) -> Result<String, Inva
         Kind::Tenant => parse_tenant(&value).map_err(|p| invalid(def, p)),
         Kind::Email => parse_email(&value).map_err(|p| invalid(def, p)),
         Kind::Choice(choices) => {
-            let v = value.to_ascii_lowercase().replace('_', "-");
+            let mut v = value.to_ascii_lowercase().replace('_', "-");
+            if choices == crate::keys::BOOLS {
+                v = match v.as_str() {
+                    "yes" | "on" | "1" | "ja" => "true".to_owned(),
+                    "no" | "off" | "0" | "nej" => "false".to_owned(),
+                    _ => v,
+                };
+            }
             let choices: &[&str] = if def.name == "method" && level == Level::Webshop {
                 WEBSHOP_METHODS
             } else {

@@ -293,12 +293,16 @@ impl SettingsSnapshot {
 fn visible_at(def: &KeyDef, level: Level) -> bool {
     match level {
         Level::System => def.allowed_at(Level::System),
+        // The server switch is the system's alone; a user does not "inherit" it.
         Level::User | Level::Webshop => {
-            (def.allowed_at(level) || def.allowed_at(Level::System)) && def.name != "default_sender"
+            (def.allowed_at(level) || def.allowed_at(Level::System))
+                && def.name != "default_sender"
+                && !def.server_only()
         }
         Level::Account => {
             (def.allowed_at(Level::Account) || def.allowed_at(Level::System))
                 && def.name != "default_sender"
+                && !def.server_only()
         }
     }
 }
@@ -317,6 +321,7 @@ fn apply_defaults(eff: &mut Effective) {
             "method" => Some("none".into()),
             "auth_flow" => Some("client-secret".into()),
             "cloud" => Some("global".into()),
+            crate::endpoints::ALLOW_CUSTOM_ENDPOINTS => Some("false".into()),
             "authority" => Some(endpoints.authority.into()),
             "graph_endpoint" => Some(endpoints.graph.into()),
             "imap_host" | "pop3_host" => Some(endpoints.imap_host.into()),

@@ -709,3 +709,116 @@ fn validation_speaks_swedish_too() {
         assert!(!p.message_sv.is_empty() && !p.fix_sv.is_empty(), "{p:?}");
     }
 }
+
+/// Issue #13.1: an authority (or Graph, IMAP, POP3, SMTP host) outside the selected cloud would
+/// receive the client secret, the Exchange password or the tokens; without the server switch it
+/// is an error for every subject that uses it, naming the CLI command that allows it.
+#[test]
+fn custom_endpoint_is_an_error_for_exchange_online_without_the_server_switch() {
+    let anna = Scope::User("ANNA".into());
+    let webshop = Scope::Webshop;
+    let acc = Scope::Account("Monitor-to-Monitor".into());
+    let mut s = seed_scenario();
+    s.system.set_plain("authority", "https://evil.example");
+    for scope in [&Scope::System, &anna, &webshop, &acc] {
+        assert_one(
+            &s,
+            scope,
+            "authority",
+            "is https://evil.example, which is not an endpoint of the selected cloud global (https://login.microsoftonline.com)",
+            "kurir settings set allow_custom_endpoints=true",
+        );
+        let p = s
+            .validate(scope, TODAY)
+            .into_iter()
+            .find(|p| p.field == "authority")
+            .unwrap();
+        assert_eq!(p.severity, Severity::Error);
+        assert_eq!(p.fix_at, Scope::System);
+        assert!(
+            p.fix.contains("kurir settings unset authority"),
+            "{}",
+            p.fix
+        );
+        assert!(
+            p.message_sv.contains("det valda molnet"),
+            "{}",
+            p.message_sv
+        );
+    }
+    assert_eq!(
+        s.refused_endpoints().len(),
+        6,
+        "{:?}",
+        s.refused_endpoints()
+    );
+
+    // Another cloud's endpoint is not the selected cloud's either; choosing that cloud fixes it.
+    let mut s = seed_scenario();
+    s.system
+        .set_plain("authority", "https://login.microsoftonline.us")
+        .set_plain("graph_endpoint", "https://graph.microsoft.us");
+    assert!(
+        s.validate(&anna, TODAY)
+            .iter()
+            .any(|p| p.field == "authority")
+    );
+    s.system.set_plain("cloud", "usgov");
+    assert_eq!(s.validate_all(TODAY), vec![]);
+
+    // Hosts: only those the subject uses. An IMAP account's host; a user's SMTP host.
+    let mut s = seed_scenario();
+    s.accounts
+        .get_mut("Monitor-to-Monitor")
+        .unwrap()
+        .set_plain("protocol", "imap")
+        .set_plain("imap_host", "imap.evil.example");
+    assert_one(
+        &s,
+        &acc,
+        "imap_host",
+        "imap.evil.example",
+        "--account Monitor-to-Monitor imap_host",
+    );
+    assert!(s.validate(&anna, TODAY).is_empty());
+    s.users
+        .get_mut("ANNA")
+        .unwrap()
+        .set_plain("smtp_host", "smtp.evil.example");
+    assert_one(
+        &s,
+        &anna,
+        "smtp_host",
+        "smtp.evil.example",
+        "--user ANNA smtp_host",
+    );
+
+    // A classic SMTP server for method smtp is no Exchange Online endpoint.
+    let mut s = seed_scenario();
+    s.users
+        .get_mut("ANNA")
+        .unwrap()
+        .set_plain("method", "smtp")
+        .set_plain("smtp_host", "mail.contoso.com");
+    assert!(
+        s.validate(&anna, TODAY)
+            .iter()
+            .all(|p| p.field != "smtp_host")
+    );
+
+    // The server switch allows them all (the emulator, a test tenant).
+    let mut s = seed_scenario();
+    s.system
+        .set_plain("authority", "https://127.0.0.1:8443")
+        .set_plain("graph_endpoint", "https://127.0.0.1:8443")
+        .set_plain("allow_custom_endpoints", "true");
+    assert_eq!(s.validate_all(TODAY), vec![]);
+    assert!(s.refused_endpoints().is_empty());
+    // It is the system's alone, and no user shows it as inherited.
+    assert_eq!(
+        s.resolve(&Scope::System).get("allow_custom_endpoints"),
+        Some("true")
+    );
+    assert!(s.resolve(&anna).field("allow_custom_endpoints").is_none());
+    assert!(key_or_hint("allow_custom_endpoints", Level::User).is_err());
+}

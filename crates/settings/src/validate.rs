@@ -59,6 +59,8 @@ struct Sv(String, String);
 struct Checker<'a> {
     eff: &'a Effective,
     problems: Vec<Problem>,
+    /// The server switch `allow_custom_endpoints`.
+    custom_endpoints_allowed: bool,
 }
 
 impl Checker<'_> {
@@ -144,6 +146,7 @@ impl SettingsSnapshot {
         let mut c = Checker {
             eff: &eff,
             problems: Vec::new(),
+            custom_endpoints_allowed: self.custom_endpoints_allowed(),
         };
         if let (Scope::Webshop, Some(user)) = (&eff.scope, &eff.sends_as) {
             if !self.users.contains_key(user) {
@@ -219,14 +222,41 @@ impl SettingsSnapshot {
         c.problems
     }
 
-    /// Validates the system, every user, every account and the webshop.
-    pub fn validate_all(&self, today: time::Date) -> Vec<Problem> {
+    /// The system, every user, every account and the webshop.
+    pub fn all_scopes(&self) -> Vec<Scope> {
         let mut scopes = vec![Scope::System];
         scopes.extend(self.users.keys().map(|u| Scope::User(u.clone())));
         scopes.extend(self.accounts.keys().map(|a| Scope::Account(a.clone())));
         scopes.push(Scope::Webshop);
+        scopes
+    }
+
+    /// Every endpoint that some subject with method exchange-online would send credentials or
+    /// tokens to although it is not its selected cloud's, while the server switch is off: the
+    /// same problems [`SettingsSnapshot::validate`] reports, each with the refused value. The
+    /// REST API and the web UI refuse a change that adds one (see `kurir_settings::endpoints`).
+    pub fn refused_endpoints(&self) -> Vec<(Problem, String)> {
+        let mut out = Vec::new();
+        if self.custom_endpoints_allowed() {
+            return out;
+        }
+        for scope in self.all_scopes() {
+            let eff = self.resolve(&scope);
+            let mut c = Checker {
+                eff: &eff,
+                problems: Vec::new(),
+                custom_endpoints_allowed: false,
+            };
+            let values = check_endpoints(&mut c);
+            out.extend(c.problems.into_iter().zip(values));
+        }
+        out
+    }
+
+    /// Validates the system, every user, every account and the webshop.
+    pub fn validate_all(&self, today: time::Date) -> Vec<Problem> {
         let mut all: Vec<Problem> = Vec::new();
-        for scope in scopes {
+        for scope in self.all_scopes() {
             for p in self.validate(&scope, today) {
                 // The same missing system value shows up for every user that inherits it; report
                 // it once, at the system.
@@ -244,6 +274,7 @@ impl SettingsSnapshot {
 
 fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
     let level = c.eff.scope.level();
+    check_endpoints(c);
     check_exchange_smtp_tls(c);
     c.require(
         "client_id",
@@ -308,6 +339,37 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
             );
         }
     }
+}
+
+/// Issue #13.1: with method exchange-online, secrets (client secret, certificate assertion,
+/// Exchange password) and the tokens they buy go only to the selected cloud's endpoints, unless
+/// the server switch allows others. An error here stops every use of the settings (token
+/// requests, intake, the outbox and Test connection refuse settings with errors before
+/// anything leaves). Returns the refused values, one per problem pushed.
+fn check_endpoints(c: &mut Checker<'_>) -> Vec<String> {
+    let mut refused = Vec::new();
+    if c.custom_endpoints_allowed {
+        return refused;
+    }
+    let cloud = c.eff.get("cloud").unwrap_or("global").to_owned();
+    for (field, value, expected) in crate::endpoints::custom_endpoints(c.eff) {
+        let def = key(field).expect("known key");
+        let flag = c.eff.fix_scope(field).cli_flag();
+        c.push(
+            Severity::Error,
+            field,
+            Sv(
+                format!("{}: {} ({field}) is {value}, which is not an endpoint of the selected cloud {cloud} ({expected}). With method exchange-online Kurir sends client secrets, passwords and access tokens only to the selected cloud's endpoints, so these settings are not used.", c.who(), def.label_en),
+                format!("{}: {} ({field}) är {value}, som inte är en adress i det valda molnet {cloud} ({expected}). Med metoden exchange-online skickar Kurir klienthemligheter, lösenord och åtkomsttoken bara till det valda molnets adresser, så inställningarna används inte.", c.who_sv(), def.label_sv),
+            ),
+            Sv(
+                format!("for Microsoft's cloud remove the value: kurir settings unset{flag} {field} (and choose the cloud: cloud=global, usgov or china); only for the emulator or a test tenant, allow custom endpoints on the server itself: kurir settings set allow_custom_endpoints=true (not possible through the REST API or the web UI)"),
+                format!("för Microsofts moln, ta bort värdet: kurir settings unset{flag} {field} (och välj moln: cloud=global, usgov eller china); bara för emulatorn eller en testmiljö, tillåt egna adresser på servern själv: kurir settings set allow_custom_endpoints=true (går inte via REST-API:t eller webbgränssnittet)"),
+            ),
+        );
+        refused.push(value);
+    }
+    refused
 }
 
 /// Exchange Online over SMTP is always SMTP AUTH XOAUTH2: the access token is a bearer token

@@ -19,15 +19,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kurir_settings::{Scope, normalize_account_name, normalize_user_code};
-use kurir_store::StoreError;
 use kurir_store::messages::{MessageFilter, MessageStatus};
 use kurir_store::outbox::{OutboxFilter, OutgoingState};
+use kurir_store::{Change, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{ApiCaller, api_error};
-use crate::edit::{Edit, to_changes};
+use crate::edit::{Edit, added_custom_endpoints, to_changes};
 use crate::i18n::Lang;
 
 type Shared = Arc<AppState>;
@@ -185,12 +185,48 @@ async fn patch(
                 .into_response();
         }
     };
+    if let Some(r) = refuse_custom_endpoints(state, &scope, &changes, "nothing was changed").await {
+        return r;
+    }
     let n = changes.len();
     if let Err(e) = state.store.apply(&scope, changes).await {
         return store_refusal(e);
     }
     tracing::info!(api_key = %caller.key_name, scope = %scope.storage_key(), changes = n, "settings changed through the API");
     settings_of(state, &scope).await
+}
+
+/// A 422 when `changes` would make Kurir send secrets or tokens to an endpoint outside the
+/// selected cloud while the server switch is off (issue #13.1); `what` says what did not happen.
+async fn refuse_custom_endpoints(
+    state: &AppState,
+    scope: &Scope,
+    changes: &[Change],
+    what: &str,
+) -> Option<Response> {
+    let snap = match state.store.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return Some(internal(e)),
+    };
+    let added = added_custom_endpoints(&snap, scope, changes);
+    if added.is_empty() {
+        return None;
+    }
+    let fields: BTreeMap<&str, String> = added
+        .iter()
+        .map(|p| (p.field, format!("{} Fix: {}", p.message, p.fix)))
+        .collect();
+    Some(
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": format!("a custom endpoint was refused; {what}: with method exchange-online Kurir sends secrets and tokens only to the selected cloud's endpoints unless custom endpoints are allowed on the server itself"),
+                "fix": "leave authority, graph_endpoint and the IMAP/POP3/SMTP hosts unset and choose the cloud (cloud=global, usgov or china); for the emulator or a test tenant, allow custom endpoints on the server with the command line: kurir settings set allow_custom_endpoints=true (the REST API cannot)",
+                "fields": fields,
+            })),
+        )
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -463,6 +499,11 @@ async fn accounts_add(
                 .into_response();
         }
     };
+    if let Some(r) =
+        refuse_custom_endpoints(&s, &scope, &changes, "the account was not added").await
+    {
+        return r;
+    }
     if let Err(e) = s.store.add_account(name).await {
         return store_refusal(e);
     }

@@ -31,7 +31,7 @@ use crate::auth::{
     Admin, LANG_COOKIE, LOGIN_CSRF_COOKIE, PageLang, SESSION_COOKIE, cookie, same, set_cookie,
 };
 use crate::check::{self, Report};
-use crate::edit::{Edit, to_changes};
+use crate::edit::{Edit, added_custom_endpoints, to_changes};
 use crate::i18n::{Lang, Texts};
 
 type Shared = Arc<AppState>;
@@ -79,6 +79,9 @@ pub struct Layout {
     pub nav: &'static str,
     pub title: String,
     pub alarms: Vec<AlarmView>,
+    /// The server switch `allow_custom_endpoints` is on: every page says so (issue #13.1), since
+    /// secrets may then go to hosts other than Microsoft's.
+    pub custom_endpoints: bool,
 }
 
 pub struct AlarmView {
@@ -148,6 +151,7 @@ pub(crate) async fn layout(
         nav,
         title,
         alarms: alarm_views(&current_alarms(state, snap, lang).await),
+        custom_endpoints: snap.custom_endpoints_allowed(),
     }
 }
 
@@ -625,7 +629,11 @@ fn field_views(
     let problems = snap.validate(scope, crate::today());
     let mut used = vec![false; problems.len()];
     let mut rows = Vec::new();
-    for def in KEYS.iter().filter(|k| k.allowed_at(level)) {
+    // The server switch is not edited here (it is shown as a notice on every page instead).
+    for def in KEYS
+        .iter()
+        .filter(|k| k.allowed_at(level) && !k.server_only())
+    {
         if let Some(only) = only
             && !only.contains(&def.name)
         {
@@ -896,7 +904,10 @@ async fn save(
     if let Some(k) = form.get("reset") {
         edits.push(Edit::Unset(k.clone()));
     } else {
-        for def in KEYS.iter().filter(|k| k.allowed_at(scope.level())) {
+        for def in KEYS
+            .iter()
+            .filter(|k| k.allowed_at(scope.level()) && !k.server_only())
+        {
             let Some(raw) = form.get(&format!("v:{}", def.name)) else {
                 continue;
             };
@@ -925,7 +936,25 @@ async fn save(
             }
         }
     }
-    let changes: Vec<Change> = match to_changes(&scope, edits) {
+    // Issue #13.1: a value that would send secrets outside the selected cloud is refused like a
+    // bad value, with the reason and the fix in the page's language.
+    let changes: Vec<Change> = match to_changes(&scope, edits).and_then(|c| {
+        let added = added_custom_endpoints(&snap, &scope, &c);
+        if added.is_empty() {
+            Ok(c)
+        } else {
+            Err(added
+                .into_iter()
+                .map(|p| {
+                    let (m, f) = match lang {
+                        Lang::Sv => (p.message_sv, p.fix_sv),
+                        Lang::En => (p.message, p.fix),
+                    };
+                    (p.field.to_owned(), format!("{m} {}: {f}", lang.texts().fix))
+                })
+                .collect())
+        }
+    }) {
         Ok(c) => c,
         Err(errors) => {
             return subject(
@@ -1320,6 +1349,23 @@ async fn accounts_add(
             return list(&s, &a, l, "accounts", msg, None).await;
         }
     };
+    // Issue #13.1: e.g. protocol=imap inheriting a custom IMAP host while the switch is off.
+    let snap = match s.store.snapshot().await {
+        Ok(snap) => snap,
+        Err(e) => return store_error(e),
+    };
+    let added = added_custom_endpoints(&snap, &scope, &changes);
+    if !added.is_empty() {
+        let msg = added
+            .into_iter()
+            .map(|p| match l {
+                Lang::Sv => format!("{} {}: {}", p.message_sv, l.texts().fix, p.fix_sv),
+                Lang::En => format!("{} {}: {}", p.message, l.texts().fix, p.fix),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        return list(&s, &a, l, "accounts", msg, None).await;
+    }
     match s.store.add_account(&name).await {
         Ok(()) => {}
         Err(e @ StoreError::AccountExists(_)) => {

@@ -239,7 +239,10 @@ async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Res
             ("tenant_id", d::TENANT_ID),
             ("auth_flow", "client-secret"),
             ("client_secret_expires", "2099-12-31"),
-            // Only because this is the emulator: Microsoft's cloud needs none of these three.
+            // Only because this is the emulator: Microsoft's cloud needs none of these four.
+            // The server switch lets secrets go to the emulator instead of Microsoft's cloud
+            // (issue #13.1); the demo sets it like the CLI does, and the UI shows it is on.
+            ("allow_custom_endpoints", "true"),
             ("authority", &base),
             ("graph_endpoint", &base),
             ("ca_file", &ca),

@@ -42,6 +42,8 @@ pub fn emulator_system_settings(dir: &Path, db: Option<&str>, emu: &RunningEmula
             &format!("client_id={}", demo::CLIENT_ID),
             &format!("tenant_id={}", demo::TENANT_ID),
             "auth_flow=client-secret",
+            // The emulator is not Microsoft's cloud: the server switch, set with the CLI.
+            "allow_custom_endpoints=true",
             &format!("authority={base}"),
             &format!("graph_endpoint={base}"),
             &format!("ca_file={}", emu.ca_path().display()),

@@ -135,6 +135,8 @@ pub async fn seed_settings(store: &SqliteStore, emu: &RunningEmulator, ca: &Path
                 plain("tenant_id", demo::TENANT_ID),
                 plain("auth_flow", "client-secret"),
                 secret("client_secret", demo::CLIENT_SECRET),
+                // The emulator and the local SMTP server are not Microsoft's cloud.
+                plain("allow_custom_endpoints", "true"),
                 plain("authority", emu.base_url()),
                 plain("ca_file", ca.display().to_string()),
                 plain("smtp_host", "localhost"),
