@@ -233,6 +233,8 @@ async fn graph_intake_peak_memory_stays_under_three_times_largest_message() {
             &format!("client_id={}", demo::CLIENT_ID),
             &format!("tenant_id={}", demo::TENANT_ID),
             "auth_flow=client-secret",
+            // The emulator is a custom endpoint: allowed by the server's own switch (13.1).
+            "allow_custom_endpoints=true",
             &format!("authority={base}"),
             &format!("graph_endpoint={base}"),
             &format!("ca_file={}", ca.display()),

@@ -130,3 +130,21 @@ async fn sigterm_during_intake_and_send_loses_nothing() {
     assert_outgoing_delivered_once(&emu, OUTGOING).await;
     emu.shutdown().await;
 }
+
+/// A SIGTERM that comes right after the ready line (a service manager that stops the daemon
+/// as soon as it started) is a clean stop with exit status 0. `kurir serve` used to print the
+/// line first and install its handler afterwards; a signal in between took the default action
+/// and killed the process (seen in `file_modes` on a loaded machine). The window is small, so
+/// this tries many times; without the fix it fails only sometimes, with it never.
+#[test]
+fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    for round in 0..25 {
+        let mut serve = Daemon::serve("ready", tmp.path(), None, &[]);
+        let status = serve.sigterm();
+        assert!(
+            status.success(),
+            "round {round}: SIGTERM right after the ready line ended kurir serve with {status}"
+        );
+    }
+}

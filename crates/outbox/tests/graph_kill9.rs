@@ -113,6 +113,8 @@ async fn sigkill_graph_batch(save_to_sent_items: bool) -> (i64, usize, u32) {
                     "client_secret".into(),
                     NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
                 ),
+                // The emulator is a custom endpoint: the server's own switch allows it (13.1).
+                plain("allow_custom_endpoints", "true"),
                 plain("authority", emu.base_url()),
                 plain("graph_endpoint", emu.base_url()),
                 plain("ca_file", ca.display().to_string()),

@@ -83,6 +83,8 @@ pub async fn run(place: &Place, explicit_dir: bool, args: DemoArgs) -> anyhow::R
     let demo = Demo::start(&dir, args.listen).await?;
     let password = demo.admin_password.clone();
     let url = format!("http://{}", demo.service.web_addr);
+    // Listening for the stop signal before the ready line (see shutdown_signal).
+    let stop = shutdown_signal();
     demo.service.print_line(serde_json::json!({
         "demo": true,
         "admin": {"username": ADMIN, "password": password},
@@ -109,7 +111,7 @@ pub async fn run(place: &Place, explicit_dir: bool, args: DemoArgs) -> anyhow::R
         let every = Duration::from_secs(args.every);
         tokio::spawn(async move { traffic(store, emulator, dir, every).await })
     });
-    shutdown_signal().await;
+    stop.await;
     if let Some(t) = traffic {
         t.abort();
     }

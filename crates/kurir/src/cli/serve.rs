@@ -110,8 +110,10 @@ pub async fn run(place: &Place, args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let service = Service::start(&place.data_dir, store, &args).await?;
+    // Listening for the stop signal before the ready line: see shutdown_signal.
+    let stop = shutdown_signal();
     service.print_line(serde_json::json!({}))?;
-    shutdown_signal().await;
+    stop.await;
     service.stop().await
 }
 
@@ -603,20 +605,39 @@ async fn reconcile(
 }
 
 /// Resolves on SIGTERM (systemd, `kill`) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+///
+/// The handlers are installed when this is *called*, not when the future is first polled:
+/// `kurir serve` prints its ready line and only then waits, and a SIGTERM that arrives in
+/// between (a service manager stopping it right after start) must mean "finish and exit 0",
+/// not the default action that kills the process mid-write.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-            Err(e) => {
+            (term, int) => {
+                let e = term.err().or(int.err()).expect("one of them failed");
                 tracing::error!(error = %e, "cannot install the SIGTERM handler; stop with Ctrl-C");
-                std::future::pending::<()>().await;
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+        // Windows has no SIGTERM: Ctrl-C (and the service wrapper's console event) stops it.
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
