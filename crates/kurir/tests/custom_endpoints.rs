@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::daemon::Daemon;
-use common::{kurir, ok, ok_stdin, set_secret};
+use common::web::{client, provision, sign_in};
+use common::{kurir, ok, set_secret};
 use kurir_emulator::demo;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
 const SECRET: &str = "kUr~8Q.the_WriteOnly-Secret_7fJ2xLw9pZ4tN6vB1mC3";
 
 /// A host of the attacker's: counts every TCP connection made to it.
@@ -49,17 +49,6 @@ impl Trap {
     }
 }
 
-fn provision(dir: &Path) -> String {
-    ok_stdin(
-        dir,
-        &["admin", "users", "add", "admin", "--password-stdin"],
-        ADMIN_PASSWORD,
-    );
-    ok(dir, &["admin", "api-key", "create", "tests"])
-        .trim()
-        .to_owned()
-}
-
 /// The system settings of the emulator's demo tenant, but with `authority` left to the caller.
 fn exchange_settings(dir: &Path, extra: &[&str]) {
     let mut args = vec![
@@ -76,52 +65,6 @@ fn exchange_settings(dir: &Path, extra: &[&str]) {
     set_secret(dir, &[], "client_secret", SECRET);
 }
 
-/// Signs in through the login form; returns the session cookie and the page's CSRF token.
-async fn sign_in(c: &reqwest::Client, base: &str) -> (String, String) {
-    let r = c.get(format!("{base}/login")).send().await.unwrap();
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let login_csrf = set
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned();
-    let r = c
-        .post(format!("{base}/login"))
-        .header("cookie", format!("kurir_login_csrf={login_csrf}"))
-        .form(&[
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-            ("csrf", &login_csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("kurir_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page(c, base, "/", &session).await;
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
-    (session, csrf)
-}
-
 async fn page(c: &reqwest::Client, base: &str, path: &str, session: &str) -> String {
     let r = c
         .get(format!("{base}{path}?lang=en"))
@@ -131,13 +74,6 @@ async fn page(c: &reqwest::Client, base: &str, path: &str, session: &str) -> Str
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{path}");
     r.text().await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,11 +14,11 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{ok, ok_stdin};
+use common::ok;
+use common::web::{ADMIN_PASSWORD, client, provision, sign_in};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const ADMIN_PASSWORD: &str = "correct horse battery staple";
 const WRONG_SECRET: &str = "kUr~8Q.wrong_SecretValue-7fJ2xLw9pZ4tN6vB1mC3";
 
 /// A running `kurir serve`; stopped with SIGTERM when dropped.
@@ -77,25 +77,6 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Sets up an admin and an API key through the CLI; returns the key.
-fn provision(dir: &Path) -> String {
-    ok_stdin(
-        dir,
-        &["admin", "users", "add", "admin", "--password-stdin"],
-        ADMIN_PASSWORD,
-    );
-    ok(dir, &["admin", "api-key", "create", "tests"])
-        .trim()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -609,60 +590,6 @@ async fn login_csrf_and_logout() {
         status.success(),
         "kurir serve stops cleanly on SIGTERM: {status}"
     );
-}
-
-/// Signs in through the login form; returns the session cookie and the page's CSRF token.
-async fn sign_in(c: &reqwest::Client, base: &str) -> (String, String) {
-    let r = c.get(format!("{base}/login")).send().await.unwrap();
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let login_csrf = set
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned();
-    let r = c
-        .post(format!("{base}/login"))
-        .header("cookie", format!("kurir_login_csrf={login_csrf}"))
-        .form(&[
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-            ("csrf", &login_csrf),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("kurir_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = c
-        .get(format!("{base}/"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
-    (session, csrf)
 }
 
 const M2M_RAW: &[u8] = b"From: orders@supplier.test\r\nTo: m2m@contoso.com\r\nSubject: Order 1001\r\nMessage-ID: <order-1001@supplier.test>\r\n\r\n(the XML and PDF parts)\r\n";

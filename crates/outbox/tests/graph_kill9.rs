@@ -8,14 +8,15 @@
 //! - With it off there is nothing to look up; the final Graph request is gated one message at
 //!   a time until its outcome is recorded: at most 1 duplicate per kill.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator, demo};
-use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
-use kurir_graph::{GraphClient, MessageQuery};
+use common::{graph_reader, kurir_binary};
+use kurir_emulator::{Emulator, EmulatorConfig, demo};
+use kurir_graph::MessageQuery;
 use kurir_outbox::{Draft, compose};
 use kurir_settings::Scope;
 use kurir_store::outbox::NewOutgoing;
@@ -28,64 +29,8 @@ const KILLS: u32 = 5;
 const SENDER: &str = demo::USER;
 const RCPT: &str = demo::USER2;
 
-fn repo() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The `kurir` binary next to this test's deps directory, built first so the test runs the
-/// current code.
-fn kurir_binary() -> PathBuf {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "kurir"])
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(out.success(), "cargo build -p kurir failed");
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("kurir");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
-}
-
 fn plain(k: &str, v: impl Into<String>) -> Change {
     Change::Set(k.into(), NewValue::Plain(v.into()))
-}
-
-async fn graph_reader(emu: &RunningEmulator) -> (GraphClient, SecretString) {
-    let client = TokenClient::new(ClientConfig {
-        extra_ca_pem: Some(emu.ca_pem()),
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let token = client
-        .token(&TokenRequest {
-            authority: Authority::url(&emu.base_url()).unwrap(),
-            tenant: demo::TENANT_ID.into(),
-            client_id: demo::CLIENT_ID.into(),
-            credential: Credential::ClientSecret {
-                secret: SecretString::from(demo::CLIENT_SECRET.to_owned()),
-                basic_auth: false,
-            },
-            scope: kurir_entra::Scope::graph_app(Cloud::Global),
-            user: None,
-        })
-        .await
-        .expect("a Graph app token")
-        .secret;
-    let graph = GraphClient::new(
-        &emu.graph_url(),
-        Some(&emu.ca_pem()),
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    (graph, token)
 }
 
 /// Kills `kurir outbox run` KILLS times mid-batch, lets it finish, and returns

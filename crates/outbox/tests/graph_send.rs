@@ -15,13 +15,15 @@
 //! - many at once: never more than 4 Graph requests in flight per mailbox, and the per-mailbox
 //!   rate cap holds.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator, demo};
-use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
-use kurir_graph::{GraphClient, MessageQuery};
+use kurir_entra::ClientConfig;
+use kurir_graph::MessageQuery;
 use kurir_outbox::{Draft, Outbox, OutboxConfig, compose};
 use kurir_settings::Scope;
 use kurir_store::outbox::{NewOutgoing, OutgoingState, now_ms};
@@ -139,40 +141,9 @@ async fn run(env: &Env, cfg: OutboxConfig) -> kurir_outbox::RunStats {
         .unwrap()
 }
 
-/// A Graph client and an app-only Graph token, to read mailboxes back.
-async fn reader(emu: &RunningEmulator) -> (GraphClient, SecretString) {
-    let client = TokenClient::new(ClientConfig {
-        extra_ca_pem: Some(emu.ca_pem()),
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let token = client
-        .token(&TokenRequest {
-            authority: Authority::url(&emu.base_url()).unwrap(),
-            tenant: demo::TENANT_ID.into(),
-            client_id: demo::CLIENT_ID.into(),
-            credential: Credential::ClientSecret {
-                secret: SecretString::from(demo::CLIENT_SECRET.to_owned()),
-                basic_auth: false,
-            },
-            scope: kurir_entra::Scope::graph_app(Cloud::Global),
-            user: None,
-        })
-        .await
-        .expect("a Graph app token")
-        .secret;
-    let graph = GraphClient::new(
-        &emu.graph_url(),
-        Some(&emu.ca_pem()),
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    (graph, token)
-}
-
 /// The raw MIME of every message with `subject` in `mailbox`'s `folder`.
 async fn find(emu: &RunningEmulator, mailbox: &str, folder: &str, subject: &str) -> Vec<Vec<u8>> {
-    let (graph, token) = reader(emu).await;
+    let (graph, token) = common::graph_reader(emu).await;
     let t = token.expose_secret();
     let list = graph
         .list_messages(

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -20,25 +19,6 @@ use kurir_store::outbox::NewOutgoing;
 use rand::Rng;
 
 const N: usize = 2000;
-
-/// The `kurir` binary next to this test's deps directory, built first so the test runs the
-/// current code.
-fn kurir_binary() -> PathBuf {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "kurir"])
-        .current_dir(repo())
-        .status()
-        .expect("cargo runs");
-    assert!(out.success(), "cargo build -p kurir failed");
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("kurir");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_sending_loses_nothing() {

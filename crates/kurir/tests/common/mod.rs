@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod pg;
+pub mod web;
 
 use std::path::Path;
 

@@ -365,3 +365,22 @@ pub async fn graph_subjects(
     }
     out
 }
+
+/// The `kurir` binary next to this test's deps directory, built first so the test runs the
+/// current code.
+pub fn kurir_binary() -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "kurir"])
+        .current_dir(repo())
+        .status()
+        .expect("cargo runs");
+    assert!(out.success(), "cargo build -p kurir failed");
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("kurir");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
