@@ -11,67 +11,32 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{graph_reader, kurir_binary};
-use kurir_emulator::{Emulator, EmulatorConfig, demo};
+use kurir_emulator::demo;
 use kurir_graph::MessageQuery;
 use kurir_outbox::{Draft, compose};
-use kurir_settings::Scope;
+use kurir_store::OutboxStore;
 use kurir_store::outbox::NewOutgoing;
-use kurir_store::{Change, NewValue, OutboxStore, SqliteStore, Store};
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 const N: usize = 400;
 const KILLS: u32 = 5;
 const SENDER: &str = demo::USER;
 const RCPT: &str = demo::USER2;
 
-fn plain(k: &str, v: impl Into<String>) -> Change {
-    Change::Set(k.into(), NewValue::Plain(v.into()))
-}
-
 /// Kills `kurir outbox run` KILLS times mid-batch, lets it finish, and returns
 /// (duplicates, missing) among the N messages.
 async fn sigkill_graph_batch(save_to_sent_items: bool) -> (i64, usize, u32) {
     let bin = tokio::task::block_in_place(kurir_binary);
-    let emu = Emulator::start(EmulatorConfig::demo())
-        .await
-        .expect("the emulator starts");
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = tmp.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let store = Arc::new(SqliteStore::open(&data).await.expect("the store opens"));
-    store
-        .apply(
-            &Scope::System,
-            vec![
-                plain("method", "exchange-online"),
-                plain("client_id", demo::CLIENT_ID),
-                plain("tenant_id", demo::TENANT_ID),
-                plain("auth_flow", "client-secret"),
-                Change::Set(
-                    "client_secret".into(),
-                    NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
-                ),
-                // The emulator is a custom endpoint: the server's own switch allows it (13.1).
-                plain("allow_custom_endpoints", "true"),
-                plain("authority", emu.base_url()),
-                plain("graph_endpoint", emu.base_url()),
-                plain("ca_file", ca.display().to_string()),
-            ],
-        )
-        .await
-        .unwrap();
-    store.add_user("ADELE").await.unwrap();
-    store
-        .apply(&Scope::User("ADELE".into()), vec![plain("email", SENDER)])
-        .await
-        .unwrap();
+    let common::GraphEnv {
+        data,
+        emu,
+        store,
+        tmp: _tmp,
+    } = common::graph_env().await;
     let tag = format!(
         "gk9-{}-{}",
         if save_to_sent_items {

@@ -18,77 +18,22 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator, demo};
+use common::{GraphEnv as Env, graph_env as env};
+use kurir_emulator::{RunningEmulator, demo};
 use kurir_entra::ClientConfig;
 use kurir_graph::MessageQuery;
 use kurir_outbox::{Draft, Outbox, OutboxConfig, compose};
-use kurir_settings::Scope;
+use kurir_store::OutboxStore;
 use kurir_store::outbox::{NewOutgoing, OutgoingState, now_ms};
-use kurir_store::{Change, NewValue, OutboxStore, SqliteStore, Store};
 use mail_parser::{MessageParser, MimeHeaders};
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 const SENDER: &str = demo::USER;
 const RCPT: &str = demo::USER2;
-
-struct Env {
-    emu: RunningEmulator,
-    store: Arc<SqliteStore>,
-    tmp: tempfile::TempDir,
-}
-
-fn plain(k: &str, v: impl Into<String>) -> Change {
-    Change::Set(k.into(), NewValue::Plain(v.into()))
-}
-
-/// The emulator (its own temporary state) and a Kurir store whose system settings point at
-/// it: exchange-online, client secret (app-only), Graph (no SMTP server named). ADELE sends
-/// as adele.vance; CEO as the shared mailbox outside the app's access policy.
-async fn env() -> Env {
-    let emu = Emulator::start(EmulatorConfig::demo())
-        .await
-        .expect("the emulator starts");
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = tmp.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let store = Arc::new(SqliteStore::open(&data).await.expect("the store opens"));
-    store
-        .apply(
-            &Scope::System,
-            vec![
-                plain("method", "exchange-online"),
-                plain("client_id", demo::CLIENT_ID),
-                plain("tenant_id", demo::TENANT_ID),
-                plain("auth_flow", "client-secret"),
-                Change::Set(
-                    "client_secret".into(),
-                    NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
-                ),
-                // The emulator is not Microsoft's cloud.
-                plain("allow_custom_endpoints", "true"),
-                plain("authority", emu.base_url()),
-                plain("graph_endpoint", emu.base_url()),
-                plain("ca_file", ca.display().to_string()),
-            ],
-        )
-        .await
-        .expect("system settings");
-    for (code, email) in [("ADELE", SENDER), ("CEO", demo::RESTRICTED_MAILBOX)] {
-        store.add_user(code).await.unwrap();
-        store
-            .apply(&Scope::User(code.into()), vec![plain("email", email)])
-            .await
-            .unwrap();
-    }
-    Env { emu, store, tmp }
-}
 
 fn config() -> OutboxConfig {
     let mut token = ClientConfig::default();

@@ -384,3 +384,60 @@ pub fn kurir_binary() -> PathBuf {
     assert!(bin.exists(), "{} was not built", bin.display());
     bin
 }
+
+pub struct GraphEnv {
+    /// The data directory of the store (under `tmp`).
+    pub data: PathBuf,
+    pub emu: RunningEmulator,
+    pub store: Arc<SqliteStore>,
+    pub tmp: tempfile::TempDir,
+}
+
+/// The emulator (its own temporary state) and a Kurir store whose system settings point at
+/// it: exchange-online, client secret (app-only), Graph (no SMTP server named). ADELE sends
+/// as adele.vance; CEO as the shared mailbox outside the app's access policy.
+pub async fn graph_env() -> GraphEnv {
+    let emu = Emulator::start(EmulatorConfig::demo())
+        .await
+        .expect("the emulator starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqliteStore::open(&data).await.expect("the store opens"));
+    store
+        .apply(
+            &Scope::System,
+            vec![
+                plain("method", "exchange-online"),
+                plain("client_id", demo::CLIENT_ID),
+                plain("tenant_id", demo::TENANT_ID),
+                plain("auth_flow", "client-secret"),
+                Change::Set(
+                    "client_secret".into(),
+                    NewValue::Secret(SecretString::from(demo::CLIENT_SECRET.to_owned())),
+                ),
+                // The emulator is not Microsoft's cloud.
+                plain("allow_custom_endpoints", "true"),
+                plain("authority", emu.base_url()),
+                plain("graph_endpoint", emu.base_url()),
+                plain("ca_file", ca.display().to_string()),
+            ],
+        )
+        .await
+        .expect("system settings");
+    for (code, email) in [("ADELE", demo::USER), ("CEO", demo::RESTRICTED_MAILBOX)] {
+        store.add_user(code).await.unwrap();
+        store
+            .apply(&Scope::User(code.into()), vec![plain("email", email)])
+            .await
+            .unwrap();
+    }
+    GraphEnv {
+        data,
+        emu,
+        store,
+        tmp,
+    }
+}
