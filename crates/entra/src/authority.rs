@@ -143,7 +143,7 @@ impl Authority {
                 ),
             });
         }
-        if Cloud::from_host(&host).is_some() && url.path().trim_matches('/') != "" {
+        if Cloud::from_host(&host).is_some() && !url.path().trim_matches('/').is_empty() {
             // A common paste: the authority with the tenant (or /oauth2/…) already appended.
             return Err(EntraError::Config {
                 setting: "authority",

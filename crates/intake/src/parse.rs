@@ -539,15 +539,15 @@ fn percent_decode_into(v: &[u8], out: &mut Vec<u8>) {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
     while i < v.len() {
-        if v[i] == b'%' {
-            if let (Some(h), Some(l)) = (
+        if v[i] == b'%'
+            && let (Some(h), Some(l)) = (
                 v.get(i + 1).copied().and_then(hex),
                 v.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(v[i]);
         i += 1;

@@ -889,10 +889,10 @@ fn generated_corpus_has_at_least_150_distinct_cases_and_each_parses_in_bounded_t
         );
         assert_eq!(light.is_ok(), c.readable, "{}: {:?}", c.name, light.err());
         assert_eq!(full.is_ok(), c.readable, "{}: {:?}", c.name, full.err());
-        if let Ok(m) = &light {
-            if let Some(id) = &c.message_id {
-                assert_eq!(m.message_id.as_ref(), Some(id), "{}", c.name);
-            }
+        if let Ok(m) = &light
+            && let Some(id) = &c.message_id
+        {
+            assert_eq!(m.message_id.as_ref(), Some(id), "{}", c.name);
         }
     }
 }

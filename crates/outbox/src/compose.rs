@@ -183,10 +183,10 @@ pub fn header_recipients(raw: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for list in [m.to(), m.cc(), m.bcc()].into_iter().flatten() {
         for a in list.iter() {
-            if let Some(addr) = a.address() {
-                if !out.iter().any(|o| o.eq_ignore_ascii_case(addr)) {
-                    out.push(addr.to_owned());
-                }
+            if let Some(addr) = a.address()
+                && !out.iter().any(|o| o.eq_ignore_ascii_case(addr))
+            {
+                out.push(addr.to_owned());
             }
         }
     }

@@ -607,12 +607,11 @@ impl Session {
                 } else if self.mail_from.is_some() {
                     self.reply(io, "503 5.5.1 Sender already given").await?;
                 } else if let Some(addr) = path_arg(arg, "FROM:") {
-                    if let Some(size) = size_param(arg) {
-                        if size > self.cfg.max_size {
+                    if let Some(size) = size_param(arg)
+                        && size > self.cfg.max_size {
                             self.reply(io, &format!("552 5.3.4 Message size exceeds the limit of {} bytes", self.cfg.max_size)).await?;
                             return Ok(Next::Continue);
                         }
-                    }
                     self.mail_from = Some(addr);
                     self.reply(io, "250 2.1.0 Ok").await?;
                 } else {

@@ -175,12 +175,12 @@ pub async fn resolve(
     exchange: ExchangeTransport,
 ) -> Result<Sender, SendError> {
     let scope = scope_of(sender_user);
-    if let Scope::User(code) = &scope {
-        if !snap.users.contains_key(code) {
-            return Err(SendError::Settings(format!(
-                "there is no user {code}; add it with `kurir users add {code} --email …`, then `kurir outbox retry` the message"
-            )));
-        }
+    if let Scope::User(code) = &scope
+        && !snap.users.contains_key(code)
+    {
+        return Err(SendError::Settings(format!(
+            "there is no user {code}; add it with `kurir users add {code} --email …`, then `kurir outbox retry` the message"
+        )));
     }
     let eff = snap.resolve(&scope);
     let from = eff.get("email").map(str::to_owned).ok_or_else(|| {

@@ -337,11 +337,11 @@ impl SmtpPool {
                     .await
                     .map_err(|e| classify(&server_name, &e))?;
             }
-            if let Some(creds) = &login.creds {
-                if let Err(e) = conn.auth(login.mechanisms, creds).await {
-                    conn.abort().await;
-                    return Err(classify(&server_name, &e));
-                }
+            if let Some(creds) = &login.creds
+                && let Err(e) = conn.auth(login.mechanisms, creds).await
+            {
+                conn.abort().await;
+                return Err(classify(&server_name, &e));
             }
             Ok(conn)
         };

@@ -135,10 +135,10 @@ impl Outbox {
     /// The settings snapshot, re-read at most every `settings_ttl`.
     pub async fn settings(&self) -> Result<Arc<SettingsSnapshot>, StoreError> {
         let mut guard = self.snapshot.lock().await;
-        if let Some((at, snap)) = guard.as_ref() {
-            if at.elapsed() < self.cfg.settings_ttl {
-                return Ok(snap.clone());
-            }
+        if let Some((at, snap)) = guard.as_ref()
+            && at.elapsed() < self.cfg.settings_ttl
+        {
+            return Ok(snap.clone());
         }
         let snap = Arc::new(self.store.snapshot().await?);
         *guard = Some((Instant::now(), snap.clone()));
@@ -146,10 +146,10 @@ impl Outbox {
     }
 
     async fn sender_for(&self, user: &str) -> Result<Sender, SendError> {
-        if let Some((at, s)) = self.senders.lock().await.get(user) {
-            if at.elapsed() < self.cfg.settings_ttl {
-                return Ok(s.clone());
-            }
+        if let Some((at, s)) = self.senders.lock().await.get(user)
+            && at.elapsed() < self.cfg.settings_ttl
+        {
+            return Ok(s.clone());
         }
         let snap = self
             .settings()
@@ -221,11 +221,12 @@ impl Outbox {
             // Sleep until something can change: a task ends, a message is submitted here, the
             // next queued message is due, or the idle poll (another process may have queued).
             let mut sleep_for = self.cfg.idle_poll;
-            if free > 0 && !leased_any {
-                if let Some(due) = self.store.next_due().await? {
-                    let until = Duration::from_millis((due - now_ms()).max(0) as u64);
-                    sleep_for = sleep_for.min(until.max(Duration::from_millis(5)));
-                }
+            if free > 0
+                && !leased_any
+                && let Some(due) = self.store.next_due().await?
+            {
+                let until = Duration::from_millis((due - now_ms()).max(0) as u64);
+                sleep_for = sleep_for.min(until.max(Duration::from_millis(5)));
             }
             tokio::select! {
                 Some(end) = tasks.join_next(), if !tasks.is_empty() => account(&mut stats, end),

@@ -103,7 +103,7 @@ pub fn parse_value(def: &KeyDef, level: Level, raw: &str) -> Result<String, Inva
             _ => Err(invalid(def, format!("'{value}' is not a port number (1–65535)"))),
         },
         Kind::Duration => parse_duration(&value)
-            .map(|d| format_duration(d))
+            .map(format_duration)
             .map_err(|p| invalid(def, p)),
         Kind::Path => Ok(value),
         Kind::CertificatePem => {
@@ -277,9 +277,9 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s != 0 && s % 3600 == 0 {
+    if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s != 0 && s % 60 == 0 {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -251,16 +251,18 @@ impl SettingsSnapshot {
                     break;
                 }
             }
-            if found.is_none() && def.allowed_at(Level::System) {
-                if let Some(v) = self.system.get(def.name) {
-                    found = Some((v.clone(), Source::System, Some(Scope::System)));
-                }
+            if found.is_none()
+                && def.allowed_at(Level::System)
+                && let Some(v) = self.system.get(def.name)
+            {
+                found = Some((v.clone(), Source::System, Some(Scope::System)));
             }
             // A user without an address of their own sends as the system's default sender.
-            if found.is_none() && def.name == "email" {
-                if let Some(v) = self.system.get("default_sender") {
-                    found = Some((v.clone(), Source::System, Some(Scope::System)));
-                }
+            if found.is_none()
+                && def.name == "email"
+                && let Some(v) = self.system.get("default_sender")
+            {
+                found = Some((v.clone(), Source::System, Some(Scope::System)));
             }
             fields.push(match found {
                 Some((value, source, from)) => EffectiveField {

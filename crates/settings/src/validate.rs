@@ -148,9 +148,10 @@ impl SettingsSnapshot {
             problems: Vec::new(),
             custom_endpoints_allowed: self.custom_endpoints_allowed(),
         };
-        if let (Scope::Webshop, Some(user)) = (&eff.scope, &eff.sends_as) {
-            if !self.users.contains_key(user) {
-                c.push(
+        if let (Scope::Webshop, Some(user)) = (&eff.scope, &eff.sends_as)
+            && !self.users.contains_key(user)
+        {
+            c.push(
                     Severity::Error,
                     "method",
                     Sv(
@@ -162,8 +163,7 @@ impl SettingsSnapshot {
                         format!("kurir users add {user} --email webshop@your-domain   (eller ge webbshopen en egen metod: kurir settings set --webshop method=exchange-online)"),
                     ),
                 );
-                return c.problems;
-            }
+            return c.problems;
         }
         let method = eff.get("method").unwrap_or("none").to_owned();
         let level = eff.scope.level();
@@ -206,9 +206,10 @@ impl SettingsSnapshot {
         if level == Level::Account {
             check_account(&mut c, self);
         }
-        if let Some(path) = eff.get("ca_file") {
-            if !std::path::Path::new(path).is_file() {
-                c.push(
+        if let Some(path) = eff.get("ca_file")
+            && !std::path::Path::new(path).is_file()
+        {
+            c.push(
                     Severity::Error,
                     "ca_file",
                     Sv(
@@ -217,7 +218,6 @@ impl SettingsSnapshot {
                     ),
                     c.set_cmd("ca_file", "/path/to/ca.pem"),
                 );
-            }
         }
         c.problems
     }
@@ -296,19 +296,17 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
             );
             check_expiry(c, today);
         }
-        "username-password" => {
-            if level != Level::System {
-                c.require(
-                    "exchange_username",
-                    ("username-password flow", "flödet användarnamn/lösenord"),
-                    "name@your-domain",
-                );
-                c.require(
-                    "exchange_password",
-                    ("username-password flow", "flödet användarnamn/lösenord"),
-                    "",
-                );
-            }
+        "username-password" if level != Level::System => {
+            c.require(
+                "exchange_username",
+                ("username-password flow", "flödet användarnamn/lösenord"),
+                "name@your-domain",
+            );
+            c.require(
+                "exchange_password",
+                ("username-password flow", "flödet användarnamn/lösenord"),
+                "",
+            );
         }
         "certificate" => {
             c.require(
@@ -324,11 +322,10 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
         }
         _ => {}
     }
-    if matches!(level, Level::User | Level::Webshop) {
-        if !c.eff.is_set("email") {
-            let who = c.who();
-            let fix = c.set_cmd("email", "name@your-domain");
-            c.push(
+    if matches!(level, Level::User | Level::Webshop) && !c.eff.is_set("email") {
+        let who = c.who();
+        let fix = c.set_cmd("email", "name@your-domain");
+        c.push(
                 Severity::Error,
                 "email",
                 Sv(
@@ -337,7 +334,6 @@ fn check_exchange(c: &mut Checker<'_>, today: time::Date) {
                 ),
                 fix,
             );
-        }
     }
 }
 

@@ -100,10 +100,10 @@ impl MasterKey {
     /// The key from `KURIR_MASTER_KEY`, else from `{data_dir}/master.key`, creating that file
     /// (mode 0600) when neither exists.
     pub fn load_or_create(data_dir: &Path) -> Result<MasterKey, StoreError> {
-        if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
-            if !text.trim().is_empty() {
-                return MasterKey::parse(&text, KeyOrigin::Env);
-            }
+        if let Ok(text) = std::env::var(MASTER_KEY_ENV)
+            && !text.trim().is_empty()
+        {
+            return MasterKey::parse(&text, KeyOrigin::Env);
         }
         let path = data_dir.join(MASTER_KEY_FILE);
         match fs::read_to_string(&path) {

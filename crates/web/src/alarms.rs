@@ -343,11 +343,11 @@ pub fn export_metrics(snap: &SettingsSnapshot, alarms: &[Alarm], today: time::Da
                     .set((date - today).whole_days() as f64);
             }
         }
-        if let Some(StoredValue::Plain(pem)) = layer.get("certificate") {
-            if let Some(date) = certificate_not_after(pem) {
-                metrics::gauge!(m::CERTIFICATE_DAYS_LEFT, "subject" => subject.clone())
-                    .set((date - today).whole_days() as f64);
-            }
+        if let Some(StoredValue::Plain(pem)) = layer.get("certificate")
+            && let Some(date) = certificate_not_after(pem)
+        {
+            metrics::gauge!(m::CERTIFICATE_DAYS_LEFT, "subject" => subject.clone())
+                .set((date - today).whole_days() as f64);
         }
     }
     for kind in [
@@ -459,7 +459,7 @@ mod tests {
             ..Default::default()
         };
         let now = time::macros::datetime!(2026-06-01 12:00 UTC);
-        let a = compute(&s, &[h.clone()], now, Lang::En);
+        let a = compute(&s, std::slice::from_ref(&h), now, Lang::En);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].kind, AlarmKind::NoRecentFetch);
         let fresh = Health {

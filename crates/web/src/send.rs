@@ -96,10 +96,7 @@ pub async fn send(
         (Some(u), false) => match normalize_user_code(u) {
             Ok(u) => u,
             Err(e) => {
-                return bad(
-                    e.to_string(),
-                    "give a Kurir user code, e.g. ANNA or WEBSHOP",
-                );
+                return bad(&e, "give a Kurir user code, e.g. ANNA or WEBSHOP");
             }
         },
         (None, false) => {

@@ -164,10 +164,10 @@ pub(crate) fn page(
     match tpl.render() {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
-            if let Some(l) = lang_switched {
-                if let Ok(v) = set_cookie(LANG_COOKIE, l.code(), 365 * 24 * 3600, false).parse() {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
+            if let Some(l) = lang_switched
+                && let Ok(v) = set_cookie(LANG_COOKIE, l.code(), 365 * 24 * 3600, false).parse()
+            {
+                resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
         }
@@ -1310,10 +1310,10 @@ async fn users_add(
         }
         Err(e) => return store_error(e),
     }
-    if !changes.is_empty() {
-        if let Err(e) = s.store.apply(&scope, changes).await {
-            return store_error(e);
-        }
+    if !changes.is_empty()
+        && let Err(e) = s.store.apply(&scope, changes).await
+    {
+        return store_error(e);
     }
     Redirect::to(&href(&scope)).into_response()
 }
@@ -1373,10 +1373,10 @@ async fn accounts_add(
         }
         Err(e) => return store_error(e),
     }
-    if !changes.is_empty() {
-        if let Err(e) = s.store.apply(&scope, changes).await {
-            return store_error(e);
-        }
+    if !changes.is_empty()
+        && let Err(e) = s.store.apply(&scope, changes).await
+    {
+        return store_error(e);
     }
     Redirect::to(&href(&scope)).into_response()
 }

@@ -366,7 +366,7 @@ fn refresh(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, EntraErr
         lock(&state.spent_refresh_tokens).insert(token);
         return Err(EntraError::RefreshTokenExpired {
             issued: super::errors::format_timestamp(grant.issued_at),
-            inactive: format!("{}", humanize(now - grant.issued_at)),
+            inactive: humanize(now - grant.issued_at).to_string(),
         });
     }
     let result = (|| {

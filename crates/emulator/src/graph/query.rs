@@ -213,10 +213,8 @@ fn internet_message_id(clause: &str) -> Result<Option<Pred>, ApiError> {
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
     while let Some(ch) = chars.next() {
-        if ch == '\'' {
-            if chars.next() != Some('\'') {
-                return Err(filter_error(v));
-            }
+        if ch == '\'' && chars.next() != Some('\'') {
+            return Err(filter_error(v));
         }
         out.push(ch);
     }

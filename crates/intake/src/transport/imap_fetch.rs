@@ -144,25 +144,25 @@ impl WakeAt {
 
     fn set(&mut self, mark: usize) {
         #[cfg(target_os = "linux")]
-        if let Some(fd) = self.fd {
-            if mark != self.current {
-                let v = mark as libc::c_int;
-                // SAFETY: a valid socket descriptor (owned by the stream being read) and an int
-                // option value of the right size.
-                let rc = unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_RCVLOWAT,
-                        (&v as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    )
-                };
-                if rc == 0 {
-                    self.current = mark;
-                } else {
-                    self.fd = None; // not a TCP socket after all: read without the mark
-                }
+        if let Some(fd) = self.fd
+            && mark != self.current
+        {
+            let v = mark as libc::c_int;
+            // SAFETY: a valid socket descriptor (owned by the stream being read) and an int
+            // option value of the right size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                self.current = mark;
+            } else {
+                self.fd = None; // not a TCP socket after all: read without the mark
             }
         }
         #[cfg(not(target_os = "linux"))]
@@ -796,7 +796,7 @@ mod tests {
             )
             .await
             .expect("refused at once, not read on");
-            let e = got.err().expect("an error, not a message").to_string();
+            let e = got.expect_err("an error, not a message").to_string();
             assert!(e.contains(&format!("literal of {n} bytes")), "{e}");
             // ...and into a spool file: nothing is written for it either.
             let addr = hostile_server(n).await;
@@ -816,7 +816,7 @@ mod tests {
             )
             .await
             .expect("refused at once, not streamed to disk");
-            let e = got.err().expect("an error, not a message").to_string();
+            let e = got.expect_err("an error, not a message").to_string();
             assert!(e.contains("more than the"), "{e}");
             assert!(
                 std::fs::read_dir(&dir).map_or(true, |d| d.count() == 0),

@@ -115,8 +115,8 @@ pub async fn run(place: &Place, cmd: AccountsCmd) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 println!(
-                    "{:24} {:20} {:32} {:9} {:18} {}",
-                    "NAME", "TYPE", "MAILBOX", "PROTOCOL", "FLOW", "ERRORS"
+                    "{:24} {:20} {:32} {:9} {:18} ERRORS",
+                    "NAME", "TYPE", "MAILBOX", "PROTOCOL", "FLOW"
                 );
                 for r in rows {
                     println!(

@@ -68,8 +68,8 @@ pub fn print_effective(eff: &Effective) {
         .unwrap_or(0)
         .max(6);
     println!(
-        "  {:w0$}  {:w1$}  {:w2$}  {}",
-        "KEY", "VALUE", "SOURCE", "LABEL (SV)"
+        "  {:w0$}  {:w1$}  {:w2$}  LABEL (SV)",
+        "KEY", "VALUE", "SOURCE"
     );
     for (k, v, s, l) in rows {
         println!("  {k:w0$}  {v:w1$}  {s:w2$}  {l}");

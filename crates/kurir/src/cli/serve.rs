@@ -425,10 +425,10 @@ impl Leases {
     }
 
     async fn release(&mut self, store: &dyn KurirStore, account: &str) {
-        if self.held.remove(account) {
-            if let Err(e) = store.release_account(account, self.holder).await {
-                tracing::warn!(account = %account, error = %e, "cannot release the account lease; it expires by itself");
-            }
+        if self.held.remove(account)
+            && let Err(e) = store.release_account(account, self.holder).await
+        {
+            tracing::warn!(account = %account, error = %e, "cannot release the account lease; it expires by itself");
         }
     }
 }
@@ -558,11 +558,11 @@ async fn reconcile(
             let _ = w.stop.send(true);
             watchers.remove(name);
         }
-        if let Some((rfp, _)) = reported.get(name) {
-            if *rfp == fp {
-                // Already told the admin what is missing; nothing changed since.
-                continue;
-            }
+        if let Some((rfp, _)) = reported.get(name)
+            && *rfp == fp
+        {
+            // Already told the admin what is missing; nothing changed since.
+            continue;
         }
         // Renewed while it runs (a restart for changed settings keeps it).
         if !leases.held.contains(name) && !leases.take(&**store, name).await {

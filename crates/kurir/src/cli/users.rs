@@ -78,8 +78,8 @@ pub async fn run(place: &Place, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 println!(
-                    "{:10} {:32} {:16} {:18} {:9} {}",
-                    "CODE", "E-MAIL", "METHOD", "FLOW", "OVERRIDES", "ERRORS"
+                    "{:10} {:32} {:16} {:18} {:9} ERRORS",
+                    "CODE", "E-MAIL", "METHOD", "FLOW", "OVERRIDES"
                 );
                 for r in rows {
                     println!(
