@@ -108,6 +108,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         line["certificate_thumbprint"] = json!(cert.as_ref().map(|c| c.thumbprint.clone()));
         line["user"] = json!({"username": demo::USER, "password": demo::PASSWORD});
     }
+    let stop = stop_signal()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -115,18 +116,32 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    wait_for_signal().await?;
+    stop.await?;
     tracing::info!("shutting down");
     emu.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the stop handlers now (before the ready line is printed: a SIGTERM right after it
+/// must shut down cleanly, not take the default action) and returns the future that waits.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the Ctrl-C handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        // Windows has no SIGTERM; Ctrl-C (a console close event) stops it.
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")?;
+        Ok(())
+    })
 }

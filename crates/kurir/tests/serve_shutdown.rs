@@ -148,3 +148,42 @@ fn sigterm_right_after_the_ready_line_is_a_clean_stop() {
         );
     }
 }
+
+/// The same for `kurir emulator` (the Python suites start it and stop it with SIGTERM): the
+/// handler is installed before its ready line, so an immediate stop is a clean exit 0.
+#[test]
+fn emulator_sigterm_right_after_the_ready_line_is_a_clean_stop() {
+    use std::io::{BufRead, BufReader};
+    let state = tempfile::tempdir().unwrap();
+    for round in 0..10 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kurir"))
+            .args(["emulator", "--state-dir"])
+            .arg(state.path())
+            .env_remove("KURIR_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with('{'),
+            "round {round}: no ready line: {line:?}"
+        );
+        let pid = child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "round {round}: SIGTERM right after the ready line ended kurir emulator with {status}"
+        );
+    }
+}
