@@ -589,3 +589,32 @@ async fn large_graph_send_keeps_message_id_threading_headers_and_content_ids() {
         "no draft left behind"
     );
 }
+
+/// A message whose MIME trips mail-parser's `debug_assert!` (found by `scripts/fuzz`, see
+/// crates/intake/tests/fuzz-findings/) is one message's problem: in a build with debug
+/// assertions it fails with the reason, in a release build it is sent as it is; the worker
+/// lives on and sends the next message either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mime_that_panics_the_parser_fails_only_that_message() {
+    let env = env().await;
+    let raw = include_bytes!("../../intake/tests/fuzz-findings/mail-parser-nested-rfc822-b.eml");
+    let hostile = queue_raw(&env, "fuzz finding", "<fuzz@kurir.test>", raw.to_vec()).await;
+    let s = subject("graph after the fuzz finding");
+    let normal = queue(&env, "ADELE", SENDER, &s, &[]).await;
+    let stats = run(&env, config()).await;
+    let h = env.store.outbox_get(hostile).await.unwrap().unwrap();
+    if cfg!(debug_assertions) {
+        assert_eq!(h.state, OutgoingState::Failed, "{h:?}");
+        assert!(
+            h.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot be parsed")),
+            "{h:?}"
+        );
+    } else {
+        assert_eq!(h.state, OutgoingState::Sent, "{h:?}");
+    }
+    let n = env.store.outbox_get(normal).await.unwrap().unwrap();
+    assert_eq!(n.state, OutgoingState::Sent, "{stats:?}");
+    assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 1);
+}

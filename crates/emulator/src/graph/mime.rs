@@ -45,7 +45,16 @@ fn recipients(a: Option<&Address<'_>>) -> Vec<Recipient> {
 }
 
 /// Parses raw MIME; a message mail-parser cannot read still gets stored, with empty fields.
+///
+/// A panic inside the parser counts as "cannot read": mail-parser 0.11.9 has a
+/// `debug_assert!` that hostile input reaches (found by `scripts/fuzz`, see
+/// crates/intake/tests/fuzz-findings/), and one message must never take the emulator's
+/// handler, or a test's `put_mail`, down with it.
 pub fn parse(raw: &[u8]) -> ParsedMime {
+    std::panic::catch_unwind(|| parse_readable(raw)).unwrap_or_default()
+}
+
+fn parse_readable(raw: &[u8]) -> ParsedMime {
     let Some(m) = MessageParser::default().parse(raw) else {
         return ParsedMime::default();
     };
