@@ -1,7 +1,6 @@
-//! Either backend behind one trait object, for the day the consumers stop naming
-//! [`SqliteStore`]: they can hold an `Arc<dyn KurirStore>` (and upcast it to
-//! `Arc<dyn MessageStore>` and the like) and let [`open_store`] choose SQLite or PostgreSQL.
-//! Nothing uses this yet; `kurir serve` and the CLI still open a [`SqliteStore`].
+//! Either backend behind one trait object: consumers hold an `Arc<dyn KurirStore>` (and upcast
+//! it to `Arc<dyn MessageStore>` and the like) and let [`open_store`] choose SQLite or
+//! PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,23 +20,15 @@ pub trait KurirStore: Store + MessageStore + OutboxStore + AdminStore + std::fmt
     fn local_data_dir(&self) -> Option<PathBuf>;
 }
 
-impl KurirStore for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
+crate::sql::for_every_backend! {
+    impl KurirStore {
+        fn backend(&self) -> &'static str {
+            DB::KIND
+        }
 
-    fn local_data_dir(&self) -> Option<PathBuf> {
-        self.path().parent().map(Path::to_path_buf)
-    }
-}
-
-impl KurirStore for PgStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn local_data_dir(&self) -> Option<PathBuf> {
-        self.local_dir().map(Path::to_path_buf)
+        fn local_data_dir(&self) -> Option<PathBuf> {
+            self.local_dir().map(Path::to_path_buf)
+        }
     }
 }
 

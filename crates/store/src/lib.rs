@@ -1,9 +1,9 @@
 //! Kurir's durable store.
 //!
-//! [`Store`] is what the rest of Kurir uses; [`sqlite::SqliteStore`] is the default
-//! implementation (one file in the data directory); [`postgres::PgStore`] implements the same
-//! traits on PostgreSQL, for several instances sharing the work (`tests/conformance.rs` holds
-//! both to the same behaviour). Secrets are sealed with the
+//! [`Store`], [`MessageStore`], [`OutboxStore`] and [`AdminStore`] are what the rest of Kurir
+//! uses. They have one implementation, [`sql::SqlStore`], generic over the database: SQLite by
+//! default ([`SqliteStore`], one file in the data directory) and PostgreSQL for several
+//! instances sharing the work ([`PgStore`]); `tests/conformance.rs` runs every case on both. Secrets are sealed with the
 //! [`crypto::MasterKey`] before they reach either database, and only [`Store::reveal`] opens one.
 
 pub mod any;
@@ -13,6 +13,7 @@ pub mod files;
 pub mod messages;
 pub mod outbox;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 pub mod throttle;
 pub mod web;

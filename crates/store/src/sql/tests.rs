@@ -1,8 +1,15 @@
 use kurir_settings::{Scope, StoredValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::*;
+use std::path::Path;
+
 use crate::crypto::{KeyOrigin, MasterKey};
+use crate::messages::{
+    MessageFilter, MessageStatus, MessageStore, NewMessage, RawMime, StoredMessage,
+};
+use crate::sqlite::DB_FILE;
+use crate::web::AdminStore;
+use crate::{Change, ExportValue, NewValue, SqliteStore, Store, StoreError};
 
 const SECRET: &str = "Abc8Q~PlaintextThatMustNeverBeOnDisk_cdef";
 
@@ -270,4 +277,147 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::CorruptSecret { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn admins_sessions_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 7).await.unwrap();
+    let pw = SecretString::from("a long passphrase");
+    assert!(s.add_admin("admin", &pw).await.unwrap());
+    assert!(!s.add_admin("admin", &pw).await.unwrap(), "duplicate name");
+    assert!(s.verify_admin("admin", &pw).await.unwrap());
+    assert!(!s.verify_admin("admin", &"wrong".into()).await.unwrap());
+    assert!(!s.verify_admin("nobody", &pw).await.unwrap());
+    let admins = s.list_admins().await.unwrap();
+    assert_eq!(admins.len(), 1);
+    assert!(admins[0].last_login.is_some());
+
+    let new = s
+        .create_session("admin", time::Duration::hours(1))
+        .await
+        .unwrap();
+    let token = new.token.expose_secret().to_owned();
+    let found = s.session(&token).await.unwrap().expect("live session");
+    assert_eq!(found.admin, "admin");
+    assert_eq!(found.csrf, new.session.csrf);
+    // The database holds only the hash of the token.
+    let raw: String = sqlx::query_scalar("SELECT token_hash FROM admin_sessions")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_ne!(raw, token);
+    let expired = s
+        .create_session("admin", time::Duration::seconds(-1))
+        .await
+        .unwrap();
+    assert!(
+        s.session(expired.token.expose_secret())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A password change signs everyone out.
+    assert!(
+        s.set_admin_password("admin", &"another passphrase".into())
+            .await
+            .unwrap()
+    );
+    assert!(s.session(&token).await.unwrap().is_none());
+
+    let key = s.create_api_key("erp-script").await.unwrap().unwrap();
+    assert!(s.create_api_key("erp-script").await.unwrap().is_none());
+    let tok = key.token.expose_secret().to_owned();
+    assert!(tok.starts_with("kurir_"));
+    let info = s.verify_api_key(&tok).await.unwrap().expect("valid key");
+    assert_eq!(info.name, "erp-script");
+    // Another last character (a fixed "0" would be no change one time in 16).
+    let last = if tok.ends_with('0') { "1" } else { "0" };
+    let tampered = format!("{}{last}", &tok[..tok.len() - 1]);
+    assert!(s.verify_api_key(&tampered).await.unwrap().is_none());
+    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM api_keys")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert!(!stored.contains(&tok[23..]), "secret stored in the clear");
+    assert!(s.revoke_api_key("erp-script").await.unwrap());
+    assert!(s.verify_api_key(&tok).await.unwrap().is_none());
+    assert!(!s.api_key_exists(&info.id).await.unwrap());
+
+    assert!(s.remove_admin("admin").await.unwrap());
+    assert!(s.list_admins().await.unwrap().is_empty());
+}
+
+fn msg(n: u32, status: MessageStatus) -> NewMessage {
+    NewMessage {
+        server_id: format!("graph:{n}"),
+        dedupe_key: format!("mid:{n}@test"),
+        message_id: Some(format!("{n}@test")),
+        content_hash: format!("{n:064}"),
+        status,
+        reason: (status == MessageStatus::Quarantined).then(|| "no XML".to_owned()),
+        handler: "general".into(),
+        from: Some("a@b.test".into()),
+        to: None,
+        subject: Some(format!("m{n}")),
+        date: None,
+        size: 10,
+        attachments: Vec::new(),
+        raw: RawMime::Inline(b"Subject: x\r\n\r\nx".to_vec()),
+        imports: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn pages_and_counts_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), 7).await.unwrap();
+    let batch = (1..=5)
+        .map(|n| {
+            msg(
+                n,
+                if n == 3 {
+                    MessageStatus::Quarantined
+                } else {
+                    MessageStatus::Stored
+                },
+            )
+        })
+        .collect();
+    s.record_batch("M2M", batch).await.unwrap();
+    s.record_batch("Other", vec![msg(9, MessageStatus::Stored)])
+        .await
+        .unwrap();
+    let f = MessageFilter {
+        account: Some("M2M".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    let subjects = |v: Vec<StoredMessage>| {
+        v.into_iter()
+            .map(|m| m.subject.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        subjects(s.list_messages_page(&f, 0).await.unwrap()),
+        ["m5", "m4"]
+    );
+    assert_eq!(
+        subjects(s.list_messages_page(&f, 2).await.unwrap()),
+        ["m3", "m2"]
+    );
+    assert_eq!(subjects(s.list_messages_page(&f, 4).await.unwrap()), ["m1"]);
+    let all = MessageFilter::default();
+    assert_eq!(s.list_messages_page(&all, 5).await.unwrap().len(), 1);
+
+    let counts = s.counts_since("2000-01-01T00:00:00Z").await.unwrap();
+    assert_eq!(counts[&("M2M".to_owned(), "stored".to_owned())], 4);
+    assert_eq!(counts[&("M2M".to_owned(), "quarantined".to_owned())], 1);
+    assert_eq!(counts[&("Other".to_owned(), "stored".to_owned())], 1);
+    assert!(
+        s.counts_since("2999-01-01T00:00:00Z")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
