@@ -123,6 +123,9 @@ struct Prepared {
     staged: Vec<(PathBuf, PathBuf)>,
     /// A raw file this message created (removed again if it turns out to be a duplicate).
     created_raw: Option<PathBuf>,
+    /// A spool file the store copies into itself ([`MessageStore::keeps_raw_bytes`]): removed
+    /// once the batch has committed, whatever became of the message.
+    spool_after_commit: Option<PathBuf>,
 }
 
 /// A committed batch's server-side step, still to be done.
@@ -470,6 +473,9 @@ impl Intake {
         };
         for (p, r) in prepared.iter().zip(recorded) {
             summary.bytes += p.new.size;
+            if let Some(spool) = &p.spool_after_commit {
+                let _ = std::fs::remove_file(spool);
+            }
             match r {
                 Recorded::New { .. } => {
                     match p.new.status {
@@ -572,6 +578,7 @@ impl Intake {
     async fn prepare_all(&self, fetched: Vec<Fetched>) -> Result<Vec<Prepared>, IntakeError> {
         let ctx = PrepareCtx {
             data_dir: self.data_dir.clone(),
+            raw_in_store: self.store.keeps_raw_bytes(),
             staging: self.staging_dir(),
             import_dir: self.import_dir(),
             handler: self.handler.clone(),
@@ -602,6 +609,8 @@ impl Intake {
 
 struct PrepareCtx {
     data_dir: PathBuf,
+    /// The store keeps raw MIME itself: no segment or message files are written.
+    raw_in_store: bool,
     staging: PathBuf,
     import_dir: PathBuf,
     handler: Arc<dyn Handler>,
@@ -630,6 +639,9 @@ impl PrepareCtx {
     /// points their rows at byte ranges of it. A segment of a batch that never commits is
     /// garbage on disk, never a second copy in the store.
     fn write_segment(&self, prepared: &mut [Prepared]) -> Result<(), IntakeError> {
+        if self.raw_in_store {
+            return Ok(());
+        }
         let parts: Vec<&[u8]> = prepared
             .iter()
             .filter_map(|p| match &p.new.raw {
@@ -705,7 +717,13 @@ impl PrepareCtx {
             ),
         };
 
-        let (raw_mime, created_raw) = self.keep_raw(raw, spool_path, &hash, size)?;
+        let (raw_mime, created_raw, spool_after_commit) = if self.raw_in_store {
+            let (raw_mime, spool) = self.hand_raw_to_store(raw, spool_path);
+            (raw_mime, None, spool)
+        } else {
+            let (raw_mime, created) = self.keep_raw(raw, spool_path, &hash, size)?;
+            (raw_mime, created, None)
+        };
         // The same message is the same bytes; the Message-ID alone decides nothing (see the
         // module doc).
         let dedupe_key = format!("blake3:{hash}");
@@ -730,6 +748,7 @@ impl PrepareCtx {
             },
             staged: staged.into_iter().map(|(from, to, _)| (from, to)).collect(),
             created_raw,
+            spool_after_commit,
         })
     }
 
@@ -840,6 +859,32 @@ impl PrepareCtx {
             sync_dir(&self.staging);
         }
         Ok((meta, MessageStatus::Stored, None, staged))
+    }
+
+    /// For a store that keeps raw MIME itself: the bytes in memory, or the spool file for the
+    /// store to read (removed after the commit). Nothing of the message is written here.
+    fn hand_raw_to_store(
+        &self,
+        raw: RawBytes,
+        spool_path: Option<PathBuf>,
+    ) -> (RawMime, Option<PathBuf>) {
+        let rel = spool_path
+            .as_deref()
+            .and_then(|p| p.strip_prefix(&self.data_dir).ok())
+            .map(|rel| rel.to_string_lossy().into_owned());
+        match rel {
+            Some(rel) => (RawMime::File(rel), spool_path),
+            None => {
+                let bytes = match raw {
+                    RawBytes::Vec(v) => v,
+                    other => other.to_vec(),
+                };
+                if let Some(p) = spool_path {
+                    let _ = std::fs::remove_file(p);
+                }
+                (RawMime::Inline(bytes), None)
+            }
+        }
     }
 
     /// Small messages inline; large ones as a content-addressed file under `messages/`, synced

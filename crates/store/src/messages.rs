@@ -242,6 +242,15 @@ pub struct MessageCounts {
 
 #[async_trait]
 pub trait MessageStore: Send + Sync {
+    /// Where raw MIME lives is the store's decision. `true`: the store keeps every byte of a
+    /// message itself (PostgreSQL, whose instances share no disk): the intake hands it the
+    /// bytes, or a spool file it reads and the intake removes after the commit, and writes no
+    /// message files of its own. `false` (SQLite): the intake writes segment and message files
+    /// beside the database, and the rows point at them.
+    fn keeps_raw_bytes(&self) -> bool {
+        false
+    }
+
     /// Which of `server_ids` this account already recorded (whatever their state).
     async fn known_server_ids(
         &self,

@@ -218,6 +218,10 @@ for_every_backend! {
 for_every_backend! {
     #[async_trait]
     impl MessageStore {
+        fn keeps_raw_bytes(&self) -> bool {
+            DB::RAW_IN_DB
+        }
+
         async fn known_server_ids(
             &self,
             account: &str,
