@@ -19,6 +19,15 @@ pub fn bad(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// A refused submission: a database failure as it is (worth retrying), anything else (who
+/// sends, what is sent) as bad input with its explanation.
+pub fn submit_failed(e: kurir_outbox::SubmitError) -> anyhow::Error {
+    match e {
+        kurir_outbox::SubmitError::Store(e) => e.into(),
+        other => bad(other.to_string()),
+    }
+}
+
 /// The exit status and the one-line text for an error.
 pub fn describe(err: &anyhow::Error) -> (u8, String) {
     if let Some(b) = err.downcast_ref::<BadInput>() {

@@ -172,6 +172,47 @@ async fn api_send_queues_and_the_daemon_delivers() {
     emu.shutdown().await;
 }
 
+/// What the REST API queues wakes the daemon's outbox workers at once. Before, the API wrote
+/// into the store past `Outbox::submit`, so the message waited for the workers' idle look at
+/// the queue: here two minutes, so a send within 15 s proves the wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_submission_wakes_the_outbox_workers() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emulator_system_settings(dir, None, &emu);
+    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    let key = ok(dir, &["admin", "api-key", "create", "erp"])
+        .trim()
+        .to_owned();
+    let mut serve = Daemon::serve("serve", dir, None, &["--idle-poll-secs", "120"]);
+    let url = serve.url().to_owned();
+    // Let the workers find the queue empty and settle into their idle wait.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t0 = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/v1/outbox"))
+        .bearer_auth(&key)
+        .json(&json!({"as": "ANNA", "to": [demo::USER2], "subject": "woken", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    loop {
+        let msgs = emulator_folder(&emu, demo::USER2, "inbox").await;
+        if msgs.iter().any(|m| m["subject"] == "woken") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the API's message waited for the idle poll instead of waking the workers"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serve.sigterm().success());
+    emu.shutdown().await;
+}
+
 /// A send the daemon cannot make (a wrong client secret: AADSTS7000215) fails for good with the
 /// explanation, and `/metrics` counts the failure by component and reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! Outgoing mail for Kurir.
 //!
-//! - [`worker::Outbox`]: the durable outbox. [`worker::Outbox::submit`] returns once a message
-//!   is committed (fsync'd) in the store; workers lease, send, retry with backoff honouring
-//!   `Retry-After`, and stop on permanent errors with the explanation kept.
+//! - [`submission`]: the one way to queue mail ([`Submitter::queue`]): the sender checked, the
+//!   messages committed (fsync'd) in one transaction, the workers woken.
+//! - [`worker::Outbox`]: the durable outbox's workers: they lease, send, retry with backoff
+//!   honouring `Retry-After`, and stop on permanent errors with the explanation kept.
 //! - [`sender`]: the sending user's effective settings decide method, flow, credentials and
 //!   From; WEBSHOP is a user like any other.
 //! - Transports: [`graph`] (Microsoft Graph sendMail, upload sessions for big attachments) and
@@ -18,6 +19,7 @@ pub mod graph;
 pub mod listener;
 pub mod sender;
 pub mod smtp;
+pub mod submission;
 pub mod throttle;
 pub mod worker;
 
@@ -25,4 +27,5 @@ pub use compose::{Composed, Draft, FileAttachment, compose};
 pub use error::SendError;
 pub use listener::{ListenerConfig, ListenerError, ListenerTls};
 pub use sender::{ExchangeTransport, Route, Sender, WEBSHOP_SCOPE};
+pub use submission::{Content, Queued, SendAs, Submission, SubmitError, Submitter};
 pub use worker::{Outbox, OutboxConfig, RunStats};

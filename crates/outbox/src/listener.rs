@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kurir_store::outbox::NewOutgoing;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -37,7 +36,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::compose::{ensure_ids, read_headers};
+use crate::sender::ExchangeTransport;
+use crate::submission::{Content, SendAs, Submission, SubmitError};
 use crate::worker::Outbox;
 
 /// Where the listener's TLS certificate comes from.
@@ -853,30 +853,42 @@ impl Session {
             return Ok(Next::Continue);
         }
         let (login, user) = self.auth.clone().expect("DATA requires AUTH");
-        let (raw, message_id) = ensure_ids(raw, &self.cfg.hostname);
-        let h = read_headers(&raw);
-        let msg = NewOutgoing {
-            sender_user: user,
+        let submission = Submission {
+            send_as: SendAs::User(user),
             origin: format!("listener:{login}"),
-            from: h.from.or_else(|| self.mail_from.clone()),
-            recipients: std::mem::take(&mut self.rcpts),
-            subject: h.subject,
-            message_id,
-            raw,
+            transport: ExchangeTransport::Auto,
+            // The envelope decides who gets it, never the headers.
+            messages: vec![Content::Mime {
+                raw,
+                envelope: Some(std::mem::take(&mut self.rcpts)),
+            }],
         };
         self.reset();
-        match self.outbox.submit(msg).await {
-            Ok(id) => {
-                self.reply(io, &format!("250 2.0.0 Ok: queued as {id}"))
+        match self.outbox.submitter().queue(submission).await {
+            Ok(q) => {
+                self.reply(io, &format!("250 2.0.0 Ok: queued as {}", q.ids[0]))
                     .await?
             }
-            Err(e) => {
+            Err(SubmitError::Store(e)) => {
                 tracing::error!(error = %e, "could not queue a message from the SMTP listener");
                 self.reply(
                     io,
                     "451 4.3.0 Kurir could not queue the message (database problem); try again later",
                 )
                 .await?
+            }
+            Err(e) => {
+                // The login's Kurir user cannot send (settings): the client should not retry
+                // until an administrator fixes them.
+                tracing::warn!(error = %e, login = %login, "refused a message from the SMTP listener");
+                // One reply line, within SMTP's line limit.
+                let text: String = e
+                    .to_string()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(400)
+                    .collect();
+                self.reply(io, &format!("554 5.7.0 {text}")).await?
             }
         }
         Ok(Next::Continue)

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use kurir_connect::StoreRefreshTokens;
 use kurir_entra::{ClientConfig, TokenClient};
 use kurir_settings::SettingsSnapshot;
-use kurir_store::outbox::{Leased, NewOutgoing, Outcome, now_ms};
+use kurir_store::outbox::{Leased, Outcome, now_ms};
 use kurir_store::{KurirStore, StoreError};
 use rand::Rng;
 use tokio::sync::{Mutex, Notify, watch};
+
+use crate::submission::Submitter;
 use tokio::task::JoinSet;
 
 use crate::error::SendError;
@@ -102,7 +104,7 @@ pub struct Outbox {
     tokens: Mutex<HashMap<Option<String>, Arc<TokenClient>>>,
     snapshot: Mutex<Option<(Instant, Arc<SettingsSnapshot>)>>,
     senders: Mutex<SenderCache>,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 impl Outbox {
@@ -116,7 +118,7 @@ impl Outbox {
             tokens: Mutex::new(HashMap::new()),
             snapshot: Mutex::new(None),
             senders: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         })
     }
 
@@ -124,12 +126,9 @@ impl Outbox {
         &self.store
     }
 
-    /// Queues a message durably and wakes the workers. When this returns `Ok`, the message
-    /// will be sent even if the process dies the next instant.
-    pub async fn submit(&self, msg: NewOutgoing) -> Result<i64, StoreError> {
-        let id = self.store.enqueue(msg).await?;
-        self.wake.notify_one();
-        Ok(id)
+    /// The way to queue mail in this process: what it queues wakes these workers at once.
+    pub fn submitter(&self) -> Submitter {
+        Submitter::waking(self.store.clone(), self.wake.clone())
     }
 
     /// The settings snapshot, re-read at most every `settings_ttl`.
@@ -462,6 +461,7 @@ fn account(stats: &mut RunStats, end: Result<TaskEnd, tokio::task::JoinError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kurir_store::outbox::NewOutgoing;
     use kurir_store::{OutboxStore, SqliteStore};
 
     /// Graph's `Retry-After` of u64::MAX seconds used to overflow (debug) or wrap into a time

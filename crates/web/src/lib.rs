@@ -74,6 +74,8 @@ impl Default for WebConfig {
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn KurirStore>,
+    /// The one way to queue mail (wakes this process's outbox workers, if it runs them).
+    pub submitter: kurir_outbox::Submitter,
     pub config: WebConfig,
     pub metrics: PrometheusHandle,
     /// API keys already verified with argon2, by SHA-256 of the presented token → key id. A
@@ -85,9 +87,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn KurirStore>, config: WebConfig) -> Arc<AppState> {
+    pub fn new(
+        store: Arc<dyn KurirStore>,
+        config: WebConfig,
+        submitter: kurir_outbox::Submitter,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             store,
+            submitter,
             config,
             metrics: metrics::install(),
             verified_keys: Mutex::new(HashMap::new()),

@@ -14,9 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kurir_outbox::{Draft, ExchangeTransport, FileAttachment, compose, sender};
-use kurir_settings::normalize_user_code;
-use kurir_store::outbox::NewOutgoing;
+use kurir_outbox::{Content, ExchangeTransport, FileAttachment, SendAs, Submission, SubmitError};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -75,30 +73,15 @@ pub async fn send(
             );
         }
     };
-    let snap = match s.store.snapshot().await {
-        Ok(snap) => snap,
-        Err(e) => {
-            return api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "check Kurir's log and data directory",
-            );
-        }
-    };
-    let user = match (&req.as_user, req.webshop) {
+    let send_as = match (&req.as_user, req.webshop) {
         (Some(_), true) => {
             return bad(
                 "give either \"as\" or \"webshop\": true, not both",
                 "the webshop sends as the user its settings name (WEBSHOP)",
             );
         }
-        (None, true) => sender::webshop_sender(&snap),
-        (Some(u), false) => match normalize_user_code(u) {
-            Ok(u) => u,
-            Err(e) => {
-                return bad(&e, "give a Kurir user code, e.g. ANNA or WEBSHOP");
-            }
-        },
+        (None, true) => SendAs::Webshop,
+        (Some(u), false) => SendAs::User(u.clone()),
         (None, false) => {
             return bad(
                 "who sends? \"as\" is missing",
@@ -106,20 +89,7 @@ pub async fn send(
             );
         }
     };
-    let who = match sender::resolve(&s.store, &snap, &user, ExchangeTransport::Auto).await {
-        Ok(w) => w,
-        Err(e) => {
-            return api_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("user {user} cannot send: {e}"),
-                &format!(
-                    "complete the user's e-mail settings (PATCH /api/v1/users/{user}/settings) and run POST /api/v1/users/{user}/check"
-                ),
-            );
-        }
-    };
-
-    let (raw, recipients, message_id, subject) = match &req.mime_base64 {
+    let content = match &req.mime_base64 {
         Some(b64) => {
             if req.subject.is_some()
                 || req.text.is_some()
@@ -140,28 +110,23 @@ pub async fn send(
                     );
                 }
             };
-            let domain = who
-                .from
-                .rsplit('@')
-                .next()
-                .unwrap_or("localhost")
-                .to_owned();
-            let (raw, message_id) = kurir_outbox::compose::ensure_ids(raw, &domain);
-            let h = kurir_outbox::compose::read_headers(&raw);
-            let recipients: Vec<String> = req
+            let envelope: Vec<String> = req
                 .to
                 .iter()
                 .chain(&req.cc)
                 .chain(&req.bcc)
                 .cloned()
                 .collect();
-            if recipients.is_empty() {
+            if envelope.is_empty() {
                 return bad(
                     "the message has no recipients",
                     "give the envelope recipients in \"to\" (and \"cc\"/\"bcc\") beside mime_base64",
                 );
             }
-            (raw, recipients, message_id, h.subject.clone())
+            Content::Mime {
+                raw,
+                envelope: Some(envelope),
+            }
         }
         None => {
             let Some(subject) = req.subject.clone() else {
@@ -186,42 +151,47 @@ pub async fn send(
                     content,
                 });
             }
-            let draft = Draft {
-                from: who.from.clone(),
+            Content::Compose {
                 to: req.to.clone(),
                 cc: req.cc.clone(),
                 bcc: req.bcc.clone(),
-                subject: subject.clone(),
+                subject,
                 text: req.text.clone(),
                 html: req.html.clone(),
                 attachments,
-            };
-            match compose(&draft) {
-                Ok(c) => (c.raw, c.recipients, Some(c.message_id), Some(subject)),
-                Err(e) => {
-                    return bad(
-                        format!("the message cannot be sent: {e}"),
-                        "fix the addresses or the attachments",
-                    );
-                }
             }
         }
     };
-    let queued = s
-        .store
-        .enqueue(NewOutgoing {
-            sender_user: user.clone(),
-            origin: format!("api:{}", caller.key_name),
-            from: Some(who.from.clone()),
-            recipients,
-            subject,
-            message_id,
-            raw,
-        })
-        .await;
-    let id = match queued {
-        Ok(id) => id,
-        Err(e) => {
+    let submission = Submission {
+        send_as,
+        origin: format!("api:{}", caller.key_name),
+        transport: ExchangeTransport::Auto,
+        messages: vec![content],
+    };
+    let queued = match s.submitter.queue(submission).await {
+        Ok(q) => q,
+        Err(SubmitError::User(e)) => {
+            return bad(&e, "give a Kurir user code, e.g. ANNA or WEBSHOP");
+        }
+        Err(e @ SubmitError::Sender { .. }) => {
+            let SubmitError::Sender { user, .. } = &e else {
+                unreachable!()
+            };
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &e.to_string(),
+                &format!(
+                    "complete the user's e-mail settings (PATCH /api/v1/users/{user}/settings) and run POST /api/v1/users/{user}/check"
+                ),
+            );
+        }
+        Err(SubmitError::Message { problem, .. }) => {
+            return bad(
+                format!("the message cannot be sent: {problem}"),
+                "fix the addresses or the attachments",
+            );
+        }
+        Err(SubmitError::Store(e)) => {
             return api_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &e.to_string(),
@@ -229,7 +199,8 @@ pub async fn send(
             );
         }
     };
-    tracing::info!(id, user = %user, key = %caller.key_name, "queued through the API");
+    let id = queued.ids[0];
+    tracing::info!(id, user = %queued.sender_user, key = %caller.key_name, "queued through the API");
     match s.store.outbox_get(id).await {
         Ok(Some(m)) => (StatusCode::ACCEPTED, Json(m)).into_response(),
         _ => (StatusCode::ACCEPTED, Json(serde_json::json!({"id": id}))).into_response(),

@@ -25,10 +25,11 @@ use anyhow::Context;
 use clap::Args;
 use kurir_emulator::demo as d;
 use kurir_emulator::{Emulator, EmulatorConfig, Fixture, RunningEmulator};
+use kurir_outbox::{Content, SendAs, Submission, Submitter};
 use kurir_outbox::{Draft, FileAttachment, compose};
 use kurir_settings::{Scope, key, parse_value};
 use kurir_store::messages::MessageFilter;
-use kurir_store::outbox::{NewOutgoing, OutgoingState};
+use kurir_store::outbox::OutgoingState;
 use kurir_store::{Change, KurirStore, NewValue, SqliteStore};
 use secrecy::SecretString;
 
@@ -105,11 +106,11 @@ pub async fn run(place: &Place, explicit_dir: bool, args: DemoArgs) -> anyhow::R
         },
     );
     let traffic = (args.every > 0).then(|| {
-        let store = demo.store.clone();
+        let submitter = demo.service.submitter();
         let emulator = demo.emulator.clone();
         let dir = dir.clone();
         let every = Duration::from_secs(args.every);
-        tokio::spawn(async move { traffic(store, emulator, dir, every).await })
+        tokio::spawn(async move { traffic(submitter, emulator, dir, every).await })
     });
     stop.await;
     if let Some(t) = traffic {
@@ -183,6 +184,7 @@ impl Demo {
                 backoff_secs: 5,
                 via: super::outbox::ViaArg::Auto,
                 no_save_to_sent_items: false,
+                idle_poll_secs: 1,
             },
         };
         let service = Service::start(dir, store.clone(), &args).await?;
@@ -481,34 +483,29 @@ fn initial_mail(emu: &RunningEmulator, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Queues a message from `user` through the outbox, as `kurir send` does.
+/// Queues a message the demo built as `user`, through the one submission path (the sender is
+/// checked, the running service's workers are woken).
 async fn queue(
-    store: &dyn KurirStore,
+    submitter: &Submitter,
     user: &str,
     composed: kurir_outbox::compose::Composed,
-    subject: &str,
-    from: &str,
 ) -> anyhow::Result<i64> {
-    Ok(store
-        .enqueue(NewOutgoing {
-            sender_user: user.to_owned(),
+    let queued = submitter
+        .queue(Submission {
+            send_as: SendAs::User(user.to_owned()),
             origin: "demo".into(),
-            from: Some(from.to_owned()),
-            recipients: composed.recipients,
-            subject: Some(subject.to_owned()),
-            message_id: Some(composed.message_id),
-            raw: composed.raw,
+            transport: kurir_outbox::ExchangeTransport::Auto,
+            messages: vec![Content::Mime {
+                raw: composed.raw,
+                envelope: Some(composed.recipients),
+            }],
         })
-        .await?)
+        .await?;
+    Ok(queued.ids[0])
 }
 
 /// Mail that keeps the demo alive: an order arrives, the webshop confirms one, ANNA orders.
-async fn traffic(
-    store: Arc<dyn KurirStore>,
-    emu: Arc<RunningEmulator>,
-    dir: PathBuf,
-    every: Duration,
-) {
+async fn traffic(submitter: Submitter, emu: Arc<RunningEmulator>, dir: PathBuf, every: Duration) {
     let mut n: u32 = 50_000 + (rand::random::<u32>() % 40_000);
     loop {
         tokio::time::sleep(every).await;
@@ -533,12 +530,12 @@ async fn traffic(
                         &subject,
                         &format!("Tack för din beställning i webbshoppen! Ordernummer {n}."),
                     )?;
-                    queue(&*store, "WEBSHOP", composed, &subject, d::USER2).await?;
+                    queue(&submitter, "WEBSHOP", composed).await?;
                 }
                 _ => {
                     let subject = format!("Inköpsorder {n}");
                     let m = order_message(&dir, d::USER, d::M2M_MAILBOX, n, &subject)?;
-                    queue(&*store, "ANNA", m, &subject, d::USER).await?;
+                    queue(&submitter, "ANNA", m).await?;
                 }
             }
             Ok(())
@@ -642,7 +639,7 @@ async fn round_trip(demo: &Demo, dir: &Path, timeout: Duration) -> anyhow::Resul
     let number = 70_000 + rand::random::<u32>() % 10_000;
     let subject = format!("Demo check order {number}");
     let composed = order_message(dir, d::USER2, d::M2M_MAILBOX, number, &subject)?;
-    let id = queue(&**store, "WEBSHOP", composed, &subject, d::USER2).await?;
+    let id = queue(&demo.service.submitter(), "WEBSHOP", composed).await?;
     step(
         "WEBSHOP's message sent through Graph sendMail",
         deadline,

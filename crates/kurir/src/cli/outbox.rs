@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use kurir_outbox::{ExchangeTransport, Outbox, OutboxConfig};
+use kurir_outbox::{
+    Content, ExchangeTransport, Outbox, OutboxConfig, SendAs, Submission, SubmitError, Submitter,
+};
 use kurir_store::KurirStore;
-use kurir_store::outbox::NewOutgoing;
 use kurir_store::outbox::{OutboxFilter, OutgoingMessage, OutgoingState};
 
 use super::{Place, open_store};
@@ -121,6 +122,11 @@ pub struct WorkerArgs {
     /// Graph sendMail: do not keep a copy in Sent Items.
     #[arg(long)]
     pub no_save_to_sent_items: bool,
+    /// Seconds between idle looks for mail queued by another process (`kurir send`, another
+    /// instance); what is queued in this process (REST API, SMTP listener) wakes the workers
+    /// at once.
+    #[arg(long, default_value_t = 1, env = "KURIR_OUTBOX_IDLE_POLL_SECS")]
+    pub idle_poll_secs: u64,
 }
 
 impl WorkerArgs {
@@ -144,6 +150,7 @@ impl WorkerArgs {
                 ViaArg::Smtp => ExchangeTransport::Smtp,
             },
             save_to_sent_items: !self.no_save_to_sent_items,
+            idle_poll: Duration::from_secs(self.idle_poll_secs.max(1)),
             ..OutboxConfig::default()
         })
     }
@@ -320,26 +327,6 @@ async fn submit(
     webshop: bool,
     paths: Vec<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let snap = store.snapshot().await?;
-    let sender_user = if webshop {
-        kurir_outbox::sender::webshop_sender(&snap)
-    } else {
-        kurir_settings::normalize_user_code(as_user.as_deref().unwrap_or_default()).map_err(bad)?
-    };
-    // Refuse at once when this user cannot send, instead of queueing messages that fail later.
-    let who = kurir_outbox::sender::resolve(
-        &store,
-        &snap,
-        &sender_user,
-        kurir_outbox::ExchangeTransport::Auto,
-    )
-    .await
-    .map_err(|e| bad(e.to_string()))?;
-    let domain = who
-        .from
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_owned())
-        .unwrap_or_else(|| "kurir.invalid".into());
     let mut files = Vec::new();
     for p in &paths {
         if p.is_dir() {
@@ -357,35 +344,42 @@ async fn submit(
     if files.is_empty() {
         return Err(bad("no .eml files to queue"));
     }
-    let mut batch = Vec::with_capacity(files.len());
+    let mut messages = Vec::with_capacity(files.len());
     for f in &files {
         let raw =
             std::fs::read(f).map_err(|e| bad(format!("cannot read {} ({e})", f.display())))?;
-        let recipients = kurir_outbox::compose::header_recipients(&raw);
-        if recipients.is_empty() {
-            return Err(bad(format!(
-                "{} has no recipients in To, Cc or Bcc; nothing was queued",
-                f.display()
-            )));
-        }
-        let (raw, message_id) = kurir_outbox::compose::ensure_ids(raw, &domain);
-        let h = kurir_outbox::compose::read_headers(&raw);
-        batch.push(NewOutgoing {
-            sender_user: sender_user.clone(),
-            origin: "cli:submit".into(),
-            from: h.from.or_else(|| Some(who.from.clone())),
-            recipients,
-            subject: h.subject,
-            message_id,
+        // The recipients are the message's To, Cc and Bcc.
+        messages.push(Content::Mime {
             raw,
+            envelope: None,
         });
     }
-    let n = batch.len();
-    let ids = store.enqueue_many(batch).await?;
+    let n = messages.len();
+    let submission = Submission {
+        send_as: if webshop {
+            SendAs::Webshop
+        } else {
+            SendAs::User(as_user.unwrap_or_default())
+        },
+        origin: "cli:submit".into(),
+        transport: ExchangeTransport::Auto,
+        messages,
+    };
+    let queued = match Submitter::new(store).queue(submission).await {
+        Ok(q) => q,
+        Err(SubmitError::Message { index, problem }) => {
+            return Err(bad(format!(
+                "{}: {problem}; nothing was queued",
+                files[index].display()
+            )));
+        }
+        Err(e) => return Err(crate::fail::submit_failed(e)),
+    };
     println!(
-        "Queued {n} message(s) as {sender_user} in one durable commit (ids {}–{}); the running Kurir service or `kurir outbox run` sends them.",
-        ids.first().copied().unwrap_or_default(),
-        ids.last().copied().unwrap_or_default()
+        "Queued {n} message(s) as {} in one durable commit (ids {}–{}); the running Kurir service or `kurir outbox run` sends them.",
+        queued.sender_user,
+        queued.ids.first().copied().unwrap_or_default(),
+        queued.ids.last().copied().unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use kurir_outbox::{Draft, FileAttachment, Outbox, compose, sender};
-use kurir_settings::normalize_user_code;
-use kurir_store::outbox::{NewOutgoing, OutgoingState};
+use kurir_outbox::{Content, FileAttachment, Outbox, SendAs, Submission, Submitter};
+use kurir_store::outbox::OutgoingState;
 
 use super::outbox::WorkerArgs;
 use super::{Place, open_store};
@@ -67,15 +66,6 @@ fn read_body(path: &Path) -> anyhow::Result<String> {
 pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
     let config = args.worker.config()?;
     let store = open_store(place).await?;
-    let snap = store.snapshot().await?;
-    let sender_user = if args.webshop {
-        sender::webshop_sender(&snap)
-    } else {
-        normalize_user_code(args.as_user.as_deref().unwrap_or_default()).map_err(bad)?
-    };
-    let who = sender::resolve(&store, &snap, &sender_user, config.exchange_transport)
-        .await
-        .map_err(|e| bad(e.to_string()))?;
     let mut attachments = Vec::new();
     for f in &args.attach {
         if !f.is_file() {
@@ -86,31 +76,32 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         attachments.push(FileAttachment::read(f).map_err(|e| bad(e.to_string()))?);
     }
-    let draft = Draft {
-        from: who.from.clone(),
-        to: args.to.clone(),
-        cc: args.cc.clone(),
-        bcc: args.bcc.clone(),
-        subject: args.subject.clone(),
-        text: args.body_file.as_deref().map(read_body).transpose()?,
-        html: args.html_file.as_deref().map(read_body).transpose()?,
-        attachments,
+    let submission = Submission {
+        send_as: if args.webshop {
+            SendAs::Webshop
+        } else {
+            SendAs::User(args.as_user.clone().unwrap_or_default())
+        },
+        origin: "cli".into(),
+        transport: config.exchange_transport,
+        messages: vec![Content::Compose {
+            to: args.to.clone(),
+            cc: args.cc.clone(),
+            bcc: args.bcc.clone(),
+            subject: args.subject.clone(),
+            text: args.body_file.as_deref().map(read_body).transpose()?,
+            html: args.html_file.as_deref().map(read_body).transpose()?,
+            attachments,
+        }],
     };
-    let composed = compose(&draft).map_err(|e| bad(e.to_string()))?;
-    let id = store
-        .enqueue(NewOutgoing {
-            sender_user: sender_user.clone(),
-            origin: "cli".into(),
-            from: Some(who.from.clone()),
-            recipients: composed.recipients,
-            subject: Some(args.subject.clone()),
-            message_id: Some(composed.message_id),
-            raw: composed.raw,
-        })
-        .await?;
+    let queued = Submitter::new(store.clone())
+        .queue(submission)
+        .await
+        .map_err(crate::fail::submit_failed)?;
+    let id = queued.ids[0];
     println!(
-        "Queued message {id} from {} (user {sender_user}, {:?}).",
-        who.from, who.route
+        "Queued message {id} from {} (user {}, {:?}).",
+        queued.sender.from, queued.sender_user, queued.sender.route
     );
     if !args.wait {
         return Ok(ExitCode::SUCCESS);

@@ -127,9 +127,15 @@ pub struct Service {
     web: JoinHandle<std::io::Result<()>>,
     workers: Vec<(&'static str, JoinHandle<()>)>,
     backend: &'static str,
+    submitter: kurir_outbox::Submitter,
 }
 
 impl Service {
+    /// The way to queue mail into this service (wakes its outbox workers).
+    pub fn submitter(&self) -> kurir_outbox::Submitter {
+        self.submitter.clone()
+    }
+
     pub async fn start(
         data_dir: &Path,
         store: Arc<dyn KurirStore>,
@@ -165,7 +171,8 @@ impl Service {
         let web_addr = web_listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
 
-        let state = kurir_web::AppState::new(store.clone(), config);
+        let outbox = Outbox::new(store.clone(), worker_cfg);
+        let state = kurir_web::AppState::new(store.clone(), config, outbox.submitter());
         let web = {
             let mut stop = stop_rx.clone();
             tokio::spawn(kurir_web::serve(web_listener, state, async move {
@@ -175,7 +182,6 @@ impl Service {
         tracing::info!(addr = %web_addr, "web UI and REST API listening");
 
         let mut workers = Vec::new();
-        let outbox = Outbox::new(store.clone(), worker_cfg);
         if !args.no_outbox {
             let outbox = outbox.clone();
             let stop = stop_rx.clone();
@@ -230,6 +236,7 @@ impl Service {
             web,
             workers,
             backend: store.backend(),
+            submitter: outbox.submitter(),
         })
     }
 
