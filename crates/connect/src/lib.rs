@@ -10,7 +10,7 @@ use kurir_entra::{
     AssertionAlg, Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, RefreshTokenStore,
     SecretString, StoreFuture, TokenClient, TokenRequest,
 };
-use kurir_settings::{Effective, Scope, SettingsSnapshot, Severity};
+use kurir_settings::{AuthFlow, Effective, Method, Scope, SettingsSnapshot, Severity};
 use kurir_store::KurirStore;
 
 /// Settings that cannot work (incomplete, or not Exchange Online): the caller's input is wrong,
@@ -104,19 +104,20 @@ pub async fn token_request(
             errors.join(" | ")
         )));
     }
-    if eff.get("method") != Some("exchange-online") {
+    if eff.method() != Method::ExchangeOnline {
         return Err(bad(format!(
-            "{scope} does not use Exchange Online (Method for e-mail is {}), so there is no token to get; set method=exchange-online",
-            eff.get("method").unwrap_or("none")
+            "{scope} does not use Exchange Online (Method for e-mail is {}), so there is no token to get; set method={}",
+            eff.method(),
+            Method::ExchangeOnline
         )));
     }
-    let cloud = Cloud::parse(eff.get("cloud").unwrap_or("global")).unwrap_or(Cloud::Global);
+    let cloud = Cloud::parse(eff.cloud().as_str()).unwrap_or(Cloud::Global);
     let authority =
         Authority::url(eff.get("authority").unwrap_or(cloud.authority_host()))?.with_cloud(cloud);
-    let flow = eff.get("auth_flow").unwrap_or("client-secret");
+    let flow = eff.auth_flow();
     let missing = |k: &str| bad(format!("{scope}: {k} is not set"));
     let (credential, user) = match flow {
-        "client-secret" => (
+        AuthFlow::ClientSecret => (
             Credential::ClientSecret {
                 secret: secret_of(store, &eff, "client_secret")
                     .await?
@@ -125,7 +126,7 @@ pub async fn token_request(
             },
             None,
         ),
-        "certificate" => (
+        AuthFlow::Certificate => (
             Credential::Certificate {
                 cert_pem: eff
                     .get("certificate")
@@ -138,7 +139,7 @@ pub async fn token_request(
             },
             None,
         ),
-        "username-password" => {
+        AuthFlow::UsernamePassword => {
             let username = eff
                 .get("exchange_username")
                 .ok_or_else(|| missing("exchange_username"))?
@@ -154,7 +155,7 @@ pub async fn token_request(
                 Some(username),
             )
         }
-        "device-code" => (
+        AuthFlow::DeviceCode => (
             Credential::DeviceCode {
                 prompt: Arc::new(|p: &DeviceCodePrompt| {
                     eprintln!("{}", p.message);
@@ -162,9 +163,8 @@ pub async fn token_request(
             },
             Some(scope.storage_key()),
         ),
-        other => return Err(bad(format!("{scope}: unknown auth_flow {other}"))),
     };
-    let app_only = matches!(flow, "client-secret" | "certificate");
+    let app_only = flow.is_app_only();
     let scopes = match (resource, app_only) {
         (Resource::Graph, true) => kurir_entra::Scope::graph_app(cloud),
         (Resource::Exchange, true) => kurir_entra::Scope::exchange_app(cloud),

@@ -93,37 +93,8 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// The authentication flow (Autentiseringsflöde), as the settings name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flow {
-    ClientSecret,
-    Certificate,
-    UsernamePassword,
-    DeviceCode,
-}
-
-impl Flow {
-    /// The settings' value (`client-secret`, `certificate`, `username-password`, `device-code`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flow::ClientSecret => "client-secret",
-            Flow::Certificate => "certificate",
-            Flow::UsernamePassword => "username-password",
-            Flow::DeviceCode => "device-code",
-        }
-    }
-
-    /// App-only flows act as the app itself: no user, no refresh token.
-    pub fn is_app_only(self) -> bool {
-        matches!(self, Flow::ClientSecret | Flow::Certificate)
-    }
-}
-
-impl fmt::Display for Flow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The authentication flow (Autentiseringsflöde): the settings' own type.
+pub use kurir_settings::AuthFlow as Flow;
 
 /// The grant that actually produced a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

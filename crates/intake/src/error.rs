@@ -99,7 +99,7 @@ impl IntakeError {
             IntakeError::AuthRejected { .. } | IntakeError::NoOAuthMechanism { .. } => "auth",
             IntakeError::Folder { .. } => "folder",
             IntakeError::Protocol { .. } => "protocol",
-            IntakeError::Graph { .. } => "graph",
+            IntakeError::Graph { .. } => kurir_settings::Protocol::Graph.as_str(),
             IntakeError::Disk { .. } => "disk",
             IntakeError::Store(_) => "store",
             IntakeError::Config { .. } => "settings",

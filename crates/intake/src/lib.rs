@@ -60,6 +60,74 @@ pub struct AccountSpec {
 }
 
 impl AccountSpec {
+    /// The account `name` as its effective settings describe it. A missing or malformed value
+    /// is a [`IntakeError::Config`] that says which and how to set it.
+    pub fn from_settings(
+        name: &str,
+        eff: &kurir_settings::Effective,
+        mechanism: auth::Mechanism,
+    ) -> Result<AccountSpec, IntakeError> {
+        let problem = |problem: String| IntakeError::Config {
+            account: name.to_owned(),
+            problem,
+        };
+        let need = |k: &str| {
+            eff.get(k).map(str::to_owned).ok_or_else(|| {
+                problem(format!(
+                    "{k} is not set; set it with `kurir settings set --account {name} {k}=…`"
+                ))
+            })
+        };
+        let port = |k: &str| {
+            need(k)?;
+            eff.port(k)
+                .ok_or_else(|| problem(format!("{k} is not a port number")))
+        };
+        use kurir_settings::Protocol as P;
+        let protocol = match eff.protocol() {
+            Some(P::Imap) => Protocol::Imap {
+                host: need("imap_host")?,
+                port: port("imap_port")?,
+            },
+            Some(P::Pop3) => Protocol::Pop3 {
+                host: need("pop3_host")?,
+                port: port("pop3_port")?,
+            },
+            Some(P::Graph) => Protocol::Graph {
+                endpoint: need("graph_endpoint")?,
+            },
+            None => {
+                need("protocol")?;
+                return Err(problem(format!(
+                    "protocol is not one of {}",
+                    P::ALL
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        need("poll_interval")?;
+        let poll_interval = eff
+            .duration("poll_interval")
+            .ok_or_else(|| problem("poll_interval is not a duration (e.g. 60s, 5m)".into()))?;
+        Ok(AccountSpec {
+            name: name.to_owned(),
+            account_type: need("type")?,
+            mailbox: need("mailbox")?,
+            protocol,
+            folders: Folders {
+                source: need("source_folder")?,
+                processed: need("processed_folder")?,
+                quarantine: need("quarantine_folder")?,
+            },
+            poll_interval,
+            ca_file: eff.get("ca_file").map(PathBuf::from),
+            mechanism,
+        })
+    }
+
     /// The transport for this account.
     pub fn transport(
         &self,

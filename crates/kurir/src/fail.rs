@@ -39,6 +39,11 @@ pub fn describe(err: &anyhow::Error) -> (u8, String) {
     if let Some(e) = err.downcast_ref::<kurir_settings::InvalidValue>() {
         return (2, e.to_string());
     }
+    if let Some(e @ kurir_intake::IntakeError::Config { .. }) =
+        err.downcast_ref::<kurir_intake::IntakeError>()
+    {
+        return (2, e.to_string());
+    }
     if let Some(e) = err.downcast_ref::<StoreError>() {
         let code = match e {
             StoreError::NoSuchUser(_)

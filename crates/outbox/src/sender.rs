@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use kurir_connect::Resource;
 use kurir_entra::TokenRequest;
-use kurir_settings::{Effective, Scope, SettingsSnapshot, Source};
+use kurir_settings::{Effective, Method, Protocol, Scope, SettingsSnapshot, Source, TlsMode};
 use kurir_store::KurirStore;
 use secrecy::SecretString;
 
@@ -74,7 +74,7 @@ impl Route {
     /// `graph`, `smtp-xoauth2` or `smtp`: what `kurir outbox show` records as `via`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Route::Graph { .. } => "graph",
+            Route::Graph { .. } => Protocol::Graph.as_str(),
             Route::SmtpOauth { .. } => "smtp-xoauth2",
             Route::SmtpClassic { .. } => "smtp",
         }
@@ -134,21 +134,22 @@ pub fn webshop_sender(snap: &SettingsSnapshot) -> String {
 }
 
 fn tls_of(eff: &Effective) -> SmtpTls {
-    match eff.get("smtp_tls") {
-        Some("tls") => SmtpTls::Implicit,
-        Some("none") => SmtpTls::None,
-        _ => SmtpTls::StartTls,
+    match eff.tls("smtp_tls") {
+        Some(TlsMode::Tls) => SmtpTls::Implicit,
+        Some(TlsMode::None) => SmtpTls::None,
+        Some(TlsMode::StartTls) | None => SmtpTls::StartTls,
     }
 }
 
 fn port_of(eff: &Effective, scope: &Scope) -> Result<u16, SendError> {
-    let raw = eff.get("smtp_port").unwrap_or("587");
-    raw.parse().map_err(|_| {
-        SendError::Settings(format!(
+    match (eff.get("smtp_port"), eff.port("smtp_port")) {
+        (None, _) => Ok(587),
+        (Some(_), Some(port)) => Ok(port),
+        (Some(raw), None) => Err(SendError::Settings(format!(
             "{scope}: SMTP port '{raw}' is not a port number; fix it with `kurir settings set {}smtp_port=587`",
             flag(scope)
-        ))
-    })
+        ))),
+    }
 }
 
 fn flag(scope: &Scope) -> String {
@@ -190,9 +191,9 @@ pub async fn resolve(
         ))
     })?;
     let ca_pem = ca_pem(&eff).await?;
-    let method = eff.get("method").unwrap_or("none");
+    let method = eff.method();
     let route = match method {
-        "exchange-online" => {
+        Method::ExchangeOnline => {
             let smtp_explicit = eff
                 .field("smtp_host")
                 .is_some_and(|f| f.value.is_some() && f.source != Source::Default);
@@ -235,7 +236,7 @@ pub async fn resolve(
                 }
             }
         }
-        "smtp" => {
+        Method::Smtp => {
             let host = eff.get("smtp_host").ok_or_else(|| {
                 SendError::Settings(format!(
                     "{scope} sends through a classic SMTP server (method smtp) but no SMTP server is set; `kurir settings set {}smtp_host=…`",
@@ -269,10 +270,13 @@ pub async fn resolve(
                 credentials,
             }
         }
-        _ => {
+        Method::None => {
             return Err(SendError::Settings(format!(
-                "{scope} has Method for e-mail = none, so it cannot send; set method=exchange-online (or smtp) with `kurir settings set {}method=exchange-online`",
-                flag(&eff.fix_scope("method"))
+                "{scope} has Method for e-mail = none, so it cannot send; set method={} (or {}) with `kurir settings set {}method={}`",
+                Method::ExchangeOnline,
+                Method::Smtp,
+                flag(&eff.fix_scope("method")),
+                Method::ExchangeOnline
             )));
         }
     };

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod parse;
 pub mod resolve;
 pub mod scope;
+pub mod typed;
 pub mod validate;
 
 pub use keys::{KEYS, KeyDef, Kind, key, key_or_hint};
@@ -23,6 +24,7 @@ pub use resolve::{
     StoredValue, WEBSHOP_USER,
 };
 pub use scope::{Level, Scope, Source, normalize_account_name, normalize_user_code};
+pub use typed::{AuthFlow, Cloud as CloudName, Method, Protocol, TlsMode};
 pub use validate::{Problem, Severity};
 
 #[cfg(test)]

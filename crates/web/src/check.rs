@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use kurir_connect::{Resource, SettingsProblem, token_client, token_request};
 use kurir_entra::{AccessToken, ExposeSecret};
-use kurir_settings::{Effective, Scope, Severity};
+use kurir_settings::{Effective, Method, Protocol, Scope, Severity, TlsMode};
 use kurir_store::KurirStore;
 use serde::Serialize;
 
@@ -136,6 +136,19 @@ enum Path {
     Pop3,
 }
 
+/// The IMAP or POP3 server an account reads, with the protocol's implicit-TLS port when none
+/// is set (993 for IMAP, 995 for POP3, as the intake connects).
+fn server_of(eff: &Effective, path: Path) -> (String, u16) {
+    let (host, port, default) = match path {
+        Path::Pop3 => ("pop3_host", "pop3_port", 995),
+        _ => ("imap_host", "imap_port", 993),
+    };
+    (
+        eff.get(host).unwrap_or_default().to_owned(),
+        eff.port(port).unwrap_or(default),
+    )
+}
+
 fn titles(lang: Lang) -> [(&'static str, &'static str); 7] {
     [
         (
@@ -242,9 +255,9 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
         }
     };
     let eff = snap.resolve(scope);
-    let account_path = match eff.get("protocol") {
-        Some("imap") if matches!(scope, Scope::Account(_)) => Path::Imap,
-        Some("pop3") if matches!(scope, Scope::Account(_)) => Path::Pop3,
+    let account_path = match eff.protocol() {
+        Some(Protocol::Imap) if matches!(scope, Scope::Account(_)) => Path::Imap,
+        Some(Protocol::Pop3) if matches!(scope, Scope::Account(_)) => Path::Pop3,
         _ => Path::Graph,
     };
 
@@ -254,7 +267,7 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
         .into_iter()
         .filter(|p| p.severity == Severity::Error)
         .collect();
-    let method = eff.get("method").unwrap_or("none").to_owned();
+    let method = eff.method();
     if !errors.is_empty() {
         let detail = errors
             .iter()
@@ -273,7 +286,7 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
             .collect::<Vec<_>>()
             .join(" · ");
         run.fail("settings", title(lang, "settings"), detail, fix);
-    } else if method != "exchange-online" {
+    } else if method != Method::ExchangeOnline {
         let msg = format!(
             "{} {method}: {}",
             lang.pick("Metod för e-post är", "Method for e-mail is"),
@@ -300,7 +313,7 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
             format!(
                 "{}: {}",
                 lang.pick("Autentiseringsflöde", "Authentication flow"),
-                eff.get("auth_flow").unwrap_or("client-secret")
+                eff.auth_flow()
             ),
         );
     }
@@ -433,13 +446,7 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
                 "pop3"
             };
             if run.gate(id, &title(lang, id)) {
-                let (host, port) = if account_path == Path::Imap {
-                    (eff.get("imap_host"), eff.get("imap_port"))
-                } else {
-                    (eff.get("pop3_host"), eff.get("pop3_port"))
-                };
-                let host = host.unwrap_or_default().to_owned();
-                let port: u16 = port.and_then(|p| p.parse().ok()).unwrap_or(993);
+                let (host, port) = server_of(&eff, account_path);
                 let user = mailbox.clone().unwrap_or_default();
                 let tok = token.as_ref().map(|t| t.secret.expose_secret().to_owned());
                 let ca_pem = ca.as_ref().ok().cloned().flatten();
@@ -810,10 +817,7 @@ fn explain_probe(
     proto: &str,
 ) -> (String, String) {
     let client_id = eff.get("client_id").unwrap_or("<client id>");
-    let app_only = matches!(
-        eff.get("auth_flow"),
-        Some("client-secret" | "certificate") | None
-    );
+    let app_only = eff.auth_flow().is_app_only();
     match e {
         ProbeError::Connect(m) => (
             m.clone(),
@@ -898,12 +902,9 @@ async fn smtp_step(
         .get("smtp_host")
         .unwrap_or("smtp.office365.com")
         .to_owned();
-    let port: u16 = eff
-        .get("smtp_port")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(587);
-    let mode = eff.get("smtp_tls").unwrap_or("starttls").to_owned();
-    if mode != "starttls" && mode != "tls" {
+    let port = eff.port("smtp_port").unwrap_or(587);
+    let mode = eff.tls("smtp_tls").unwrap_or(TlsMode::StartTls);
+    if mode == TlsMode::None {
         // No token is fetched, let alone sent: XOAUTH2 without TLS would hand the bearer token
         // to anyone on the path (settings validation refuses this too).
         run.step(
@@ -930,7 +931,7 @@ async fn smtp_step(
             probe::smtp(
                 &host,
                 port,
-                &mode,
+                mode,
                 ca.ok().flatten().as_deref(),
                 &user,
                 tok.secret.expose_secret(),
@@ -962,5 +963,34 @@ async fn smtp_step(
             run.step("smtp", t, StepStatus::Warning, detail);
             run.last().fix = Some(fix);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kurir_settings::{Layer, SettingsSnapshot};
+
+    /// Test connection tried a POP3 account without a port on 993 (IMAP's port) instead of
+    /// POP3's 995, which the intake connects to.
+    #[test]
+    fn pop3_test_connection_without_a_port_uses_995_not_993() {
+        let mut snap = SettingsSnapshot::default();
+        let mut layer = Layer::default();
+        layer
+            .set_plain("protocol", "pop3")
+            .set_plain("pop3_host", "pop.example");
+        snap.accounts.insert("Inkorg".into(), layer);
+        let eff = snap.resolve(&Scope::Account("Inkorg".into()));
+        assert_eq!(server_of(&eff, Path::Pop3), ("pop.example".to_owned(), 995));
+        assert_eq!(server_of(&eff, Path::Imap).1, 993);
+        let mut with_port = snap.clone();
+        with_port
+            .accounts
+            .get_mut("Inkorg")
+            .unwrap()
+            .set_plain("pop3_port", "1995");
+        let eff = with_port.resolve(&Scope::Account("Inkorg".into()));
+        assert_eq!(server_of(&eff, Path::Pop3).1, 1995);
     }
 }

@@ -126,6 +126,7 @@ pub fn added_custom_endpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kurir_settings::Method;
 
     #[test]
     fn one_bad_value_refuses_the_whole_edit() {
@@ -161,7 +162,8 @@ mod tests {
     #[test]
     fn a_custom_authority_is_an_added_problem_only_without_the_switch() {
         let mut snap = SettingsSnapshot::default();
-        snap.system.set_plain("method", "exchange-online");
+        snap.system
+            .set_plain("method", Method::ExchangeOnline.as_str());
         let edit = |s: &SettingsSnapshot, k: &str, v: &str| {
             let changes = to_changes(&Scope::System, vec![Edit::Set(k.into(), v.into())]).unwrap();
             added_custom_endpoints(s, &Scope::System, &changes)
@@ -177,7 +179,10 @@ mod tests {
         assert!(edit(&smtp, "smtp_host", "mail.example.com").is_empty());
         // ... but not once Exchange Online's XOAUTH2 tokens would go there.
         smtp.system.set_plain("smtp_host", "mail.example.com");
-        assert_eq!(edit(&smtp, "method", "exchange-online").len(), 1);
+        assert_eq!(
+            edit(&smtp, "method", Method::ExchangeOnline.as_str()).len(),
+            1
+        );
         snap.system.set_plain("allow_custom_endpoints", "true");
         assert!(edit(&snap, "authority", "https://127.0.0.1:8443").is_empty());
     }

@@ -8,6 +8,7 @@
 //! IMAP and POP3 use implicit TLS (993/995, as Exchange Online and Kurir's intake do); SMTP
 //! follows the `smtp_tls` setting (STARTTLS on 587 by default).
 
+use kurir_settings::TlsMode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -271,20 +272,20 @@ pub async fn pop3(
 pub async fn smtp(
     host: &str,
     port: u16,
-    tls_mode: &str,
+    tls_mode: TlsMode,
     extra_ca_pem: Option<&str>,
     user: &str,
     token: &str,
 ) -> Result<(), ProbeError> {
     // The token is a bearer token: without TLS anyone on the path could send as the mailbox
     // with it. Refused before connecting (settings validation refuses smtp_tls=none too).
-    if tls_mode != "tls" && tls_mode != "starttls" {
+    if tls_mode == TlsMode::None {
         return Err(ProbeError::Connect(format!(
             "SMTP encryption (smtp_tls) is {tls_mode}: Kurir never sends an access token (XOAUTH2) without TLS; set smtp_tls to starttls (port 587) or tls (port 465)"
         )));
     }
     let raw = tcp(host, port).await?;
-    let mut c = if tls_mode == "tls" {
+    let mut c = if tls_mode == TlsMode::Tls {
         Conn::new(tls(raw, host, port, extra_ca_pem).await?)
     } else {
         Conn::new(raw)
@@ -297,7 +298,7 @@ pub async fn smtp(
     }
     c.send("EHLO kurir.invalid").await?;
     let mut ehlo = c.smtp_reply().await?;
-    if tls_mode == "starttls" {
+    if tls_mode == TlsMode::StartTls {
         c.send("STARTTLS").await?;
         let r = c.smtp_reply().await?;
         if !r.starts_with("220") {
@@ -369,7 +370,7 @@ mod tests {
         let r = smtp(
             "127.0.0.1",
             port,
-            "none",
+            TlsMode::None,
             None,
             "webshop@contoso.com",
             "bearer-token-that-must-stay-secret",

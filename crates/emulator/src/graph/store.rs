@@ -397,6 +397,11 @@ struct OnDisk {
 }
 
 impl MailStore {
+    /// Whether `state_dir` holds mail from an earlier run.
+    pub fn exists_in(state_dir: &Path) -> bool {
+        state_dir.join("graph").exists()
+    }
+
     /// Loads `{state_dir}/graph/store.json` if present (re-reading every blob), else empty.
     pub fn load(state_dir: &Path) -> Result<MailStore, StoreError> {
         let dir = state_dir.join("graph");

@@ -165,7 +165,7 @@ fn folder_err(mailbox: &str, folder: &str, e: GraphError) -> IntakeError {
 #[async_trait]
 impl Transport for GraphTransport {
     fn protocol(&self) -> &'static str {
-        "graph"
+        kurir_settings::Protocol::Graph.as_str()
     }
 
     async fn list(&mut self) -> Result<Vec<Listed>, IntakeError> {

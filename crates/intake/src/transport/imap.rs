@@ -381,7 +381,7 @@ pub fn uid_sets(uids: &[u32]) -> Vec<String> {
 #[async_trait]
 impl Transport for ImapTransport {
     fn protocol(&self) -> &'static str {
-        "imap"
+        kurir_settings::Protocol::Imap.as_str()
     }
 
     /// UID MOVE on a second connection while this one fetches: the server allows moving

@@ -287,7 +287,7 @@ fn printable(line: &str) -> String {
 #[async_trait]
 impl Transport for Pop3Transport {
     fn protocol(&self) -> &'static str {
-        "pop3"
+        kurir_settings::Protocol::Pop3.as_str()
     }
 
     async fn list(&mut self) -> Result<Vec<Listed>, IntakeError> {

@@ -27,7 +27,7 @@ use kurir_emulator::demo as d;
 use kurir_emulator::{Emulator, EmulatorConfig, Fixture, RunningEmulator};
 use kurir_outbox::{Content, SendAs, Submission, Submitter};
 use kurir_outbox::{Draft, FileAttachment, compose};
-use kurir_settings::{Scope, key, parse_value};
+use kurir_settings::{AuthFlow, Method, Protocol, Scope, key, parse_value};
 use kurir_store::messages::MessageFilter;
 use kurir_store::outbox::OutgoingState;
 use kurir_store::{Change, KurirStore, NewValue, SqliteStore};
@@ -149,7 +149,7 @@ impl Demo {
             dir.join(MARKER),
             "This data directory belongs to `kurir demo`, which rewrites its settings at every start.\n",
         )?;
-        let fresh_mail = !dir.join("emulator").join("graph").exists();
+        let fresh_mail = !kurir_emulator::graph::store::MailStore::exists_in(&dir.join("emulator"));
         let emulator = Arc::new(
             Emulator::start(EmulatorConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -238,10 +238,10 @@ async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Res
         store,
         &Scope::System,
         &[
-            ("method", "exchange-online"),
+            ("method", Method::ExchangeOnline.as_str()),
             ("client_id", d::CLIENT_ID),
             ("tenant_id", d::TENANT_ID),
-            ("auth_flow", "client-secret"),
+            ("auth_flow", AuthFlow::ClientSecret.as_str()),
             ("client_secret_expires", "2099-12-31"),
             // Only because this is the emulator: Microsoft's cloud needs none of these four.
             // The server switch lets secrets go to the emulator instead of Microsoft's cloud
@@ -274,7 +274,7 @@ async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Res
         store,
         &Scope::User("WEBSHOP".into()),
         &[
-            ("method", "exchange-online"),
+            ("method", Method::ExchangeOnline.as_str()),
             ("auth_flow", "username-password"),
             ("email", d::USER2),
             ("exchange_username", d::USER2),
@@ -296,7 +296,7 @@ async fn configure(store: &dyn KurirStore, emu: &RunningEmulator) -> anyhow::Res
             &[
                 ("type", kind),
                 ("mailbox", mailbox),
-                ("protocol", "graph"),
+                ("protocol", Protocol::Graph.as_str()),
                 ("poll_interval", "10s"),
             ],
             &[],

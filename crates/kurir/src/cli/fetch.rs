@@ -5,7 +5,7 @@
 //! record says why). With `--watch`: keeps every account's mail moving (IMAP IDLE, the poll
 //! interval, backoff on failures) until Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use kurir_intake::auth::{EntraTokens, Mechanism};
-use kurir_intake::transport::imap::Folders;
 use kurir_intake::{AccountSpec, PassSummary, Progress, Protocol};
-use kurir_settings::{Effective, Scope, SettingsSnapshot, normalize_account_name};
+use kurir_settings::{Scope, SettingsSnapshot, normalize_account_name};
 use kurir_store::KurirStore;
 
 use super::{Place, open_store};
@@ -44,56 +43,6 @@ enum Sasl {
     Oauthbearer,
 }
 
-/// Builds the intake description of an account from its effective settings.
-pub(super) fn account_spec(
-    name: &str,
-    eff: &Effective,
-    sasl: Mechanism,
-) -> anyhow::Result<AccountSpec> {
-    let get = |k: &str| eff.get(k).map(str::to_owned);
-    let need = |k: &str| {
-        get(k).ok_or_else(|| {
-            bad(format!(
-                "account {name}: {k} is not set; set it with `kurir settings set --account {name} {k}=…`"
-            ))
-        })
-    };
-    let port = |k: &str| -> anyhow::Result<u16> {
-        need(k)?
-            .parse()
-            .map_err(|_| bad(format!("account {name}: {k} is not a port number")))
-    };
-    let protocol = match need("protocol")?.as_str() {
-        "imap" => Protocol::Imap {
-            host: need("imap_host")?,
-            port: port("imap_port")?,
-        },
-        "pop3" => Protocol::Pop3 {
-            host: need("pop3_host")?,
-            port: port("pop3_port")?,
-        },
-        _ => Protocol::Graph {
-            endpoint: need("graph_endpoint")?,
-        },
-    };
-    let poll = kurir_settings::parse::parse_duration(&need("poll_interval")?)
-        .map_err(|e| bad(format!("account {name}: poll_interval: {e}")))?;
-    Ok(AccountSpec {
-        name: name.to_owned(),
-        account_type: need("type")?,
-        mailbox: need("mailbox")?,
-        protocol,
-        folders: Folders {
-            source: need("source_folder")?,
-            processed: need("processed_folder")?,
-            quarantine: need("quarantine_folder")?,
-        },
-        poll_interval: poll,
-        ca_file: get("ca_file").map(PathBuf::from),
-        mechanism: sasl,
-    })
-}
-
 /// The account's spec and transport (with its token source), ready for a pass.
 pub(super) async fn prepare(
     store: &Arc<dyn KurirStore>,
@@ -103,7 +52,7 @@ pub(super) async fn prepare(
 ) -> anyhow::Result<(AccountSpec, Box<dyn kurir_intake::transport::Transport>)> {
     let scope = Scope::Account(name.to_owned());
     let eff = snap.resolve(&scope);
-    let spec = account_spec(name, &eff, sasl)?;
+    let spec = AccountSpec::from_settings(name, &eff, sasl)?;
     let resource = match spec.protocol {
         Protocol::Graph { .. } => Resource::Graph,
         _ => Resource::Exchange,

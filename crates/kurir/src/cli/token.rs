@@ -16,7 +16,7 @@ pub struct TokenArgs {
     #[command(flatten)]
     scope: ScopeArgs,
     /// graph (Microsoft Graph) or exchange (IMAP/POP3/SMTP).
-    #[arg(long, value_enum, default_value = "graph")]
+    #[arg(long, value_enum, default_value_t = Resource::Graph)]
     resource: Resource,
     #[arg(long)]
     json: bool,

@@ -210,7 +210,7 @@ async fn export_import_round_trip_and_foreign_keys() {
         &Scope::System,
         vec![Change::Set(
             "method".into(),
-            NewValue::Plain("exchange-online".into()),
+            NewValue::Plain(kurir_settings::Method::ExchangeOnline.as_str().into()),
         )],
     )
     .await
@@ -236,7 +236,10 @@ async fn export_import_round_trip_and_foreign_keys() {
         .unwrap();
     let snap = b.snapshot().await.unwrap();
     assert!(snap.accounts.contains_key("Monitor-to-Monitor"));
-    assert_eq!(snap.system.plain("method"), Some("exchange-online"));
+    assert_eq!(
+        snap.system.plain("method"),
+        Some(kurir_settings::Method::ExchangeOnline.as_str())
+    );
     assert_eq!(
         b.reveal(&Scope::User("WEBSHOP".into()), "exchange_password")
             .await
