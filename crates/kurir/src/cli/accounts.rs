@@ -63,7 +63,7 @@ pub async fn run(place: &Place, cmd: AccountsCmd) -> anyhow::Result<ExitCode> {
                 }
             }
             if !settings.is_empty() {
-                changes.extend(super::settings::collect_changes(
+                changes.extend(super::assign::collect_changes(
                     &scope,
                     &settings,
                     None,

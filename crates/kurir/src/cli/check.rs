@@ -27,7 +27,7 @@ pub async fn run(place: &Place, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let scope = args.scope.scope()?;
     let store = open_store(place).await?;
     {
-        super::settings::check_exists(&store.snapshot().await?, &scope)?;
+        super::assign::check_exists(&store.snapshot().await?, &scope)?;
     }
     let report = kurir_web::check::run(store, &scope, lang).await;
     if args.json {

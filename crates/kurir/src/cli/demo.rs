@@ -34,9 +34,9 @@ use kurir_store::{Change, KurirStore, NewValue, SqliteStore};
 use secrecy::SecretString;
 
 use super::Place;
-use super::outbox::WorkerArgs;
-use super::serve::{ServeArgs, Service, shutdown_signal};
 use crate::fail::bad;
+use kurir_service::signal::shutdown_signal;
+use kurir_service::{Service, ServiceConfig};
 
 /// The demo's own data directory when `--data-dir` is not given.
 pub const DEMO_DIR: &str = "./kurir-demo";
@@ -166,28 +166,24 @@ impl Demo {
         if fresh_mail {
             initial_mail(&emulator, dir)?;
         }
-        let args = ServeArgs {
-            listen,
-            secure_cookies: false,
-            session_hours: 8,
-            allowed_hosts: Vec::new(),
-            log_json: false,
-            smtp_listen: "off".into(),
-            no_intake: false,
-            no_outbox: false,
-            shutdown_grace: 10,
-            // The demo's mail is a handful of messages: no per-minute cap, quick retries.
-            worker: WorkerArgs {
-                concurrency: 4,
-                rate_per_minute: 0,
-                lease_secs: 60,
-                backoff_secs: 5,
-                via: super::outbox::ViaArg::Auto,
-                no_save_to_sent_items: false,
-                idle_poll_secs: 1,
+        let config = ServiceConfig {
+            web: kurir_web::WebConfig {
+                listen,
+                ..kurir_web::WebConfig::default()
             },
+            smtp_listen: None,
+            // The demo's mail is a handful of messages: no per-minute cap, quick retries.
+            outbox: kurir_outbox::OutboxConfig {
+                concurrency: 4,
+                rate_per_minute: None,
+                backoff_initial: Duration::from_secs(5),
+                ..kurir_outbox::OutboxConfig::default()
+            },
+            run_outbox: true,
+            run_intake: true,
+            shutdown_grace: Duration::from_secs(10),
         };
-        let service = Service::start(dir, store.clone(), &args).await?;
+        let service = Service::start(dir, store.clone(), config).await?;
         Ok(Demo {
             store,
             emulator,
@@ -197,11 +193,11 @@ impl Demo {
     }
 
     async fn stop(self) -> anyhow::Result<ExitCode> {
-        let code = self.service.stop().await?;
+        self.service.stop().await?;
         if let Ok(emu) = Arc::try_unwrap(self.emulator) {
             emu.shutdown().await;
         }
-        Ok(code)
+        Ok(ExitCode::SUCCESS)
     }
 }
 

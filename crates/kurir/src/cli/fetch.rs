@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use kurir_intake::auth::{EntraTokens, Mechanism};
-use kurir_intake::{AccountSpec, PassSummary, Progress, Protocol};
-use kurir_settings::{Scope, SettingsSnapshot, normalize_account_name};
+use kurir_intake::auth::Mechanism;
+use kurir_intake::{PassSummary, Progress};
+use kurir_settings::{SettingsSnapshot, normalize_account_name};
 use kurir_store::KurirStore;
 
 use super::{Place, open_store};
-use crate::connect::{Resource, token_client, token_request};
 use crate::fail::bad;
 
 #[derive(Args, Debug)]
@@ -41,31 +40,6 @@ pub struct FetchArgs {
 enum Sasl {
     Xoauth2,
     Oauthbearer,
-}
-
-/// The account's spec and transport (with its token source), ready for a pass.
-pub(super) async fn prepare(
-    store: &Arc<dyn KurirStore>,
-    snap: &SettingsSnapshot,
-    name: &str,
-    sasl: Mechanism,
-) -> anyhow::Result<(AccountSpec, Box<dyn kurir_intake::transport::Transport>)> {
-    let scope = Scope::Account(name.to_owned());
-    let eff = snap.resolve(&scope);
-    let spec = AccountSpec::from_settings(name, &eff, sasl)?;
-    let resource = match spec.protocol {
-        Protocol::Graph { .. } => Resource::Graph,
-        _ => Resource::Exchange,
-    };
-    let (eff, request) = token_request(&**store, snap, &scope, resource).await?;
-    let client = Arc::new(token_client(&eff, store.clone())?);
-    let tokens = Arc::new(EntraTokens {
-        client,
-        request,
-        mailbox: spec.mailbox.clone(),
-    });
-    let transport = spec.transport(tokens)?;
-    Ok((spec, transport))
 }
 
 struct Bar(ProgressBar);
@@ -108,18 +82,19 @@ pub async fn run(place: &Place, args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut failed = 0;
     for name in &names {
-        let (spec, mut transport) = match prepare(&store, &snap, name, sasl).await {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = store.record_pass(name, Err(format!("{e:#}"))).await;
-                if names.len() == 1 {
-                    return Err(e);
+        let (spec, mut transport) =
+            match kurir_service::intake::prepare_account(&store, &snap, name, sasl).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = store.record_pass(name, Err(format!("{e:#}"))).await;
+                    if names.len() == 1 {
+                        return Err(e);
+                    }
+                    eprintln!("kurir: {name}: {e:#}");
+                    failed += 1;
+                    continue;
                 }
-                eprintln!("kurir: {name}: {e:#}");
-                failed += 1;
-                continue;
-            }
-        };
+            };
         let mut intake = spec.intake(place.data_dir.clone(), store.clone());
         // Tuning knob (and used by the crash test to get many batch boundaries).
         if let Some(n) = std::env::var("KURIR_INTAKE_BATCH")
@@ -208,7 +183,8 @@ async fn watch(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for name in names {
-        let (spec, mut transport) = prepare(&store, snap, name, sasl).await?;
+        let (spec, mut transport) =
+            kurir_service::intake::prepare_account(&store, snap, name, sasl).await?;
         let mut intake = spec.intake(data_dir.to_owned(), store.clone());
         intake.stop = Some(stop_rx.clone());
         let poll: Duration = spec.poll_interval;

@@ -11,9 +11,10 @@ use kurir_outbox::{ListenerConfig, ListenerTls, Outbox, listener};
 use kurir_settings::normalize_user_code;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::outbox::{WorkerArgs, stop_on_signal};
+use super::args::WorkerArgs;
 use super::{Place, open_store};
 use crate::fail::bad;
+use kurir_service::signal::stop_on_signal;
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -2,6 +2,8 @@
 
 mod accounts;
 mod admin;
+mod args;
+mod assign;
 mod check;
 mod demo;
 mod fetch;

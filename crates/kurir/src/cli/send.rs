@@ -13,7 +13,7 @@ use clap::Args;
 use kurir_outbox::{Content, FileAttachment, Outbox, SendAs, Submission, Submitter};
 use kurir_store::outbox::OutgoingState;
 
-use super::outbox::WorkerArgs;
+use super::args::WorkerArgs;
 use super::{Place, open_store};
 use crate::fail::bad;
 

@@ -38,7 +38,7 @@ pub async fn run(place: &Place, args: TokenArgs) -> anyhow::Result<ExitCode> {
     let scope = args.scope.scope()?;
     let store = open_store(place).await?;
     let snap = store.snapshot().await?;
-    super::settings::check_exists(&snap, &scope)?;
+    super::assign::check_exists(&snap, &scope)?;
     let (eff, request) = token_request(&*store, &snap, &scope, args.resource).await?;
     let client = token_client(&eff, store.clone())?;
     match client.token(&request).await {
