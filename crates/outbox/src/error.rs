@@ -35,7 +35,7 @@ pub enum SendError {
     },
 
     /// Microsoft Graph refused or failed.
-    #[error("Microsoft Graph answered HTTP {status}{} at {url}: {message}. {advice}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("Microsoft Graph answered HTTP {status}{} at {url}: {message}. {advice}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(), request_id.as_deref().map(|r| format!(" (request-id {r}: quote it to Microsoft support)")).unwrap_or_default())]
     Graph {
         url: String,
         status: u16,
@@ -43,6 +43,8 @@ pub enum SendError {
         message: String,
         retry_after: Option<Duration>,
         advice: String,
+        /// Graph's `request-id`, which Microsoft support asks for.
+        request_id: Option<String>,
     },
 
     /// The network failed before an answer (Graph over HTTPS).

@@ -330,23 +330,25 @@ fn graph_error(url: &str, e: GraphError) -> SendError {
             code,
             message,
             retry_after,
-            ..
+            request_id,
         } => {
-            let err = GraphError::Service {
+            // kurir-graph's explanation already says what to do.
+            let advice = GraphError::Service {
                 status,
                 code: code.clone(),
                 message: message.clone(),
                 request_id: None,
                 retry_after,
-            };
+            }
+            .to_string();
             SendError::Graph {
                 url: url.to_owned(),
                 status,
                 code: (!code.is_empty()).then_some(code),
                 message,
                 retry_after,
-                // kurir-graph's explanation already says what to do.
-                advice: err.to_string(),
+                advice,
+                request_id,
             }
         }
         GraphError::Invalid(m) => SendError::Message(m),

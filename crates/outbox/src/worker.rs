@@ -492,6 +492,7 @@ mod tests {
                 message: "throttled".into(),
                 retry_after: Some(Duration::from_secs(secs)),
                 advice: String::new(),
+                request_id: None,
             };
             let before = now_ms();
             let Outcome::Retry { at, .. } = outbox.retry(&leased[0], &e, e.to_string()) else {

@@ -356,6 +356,27 @@ async fn a_mailbox_the_app_may_not_use_fails_for_good_with_the_explanation() {
     assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 0);
 }
 
+/// The outbox rebuilt Graph's error and dropped its `request-id`, the one thing Microsoft
+/// support asks for; a failed send now keeps it in its explanation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_graph_send_keeps_graphs_request_id() {
+    let env = env().await;
+    let s = subject("graph denied, request id");
+    let id = queue(&env, "CEO", demo::RESTRICTED_MAILBOX, &s, &[]).await;
+    run(&env, config()).await;
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Failed, "{m:?}");
+    let err = m.last_error.unwrap_or_default();
+    let (_, after) = err
+        .split_once("request-id ")
+        .unwrap_or_else(|| panic!("no request-id in: {err}"));
+    let rid: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    assert_eq!(rid.len(), 36, "a GUID as Graph gives it: {err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_four_graph_requests_per_mailbox_and_the_rate_cap_holds() {
     let env = env().await;

@@ -25,8 +25,6 @@ fn set_secret(k: &str, v: &str) -> Change {
     Change::Set(k.into(), NewValue::Secret(SecretString::from(v.to_owned())))
 }
 
-
-
 #[tokio::test]
 async fn snapshot_masks_secrets_and_keeps_plain_values() {
     let dir = tempfile::tempdir().unwrap();
