@@ -75,10 +75,20 @@ pub trait Store: Send + Sync {
     /// first to learn where the effective value lives).
     async fn reveal(&self, scope: &Scope, key: &str) -> Result<Option<SecretString>, StoreError>;
 
-    async fn add_user(&self, code: &str) -> Result<(), StoreError>;
+    /// Adds the user with its first settings in ONE transaction: when a setting is refused,
+    /// no half-made user is left behind.
+    async fn add_user_with(&self, code: &str, changes: Vec<Change>) -> Result<(), StoreError>;
+    async fn add_user(&self, code: &str) -> Result<(), StoreError> {
+        self.add_user_with(code, Vec::new()).await
+    }
     /// Removes the user and every setting written for it.
     async fn remove_user(&self, code: &str) -> Result<(), StoreError>;
-    async fn add_account(&self, name: &str) -> Result<(), StoreError>;
+    /// Adds the account with its first settings in ONE transaction (see
+    /// [`Store::add_user_with`]).
+    async fn add_account_with(&self, name: &str, changes: Vec<Change>) -> Result<(), StoreError>;
+    async fn add_account(&self, name: &str) -> Result<(), StoreError> {
+        self.add_account_with(name, Vec::new()).await
+    }
     async fn remove_account(&self, name: &str) -> Result<(), StoreError>;
 
     async fn export_rows(&self, include_secrets: bool) -> Result<Vec<ExportRow>, StoreError>;

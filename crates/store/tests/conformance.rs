@@ -301,6 +301,7 @@ conformance!(
     settings_round_trip_without_plaintext_in_the_database,
     a_wrong_master_key_is_refused,
     users_and_accounts_must_exist_and_take_their_settings_along,
+    a_user_or_account_whose_first_settings_are_refused_is_not_added,
     export_import_round_trip,
     record_batch_is_exactly_once,
     different_message_with_same_message_id_is_stored,
@@ -643,6 +644,42 @@ async fn a_wrong_master_key_is_refused<B: Backend>(b: &B) {
             .expose_secret(),
         SECRET
     );
+}
+
+/// Adding a user or account with its first settings was two transactions: a settings write
+/// the database refused (PostgreSQL's TEXT cannot hold a NUL) left a half-made user behind.
+/// Now it is one: either both are there, or neither.
+async fn a_user_or_account_whose_first_settings_are_refused_is_not_added<B: Backend>(b: &B) {
+    let s = b.store();
+    let added = s
+        .add_user_with("NUL", vec![set_plain("email", "a\0b@x.se")])
+        .await;
+    let snap = s.snapshot().await.unwrap();
+    match added {
+        Ok(()) => assert_eq!(snap.users["NUL"].plain("email"), Some("a\0b@x.se")),
+        Err(_) => assert!(!snap.users.contains_key("NUL"), "a half-made user was left"),
+    }
+    let added = s
+        .add_account_with("Nul", vec![set_plain("mailbox", "a\0b@x.se")])
+        .await;
+    let snap = s.snapshot().await.unwrap();
+    match added {
+        Ok(()) => assert_eq!(snap.accounts["Nul"].plain("mailbox"), Some("a\0b@x.se")),
+        Err(_) => assert!(
+            !snap.accounts.contains_key("Nul"),
+            "a half-made account was left"
+        ),
+    }
+    // Both at once still work, and a second add is refused as before.
+    s.add_user_with("ANNA", vec![set_plain("email", "anna@x.se")])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_user_with("ANNA", Vec::new()).await,
+        Err(StoreError::UserExists(_))
+    ));
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.users["ANNA"].plain("email"), Some("anna@x.se"));
 }
 
 async fn users_and_accounts_must_exist_and_take_their_settings_along<B: Backend>(b: &B) {

@@ -398,12 +398,7 @@ async fn users_add(State(s): State<Shared>, c: ApiCaller, Json(b): Json<NewUser>
                 .into_response();
         }
     };
-    if let Err(e) = s.store.add_user(code).await {
-        return store_refusal(e);
-    }
-    if !changes.is_empty()
-        && let Err(e) = s.store.apply(&scope, changes).await
-    {
+    if let Err(e) = s.store.add_user_with(code, changes).await {
         return store_refusal(e);
     }
     tracing::info!(api_key = %c.key_name, user = %code, "user added through the API");
@@ -504,12 +499,7 @@ async fn accounts_add(
     {
         return r;
     }
-    if let Err(e) = s.store.add_account(name).await {
-        return store_refusal(e);
-    }
-    if !changes.is_empty()
-        && let Err(e) = s.store.apply(&scope, changes).await
-    {
+    if let Err(e) = s.store.add_account_with(name, changes).await {
         return store_refusal(e);
     }
     tracing::info!(api_key = %c.key_name, account = %name, "account added through the API");

@@ -1303,17 +1303,12 @@ async fn users_add(
         },
         None => Vec::new(),
     };
-    match s.store.add_user(&code).await {
+    match s.store.add_user_with(&code, changes).await {
         Ok(()) => {}
         Err(e @ StoreError::UserExists(_)) => {
             return list(&s, &a, l, "users", e.to_string(), None).await;
         }
         Err(e) => return store_error(e),
-    }
-    if !changes.is_empty()
-        && let Err(e) = s.store.apply(&scope, changes).await
-    {
-        return store_error(e);
     }
     Redirect::to(&href(&scope)).into_response()
 }
@@ -1366,17 +1361,12 @@ async fn accounts_add(
             .join(" ");
         return list(&s, &a, l, "accounts", msg, None).await;
     }
-    match s.store.add_account(&name).await {
+    match s.store.add_account_with(&name, changes).await {
         Ok(()) => {}
         Err(e @ StoreError::AccountExists(_)) => {
             return list(&s, &a, l, "accounts", e.to_string(), None).await;
         }
         Err(e) => return store_error(e),
-    }
-    if !changes.is_empty()
-        && let Err(e) = s.store.apply(&scope, changes).await
-    {
-        return store_error(e);
     }
     Redirect::to(&href(&scope)).into_response()
 }

@@ -72,10 +72,7 @@ pub async fn run(place: &Place, cmd: AccountsCmd) -> anyhow::Result<ExitCode> {
                 )?);
             }
             let store = open_store(place).await?;
-            store.add_account(&name).await?;
-            if !changes.is_empty() {
-                store.apply(&scope, changes).await?;
-            }
+            store.add_account_with(&name, changes).await?;
             println!(
                 "Added incoming-mail account {name}; its Exchange settings inherit the system settings."
             );

@@ -35,15 +35,11 @@ pub async fn run(place: &Place, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
                 .map(|e| parse_value(key("email").expect("email key"), Level::User, &e))
                 .transpose()?;
             let store = open_store(place).await?;
-            store.add_user(&code).await?;
-            if let Some(e) = email {
-                store
-                    .apply(
-                        &Scope::User(code.clone()),
-                        vec![Change::Set("email".into(), NewValue::Plain(e))],
-                    )
-                    .await?;
-            }
+            let changes = email
+                .map(|e| Change::Set("email".into(), NewValue::Plain(e)))
+                .into_iter()
+                .collect();
+            store.add_user_with(&code, changes).await?;
             println!(
                 "Added user {code}. Its settings inherit the system settings until you override them: kurir settings set --user {code} KEY=VALUE"
             );

@@ -12,6 +12,60 @@ use crate::error::StoreError;
 use crate::{Change, ExportRow, ExportValue, NewValue, Store, aad};
 
 for_every_backend! {
+    impl {
+        /// Writes one scope's changes inside the caller's transaction; how many rows changed.
+        async fn write_changes(
+            &self,
+            conn: &mut DB::Connection,
+            scope: &Scope,
+            changes: Vec<Change>,
+        ) -> Result<usize, StoreError> {
+            let scope_key = scope.storage_key();
+            let at = now();
+            let mut changed = 0;
+            for change in changes {
+                match change {
+                    Change::Set(key, value) => {
+                        let (plain, sealed) = match value {
+                            NewValue::Plain(v) => (Some(v), None),
+                            NewValue::Secret(s) => (
+                                None,
+                                Some(
+                                    self.key
+                                        .seal(s.expose_secret().as_bytes(), &aad(&scope_key, &key)),
+                                ),
+                            ),
+                        };
+                        sqlx::query(
+                            "INSERT INTO settings (scope, key, value, secret, set_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET \
+                             value = excluded.value, secret = excluded.secret, set_at = excluded.set_at",
+                        )
+                        .bind(scope_key.as_str())
+                        .bind(key.as_str())
+                        .bind(plain)
+                        .bind(sealed)
+                        .bind(at.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                        changed += 1;
+                    }
+                    Change::Unset(key) => {
+                        let r = sqlx::query("DELETE FROM settings WHERE scope = $1 AND key = $2")
+                            .bind(scope_key.as_str())
+                            .bind(key.as_str())
+                            .execute(&mut *conn)
+                            .await?;
+                        changed += DB::rows_affected(&r) as usize;
+                    }
+                }
+            }
+            Ok(changed)
+        }
+    }
+}
+
+for_every_backend! {
     #[async_trait]
     impl Store {
         async fn snapshot(&self) -> Result<SettingsSnapshot, StoreError> {
@@ -64,47 +118,8 @@ for_every_backend! {
 
         async fn apply(&self, scope: &Scope, changes: Vec<Change>) -> Result<usize, StoreError> {
             self.scope_exists(scope).await?;
-            let scope_key = scope.storage_key();
-            let at = now();
-            let mut changed = 0;
             let mut tx = self.pool.begin().await?;
-            for change in changes {
-                match change {
-                    Change::Set(key, value) => {
-                        let (plain, sealed) = match value {
-                            NewValue::Plain(v) => (Some(v), None),
-                            NewValue::Secret(s) => (
-                                None,
-                                Some(
-                                    self.key
-                                        .seal(s.expose_secret().as_bytes(), &aad(&scope_key, &key)),
-                                ),
-                            ),
-                        };
-                        sqlx::query(
-                            "INSERT INTO settings (scope, key, value, secret, set_at) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET \
-                             value = excluded.value, secret = excluded.secret, set_at = excluded.set_at",
-                        )
-                        .bind(&scope_key)
-                        .bind(&key)
-                        .bind(plain)
-                        .bind(sealed)
-                        .bind(&at)
-                        .execute(&mut *tx)
-                        .await?;
-                        changed += 1;
-                    }
-                    Change::Unset(key) => {
-                        let r = sqlx::query("DELETE FROM settings WHERE scope = $1 AND key = $2")
-                            .bind(&scope_key)
-                            .bind(&key)
-                            .execute(&mut *tx)
-                            .await?;
-                        changed += DB::rows_affected(&r) as usize;
-                    }
-                }
-            }
+            let changed = self.write_changes(&mut tx, scope, changes).await?;
             tx.commit().await?;
             Ok(changed)
         }
@@ -131,17 +146,21 @@ for_every_backend! {
             }
         }
 
-        async fn add_user(&self, code: &str) -> Result<(), StoreError> {
+        async fn add_user_with(&self, code: &str, changes: Vec<Change>) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
             let r = sqlx::query(
                 "INSERT INTO users (code, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
             .bind(code)
             .bind(now())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
             if DB::rows_affected(&r) == 0 {
                 return Err(StoreError::UserExists(code.to_owned()));
             }
+            self.write_changes(&mut tx, &Scope::User(code.to_owned()), changes)
+                .await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -162,17 +181,25 @@ for_every_backend! {
             Ok(())
         }
 
-        async fn add_account(&self, name: &str) -> Result<(), StoreError> {
+        async fn add_account_with(
+            &self,
+            name: &str,
+            changes: Vec<Change>,
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
             let r = sqlx::query(
                 "INSERT INTO accounts (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
             .bind(name)
             .bind(now())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
             if DB::rows_affected(&r) == 0 {
                 return Err(StoreError::AccountExists(name.to_owned()));
             }
+            self.write_changes(&mut tx, &Scope::Account(name.to_owned()), changes)
+                .await?;
+            tx.commit().await?;
             Ok(())
         }
 
