@@ -13,6 +13,10 @@
 //! - [`compose`]: building MIME with lettre's `Message` builder.
 //! - [`error::SendError`]: what went wrong, whether retrying helps, and what to do.
 
+// A `SendError` carries everything the administrator is told (Graph's code, message, advice and
+// request-id); it is returned once per network round trip, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod compose;
 pub mod error;
 pub mod graph;
