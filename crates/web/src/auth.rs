@@ -6,9 +6,10 @@
 //! checked on top of SameSite because an admin UI that changes mail credentials should not rely
 //! on one browser feature alone.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -118,11 +119,34 @@ pub struct Admin {
 
 impl Admin {
     /// Refuses a form whose CSRF token is not this session's.
-    pub fn check_csrf(&self, presented: Option<&String>, lang: Lang) -> Result<(), Response> {
+    fn check_csrf(&self, presented: Option<&String>, lang: Lang) -> Result<(), Response> {
         match presented {
             Some(p) if same(p, &self.csrf) => Ok(()),
             _ => Err((StatusCode::FORBIDDEN, lang.texts().csrf_refused).into_response()),
         }
+    }
+}
+
+/// A form a signed-in admin posted, with the session's CSRF token: the one place where every
+/// state-changing form of the UI is checked, so a handler cannot forget it.
+pub struct AdminForm {
+    pub admin: Admin,
+    pub lang: Lang,
+    pub form: HashMap<String, String>,
+}
+
+impl FromRequest<Arc<AppState>> for AdminForm {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let admin = Admin::from_request_parts(&mut parts, state).await?;
+        let lang = page_lang(&parts);
+        let Form(form) =
+            Form::<HashMap<String, String>>::from_request(Request::from_parts(parts, body), state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        admin.check_csrf(form.get("csrf"), lang)?;
+        Ok(AdminForm { admin, lang, form })
     }
 }
 

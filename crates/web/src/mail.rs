@@ -7,13 +7,13 @@
 //! are shown from their metadata and their own header block, incoming ones from the metadata
 //! intake recorded. The raw message is a download for a signed-in admin only.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -23,7 +23,7 @@ use kurir_store::{KurirStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::{Admin, PageLang};
+use crate::auth::{Admin, AdminForm, PageLang};
 use crate::i18n::{Lang, Texts};
 use crate::ui::{Layout, layout, page, store_error};
 
@@ -579,19 +579,13 @@ async fn outbox_message_page(
     )
 }
 
-type FormMap = HashMap<String, String>;
-
 async fn outbox_action(
     state: &AppState,
     admin: &Admin,
     lang: Lang,
     id: &str,
-    form: &FormMap,
     cancel: bool,
 ) -> Response {
-    if let Err(r) = admin.check_csrf(form.get("csrf"), lang) {
-        return r;
-    }
     let Some(id) = parse_id(id) else {
         return not_found(state, admin, lang, "outbox").await;
     };
@@ -617,22 +611,22 @@ async fn outbox_action(
 
 async fn outbox_retry(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(id): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
-    outbox_action(&s, &a, l, &id, &f, false).await
+    outbox_action(&s, &a, l, &id, false).await
 }
 
 async fn outbox_cancel(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(id): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
-    outbox_action(&s, &a, l, &id, &f, true).await
+    outbox_action(&s, &a, l, &id, true).await
 }
 
 // ---- incoming messages and quarantine ---------------------------------------------------------

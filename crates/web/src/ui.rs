@@ -28,7 +28,8 @@ use kurir_store::{Change, StoreError};
 use crate::AppState;
 use crate::alarms::{self, Alarm};
 use crate::auth::{
-    Admin, LANG_COOKIE, LOGIN_CSRF_COOKIE, PageLang, SESSION_COOKIE, cookie, same, set_cookie,
+    Admin, AdminForm, LANG_COOKIE, LOGIN_CSRF_COOKIE, PageLang, SESSION_COOKIE, cookie, same,
+    set_cookie,
 };
 use crate::check::{self, Report};
 use crate::edit::{Edit, added_custom_endpoints, to_changes};
@@ -378,15 +379,7 @@ async fn login(
     resp
 }
 
-async fn logout(
-    State(state): State<Shared>,
-    admin: Admin,
-    PageLang(lang): PageLang,
-    Form(form): Form<FormMap>,
-) -> Response {
-    if let Err(r) = admin.check_csrf(form.get("csrf"), lang) {
-        return r;
-    }
+async fn logout(State(state): State<Shared>, AdminForm { admin, .. }: AdminForm) -> Response {
     if let Err(e) = state.store.delete_session(&admin.token).await {
         return store_error(e);
     }
@@ -887,9 +880,6 @@ async fn save(
     scope: Scope,
     form: FormMap,
 ) -> Response {
-    if let Err(r) = admin.check_csrf(form.get("csrf"), lang) {
-        return r;
-    }
     let snap = match state.store.snapshot().await {
         Ok(s) => s,
         Err(e) => return store_error(e),
@@ -986,16 +976,7 @@ async fn save(
     Redirect::to(&format!("{}?saved=1", href(&scope))).into_response()
 }
 
-async fn run_check(
-    state: &Shared,
-    admin: &Admin,
-    lang: Lang,
-    scope: Scope,
-    form: FormMap,
-) -> Response {
-    if let Err(r) = admin.check_csrf(form.get("csrf"), lang) {
-        return r;
-    }
+async fn run_check(state: &Shared, admin: &Admin, lang: Lang, scope: Scope) -> Response {
     let report = check::run(state.store.clone(), &scope, lang).await;
     subject(
         state,
@@ -1040,19 +1021,21 @@ async fn system_page(
 }
 async fn system_save(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
     save(&s, &a, l, Scope::System, f).await
 }
 async fn system_check(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
-    run_check(&s, &a, l, Scope::System, f).await
+    run_check(&s, &a, l, Scope::System).await
 }
 async fn webshop_page(
     State(s): State<Shared>,
@@ -1064,19 +1047,21 @@ async fn webshop_page(
 }
 async fn webshop_save(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
     save(&s, &a, l, Scope::Webshop, f).await
 }
 async fn webshop_check(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
-    run_check(&s, &a, l, Scope::Webshop, f).await
+    run_check(&s, &a, l, Scope::Webshop).await
 }
 async fn user_page(
     State(s): State<Shared>,
@@ -1092,10 +1077,12 @@ async fn user_page(
 }
 async fn user_save(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(code): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
     match user_scope(&code) {
         Ok(scope) => save(&s, &a, l, scope, f).await,
@@ -1104,13 +1091,13 @@ async fn user_save(
 }
 async fn user_check(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(code): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
     match user_scope(&code) {
-        Ok(scope) => run_check(&s, &a, l, scope, f).await,
+        Ok(scope) => run_check(&s, &a, l, scope).await,
         Err(r) => r,
     }
 }
@@ -1128,10 +1115,12 @@ async fn account_page(
 }
 async fn account_save(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(name): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
     match account_scope(&name) {
         Ok(scope) => save(&s, &a, l, scope, f).await,
@@ -1140,13 +1129,13 @@ async fn account_save(
 }
 async fn account_check(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(name): Path<String>,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a, lang: l, ..
+    }: AdminForm,
 ) -> Response {
     match account_scope(&name) {
-        Ok(scope) => run_check(&s, &a, l, scope, f).await,
+        Ok(scope) => run_check(&s, &a, l, scope).await,
         Err(r) => r,
     }
 }
@@ -1280,13 +1269,12 @@ async fn accounts_page(
 
 async fn users_add(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
-    if let Err(r) = a.check_csrf(f.get("csrf"), l) {
-        return r;
-    }
     let code = match normalize_user_code(f.get("code").map(String::as_str).unwrap_or_default()) {
         Ok(c) => c,
         Err(e) => return list(&s, &a, l, "users", e, None).await,
@@ -1315,13 +1303,12 @@ async fn users_add(
 
 async fn accounts_add(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Form(f): Form<FormMap>,
+    AdminForm {
+        admin: a,
+        lang: l,
+        form: f,
+    }: AdminForm,
 ) -> Response {
-    if let Err(r) = a.check_csrf(f.get("csrf"), l) {
-        return r;
-    }
     let name = match normalize_account_name(f.get("name").map(String::as_str).unwrap_or_default()) {
         Ok(c) => c,
         Err(e) => return list(&s, &a, l, "accounts", e, None).await,
@@ -1371,16 +1358,7 @@ async fn accounts_add(
     Redirect::to(&href(&scope)).into_response()
 }
 
-async fn user_remove(
-    State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
-    Path(code): Path<String>,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = a.check_csrf(f.get("csrf"), l) {
-        return r;
-    }
+async fn user_remove(State(s): State<Shared>, Path(code): Path<String>, _: AdminForm) -> Response {
     let scope = match user_scope(&code) {
         Ok(s) => s,
         Err(r) => return r,
@@ -1396,14 +1374,9 @@ async fn user_remove(
 
 async fn account_remove(
     State(s): State<Shared>,
-    a: Admin,
-    PageLang(l): PageLang,
     Path(name): Path<String>,
-    Form(f): Form<FormMap>,
+    _: AdminForm,
 ) -> Response {
-    if let Err(r) = a.check_csrf(f.get("csrf"), l) {
-        return r;
-    }
     let scope = match account_scope(&name) {
         Ok(s) => s,
         Err(r) => return r,
