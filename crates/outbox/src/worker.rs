@@ -1,6 +1,6 @@
 //! The outbox: accepting messages durably and the workers that send them.
 //!
-//! [`Outbox::submit`] returns only after the message's row has committed (fsync'd); everything
+//! [`crate::Submitter::queue`] returns only after the message's row has committed (fsync'd); everything
 //! after that is the workers' job. A worker loop leases due messages (up to `concurrency` in
 //! flight), sends each in its own task while renewing the lease, and records the outcome:
 //! sent; a transient failure (SMTP 4xx, Graph 429/503, an Entra outage) is retried with
