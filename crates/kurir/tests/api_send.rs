@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::daemon::{Daemon, emulator_folder, emulator_system_settings};
 use common::ok;
 use kurir_emulator::demo;
-use kurir_emulator::{Emulator, EmulatorConfig};
+use kurir_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -172,19 +172,25 @@ async fn api_send_queues_and_the_daemon_delivers() {
     emu.shutdown().await;
 }
 
+/// The emulator, a data directory with its system settings, ANNA (adele.vance) and an API key.
+async fn anna_with_an_api_key() -> (RunningEmulator, tempfile::TempDir, String) {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    emulator_system_settings(tmp.path(), None, &emu);
+    ok(tmp.path(), &["users", "add", "ANNA", "--email", demo::USER]);
+    let key = ok(tmp.path(), &["admin", "api-key", "create", "erp"])
+        .trim()
+        .to_owned();
+    (emu, tmp, key)
+}
+
 /// What the REST API queues wakes the daemon's outbox workers at once. Before, the API wrote
 /// into the store past `Outbox::submit`, so the message waited for the workers' idle look at
 /// the queue: here two minutes, so a send within 15 s proves the wake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_submission_wakes_the_outbox_workers() {
-    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let (emu, tmp, key) = anna_with_an_api_key().await;
     let dir = tmp.path();
-    emulator_system_settings(dir, None, &emu);
-    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
-    let key = ok(dir, &["admin", "api-key", "create", "erp"])
-        .trim()
-        .to_owned();
     let mut serve = Daemon::serve("serve", dir, None, &["--idle-poll-secs", "120"]);
     let url = serve.url().to_owned();
     // Let the workers find the queue empty and settle into their idle wait.
@@ -292,14 +298,8 @@ async fn a_failed_send_is_explained_and_counted_by_reason() {
 /// the envelope Megan (`to`) and Adele (`bcc`): Megan and Adele receive it, M2M nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_mime_send_delivers_to_envelope_not_headers() {
-    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let (emu, tmp, key) = anna_with_an_api_key().await;
     let dir = tmp.path();
-    emulator_system_settings(dir, None, &emu);
-    ok(dir, &["users", "add", "ANNA", "--email", demo::USER]);
-    let key = ok(dir, &["admin", "api-key", "create", "erp"])
-        .trim()
-        .to_owned();
     let mut serve = Daemon::serve("serve", dir, None, &[]);
     let url = serve.url().to_owned();
     let http = reqwest::Client::new();

@@ -13,6 +13,35 @@ use crate::{Change, ExportRow, ExportValue, NewValue, Store, aad};
 
 for_every_backend! {
     impl {
+        /// Adds a user or an account with its first settings in one transaction.
+        async fn add_subject(&self, scope: &Scope, changes: Vec<Change>) -> Result<(), StoreError> {
+            let (sql, name, exists): (&str, &String, fn(String) -> StoreError) = match scope {
+                Scope::User(code) => (
+                    "INSERT INTO users (code, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    code,
+                    StoreError::UserExists,
+                ),
+                Scope::Account(name) => (
+                    "INSERT INTO accounts (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    name,
+                    StoreError::AccountExists,
+                ),
+                Scope::System | Scope::Webshop => return Ok(()),
+            };
+            let mut tx = self.pool.begin().await?;
+            let r = sqlx::query(sql)
+                .bind(name.as_str())
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            if DB::rows_affected(&r) == 0 {
+                return Err(exists(name.clone()));
+            }
+            self.write_changes(&mut tx, scope, changes).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         /// Writes one scope's changes inside the caller's transaction; how many rows changed.
         async fn write_changes(
             &self,
@@ -147,21 +176,7 @@ for_every_backend! {
         }
 
         async fn add_user_with(&self, code: &str, changes: Vec<Change>) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let r = sqlx::query(
-                "INSERT INTO users (code, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(code)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&r) == 0 {
-                return Err(StoreError::UserExists(code.to_owned()));
-            }
-            self.write_changes(&mut tx, &Scope::User(code.to_owned()), changes)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            self.add_subject(&Scope::User(code.to_owned()), changes).await
         }
 
         async fn remove_user(&self, code: &str) -> Result<(), StoreError> {
@@ -186,21 +201,7 @@ for_every_backend! {
             name: &str,
             changes: Vec<Change>,
         ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let r = sqlx::query(
-                "INSERT INTO accounts (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(name)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&r) == 0 {
-                return Err(StoreError::AccountExists(name.to_owned()));
-            }
-            self.write_changes(&mut tx, &Scope::Account(name.to_owned()), changes)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            self.add_subject(&Scope::Account(name.to_owned()), changes).await
         }
 
         async fn remove_account(&self, name: &str) -> Result<(), StoreError> {

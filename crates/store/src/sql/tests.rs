@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kurir_settings::{Scope, StoredValue};
+use kurir_settings::Scope;
 use secrecy::SecretString;
 
 use crate::crypto::{KeyOrigin, MasterKey};
@@ -23,47 +23,6 @@ async fn store(dir: &Path, b: u8) -> Result<SqliteStore, StoreError> {
 
 fn set_secret(k: &str, v: &str) -> Change {
     Change::Set(k.into(), NewValue::Secret(SecretString::from(v.to_owned())))
-}
-
-#[tokio::test]
-async fn snapshot_masks_secrets_and_keeps_plain_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = store(dir.path(), 1).await.unwrap();
-    s.add_user("ANNA").await.unwrap();
-    s.add_account("Monitor-to-Monitor").await.unwrap();
-    s.apply(
-        &Scope::System,
-        vec![
-            Change::Set(
-                "client_id".into(),
-                NewValue::Plain("11111111-2222-3333-4444-555555555555".into()),
-            ),
-            set_secret("client_secret", SECRET),
-        ],
-    )
-    .await
-    .unwrap();
-    let snap = s.snapshot().await.unwrap();
-    assert_eq!(
-        snap.system.plain("client_id"),
-        Some("11111111-2222-3333-4444-555555555555")
-    );
-    match snap.system.get("client_secret") {
-        Some(StoredValue::Secret(info)) => {
-            assert_eq!(info.masked, "••••cdef");
-            assert_eq!(info.set_on, time::OffsetDateTime::now_utc().date());
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(snap.users.contains_key("ANNA") && snap.accounts.contains_key("Monitor-to-Monitor"));
-    // Unset goes back to inherited.
-    assert_eq!(
-        s.apply(&Scope::System, vec![Change::Unset("client_id".into())])
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(s.snapshot().await.unwrap().system.get("client_id"), None);
 }
 
 #[tokio::test]
