@@ -21,6 +21,7 @@ pub mod compose;
 pub mod error;
 pub mod graph;
 pub mod listener;
+pub mod login_throttle;
 pub mod sender;
 pub mod smtp;
 pub mod submission;

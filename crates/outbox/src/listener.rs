@@ -732,8 +732,8 @@ impl Session {
         };
         let login = login.trim().to_ascii_uppercase();
         // Per address and per login, growing lockouts and a bound on argon2 checks at once,
-        // shared with the web UI's sign-in (kurir_store::throttle).
-        let throttle = kurir_store::throttle::LoginThrottle::shared();
+        // shared with the web UI's sign-in (crate::login_throttle).
+        let throttle = crate::login_throttle::LoginThrottle::shared();
         let attempt = match throttle.begin("smtp", self.peer.ip(), &login).await {
             Ok(a) => a,
             Err(refusal) => {

@@ -69,7 +69,7 @@ async fn listener_auth_brute_force_gets_454() {
     let server = tokio::spawn(listener::serve(bound, outbox, cfg, stop_rx));
 
     // The free failures are answered 535 (wrong password) ...
-    let free = kurir_store::throttle::ThrottleConfig::default().free_failures;
+    let free = kurir_outbox::login_throttle::ThrottleConfig::default().free_failures;
     for i in 0..free {
         let a = try_login(port, "WEBSHOP", &format!("guess-{i}")).await;
         assert!(a.starts_with("535 "), "attempt {i}: {a}");

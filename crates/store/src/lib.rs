@@ -15,7 +15,6 @@ pub mod outbox;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
-pub mod throttle;
 pub mod web;
 
 use async_trait::async_trait;

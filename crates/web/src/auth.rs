@@ -101,7 +101,7 @@ fn client_ip(parts: &Parts) -> std::net::IpAddr {
 }
 
 /// 429 Too Many Requests with `Retry-After`, for a refused password check.
-pub fn throttled(refusal: kurir_store::throttle::Refusal, message: &str) -> Response {
+pub fn throttled(refusal: kurir_outbox::login_throttle::Refusal, message: &str) -> Response {
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, message.to_owned()).into_response();
     if let Ok(v) = refusal.retry_after_secs().to_string().parse() {
         resp.headers_mut().insert(header::RETRY_AFTER, v);

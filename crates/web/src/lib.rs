@@ -83,7 +83,7 @@ pub struct AppState {
     pub(crate) verified_keys: Mutex<HashMap<String, String>>,
     /// Bounds password guessing on `POST /login` and API keys (shared with the SMTP listener's
     /// AUTH when both run in one process: one budget of argon2 verifications per process).
-    pub throttle: Arc<kurir_store::throttle::LoginThrottle>,
+    pub throttle: Arc<kurir_outbox::login_throttle::LoginThrottle>,
 }
 
 impl AppState {
@@ -98,7 +98,7 @@ impl AppState {
             config,
             metrics: metrics::install(),
             verified_keys: Mutex::new(HashMap::new()),
-            throttle: kurir_store::throttle::LoginThrottle::shared(),
+            throttle: kurir_outbox::login_throttle::LoginThrottle::shared(),
         })
     }
 }

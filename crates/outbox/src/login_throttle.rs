@@ -10,9 +10,10 @@
 //! - a bound on verifications running at once (a semaphore), with a short wait for a slot;
 //! - a bound on the number of addresses and names it remembers (the oldest quiet ones go first).
 //!
-//! It lives in the store crate because both the web crate and the outbox (the listener) use
-//! the store's password checks, and one process has one CPU budget: `kurir serve` shares one
-//! [`LoginThrottle::shared`] between the two.
+//! It lives beside the SMTP listener, its first user, and the web crate (which depends on this
+//! one) uses the same: one process has one CPU budget, so `kurir serve` shares one
+//! [`LoginThrottle::shared`] between the listener's AUTH and the web sign-in. (It is not
+//! storage: the counts live in memory.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
