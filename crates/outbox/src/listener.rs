@@ -857,6 +857,8 @@ impl Session {
             send_as: SendAs::User(user),
             origin: format!("listener:{login}"),
             transport: ExchangeTransport::Auto,
+            // A legacy client can only drop or bounce a refused message; the outbox keeps it.
+            queue_if_sender_cannot_send: true,
             // The envelope decides who gets it, never the headers.
             messages: vec![Content::Mime {
                 raw,
@@ -878,8 +880,8 @@ impl Session {
                 .await?
             }
             Err(e) => {
-                // The login's Kurir user cannot send (settings): the client should not retry
-                // until an administrator fixes them.
+                // A message the outbox cannot take as given (never the sender's settings:
+                // those are queued anyway, see above).
                 tracing::warn!(error = %e, login = %login, "refused a message from the SMTP listener");
                 // One reply line, within SMTP's line limit.
                 let text: String = e

@@ -57,6 +57,11 @@ pub struct Submission {
     pub origin: String,
     /// How Exchange Online mail goes out for the sender check (`kurir send --transport`).
     pub transport: ExchangeTransport,
+    /// When the sender cannot send now (settings incomplete): refuse (the API and the CLI,
+    /// whose caller is there to read why), or queue anyway (the SMTP listener, whose legacy
+    /// client could only drop or bounce the message): the outbox then keeps it, fails it with
+    /// the explanation, and `kurir outbox retry` sends it once the settings are fixed.
+    pub queue_if_sender_cannot_send: bool,
     pub messages: Vec<Content>,
 }
 
@@ -67,8 +72,9 @@ pub struct Queued {
     pub ids: Vec<i64>,
     /// The user the messages are queued under.
     pub sender_user: String,
-    /// How that user sends now.
-    pub sender: Sender,
+    /// How that user sends now (`None`: it cannot, and the messages were queued anyway, see
+    /// [`Submission::queue_if_sender_cannot_send`]).
+    pub sender: Option<Sender>,
 }
 
 /// Why nothing was queued.
@@ -123,15 +129,23 @@ impl Submitter {
             SendAs::Webshop => sender::webshop_sender(&snap),
             SendAs::User(code) => normalize_user_code(code).map_err(SubmitError::User)?,
         };
-        let who = sender::resolve(&self.store, &snap, &sender_user, sub.transport)
-            .await
-            .map_err(|source| SubmitError::Sender {
-                user: sender_user.clone(),
-                source,
-            })?;
-        let domain = who
-            .from
-            .rsplit_once('@')
+        let who = match sender::resolve(&self.store, &snap, &sender_user, sub.transport).await {
+            Ok(who) => Some(who),
+            Err(e) if sub.queue_if_sender_cannot_send => {
+                tracing::warn!(user = %sender_user, error = %e, "queueing for a sender that cannot send now; the outbox will keep the message with the explanation");
+                None
+            }
+            Err(source) => {
+                return Err(SubmitError::Sender {
+                    user: sender_user,
+                    source,
+                });
+            }
+        };
+        let sender_from = who.as_ref().map(|w| w.from.clone());
+        let domain = sender_from
+            .as_deref()
+            .and_then(|f| f.rsplit_once('@'))
             .map(|(_, d)| d.to_owned())
             .unwrap_or_else(|| "kurir.invalid".into());
         let mut batch = Vec::with_capacity(sub.messages.len());
@@ -147,8 +161,13 @@ impl Submitter {
                     html,
                     attachments,
                 } => {
+                    let Some(from) = sender_from.clone() else {
+                        return Err(problem(format!(
+                            "{sender_user} has no address to send from; a message to compose needs one"
+                        )));
+                    };
                     let draft = Draft {
-                        from: who.from.clone(),
+                        from: from.clone(),
                         to,
                         cc,
                         bcc,
@@ -161,7 +180,7 @@ impl Submitter {
                     NewOutgoing {
                         sender_user: sender_user.clone(),
                         origin: sub.origin.clone(),
-                        from: Some(who.from.clone()),
+                        from: Some(from),
                         recipients: c.recipients,
                         subject: Some(subject),
                         message_id: Some(c.message_id),
@@ -181,7 +200,7 @@ impl Submitter {
                     NewOutgoing {
                         sender_user: sender_user.clone(),
                         origin: sub.origin.clone(),
-                        from: h.from.or_else(|| Some(who.from.clone())),
+                        from: h.from.or_else(|| sender_from.clone()),
                         recipients,
                         subject: h.subject,
                         message_id,

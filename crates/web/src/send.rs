@@ -166,6 +166,7 @@ pub async fn send(
         send_as,
         origin: format!("api:{}", caller.key_name),
         transport: ExchangeTransport::Auto,
+        queue_if_sender_cannot_send: false,
         messages: vec![content],
     };
     let queued = match s.submitter.queue(submission).await {

@@ -491,6 +491,7 @@ async fn queue(
             send_as: SendAs::User(user.to_owned()),
             origin: "demo".into(),
             transport: kurir_outbox::ExchangeTransport::Auto,
+            queue_if_sender_cannot_send: false,
             messages: vec![Content::Mime {
                 raw: composed.raw,
                 envelope: Some(composed.recipients),

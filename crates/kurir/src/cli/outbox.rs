@@ -289,6 +289,7 @@ async fn submit(
         },
         origin: "cli:submit".into(),
         transport: ExchangeTransport::Auto,
+        queue_if_sender_cannot_send: false,
         messages,
     };
     let queued = match Submitter::new(store).queue(submission).await {

@@ -84,6 +84,7 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
         },
         origin: "cli".into(),
         transport: config.exchange_transport,
+        queue_if_sender_cannot_send: false,
         messages: vec![Content::Compose {
             to: args.to.clone(),
             cc: args.cc.clone(),
@@ -99,9 +100,13 @@ pub async fn run(place: &Place, args: SendArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(crate::fail::submit_failed)?;
     let id = queued.ids[0];
+    let sender = queued
+        .sender
+        .as_ref()
+        .expect("a sender that cannot send is refused here");
     println!(
         "Queued message {id} from {} (user {}, {:?}).",
-        queued.sender.from, queued.sender_user, queued.sender.route
+        sender.from, queued.sender_user, sender.route
     );
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
