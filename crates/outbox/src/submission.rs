@@ -12,11 +12,11 @@ use std::sync::Arc;
 use kurir_settings::normalize_user_code;
 use kurir_store::outbox::NewOutgoing;
 use kurir_store::{KurirStore, StoreError};
-use tokio::sync::Notify;
 
 use crate::compose::{Draft, FileAttachment, compose, ensure_ids, header_recipients, read_headers};
 use crate::error::SendError;
 use crate::sender::{self, ExchangeTransport, Sender};
+use crate::worker::Outbox;
 
 /// Who sends.
 #[derive(Debug, Clone)]
@@ -55,7 +55,8 @@ pub struct Submission {
     /// Where they come from, kept with each message: `cli`, `cli:submit`, `api:<key>`,
     /// `listener:<login>`, `demo`.
     pub origin: String,
-    /// How Exchange Online mail goes out for the sender check (`kurir send --transport`).
+    /// How Exchange Online mail goes out for the sender check (`kurir send --transport`); a
+    /// process running workers checks with theirs.
     pub transport: ExchangeTransport,
     /// When the sender cannot send now (settings incomplete): refuse (the API and the CLI,
     /// whose caller is there to read why), or queue anyway (the SMTP listener, whose legacy
@@ -102,21 +103,25 @@ pub enum SubmitError {
 #[derive(Clone)]
 pub struct Submitter {
     store: Arc<dyn KurirStore>,
-    /// The workers of this process, if it runs any.
-    wake: Option<Arc<Notify>>,
+    /// The workers of this process, if it runs any: their cached settings and senders are
+    /// used (no settings read per message), and they are woken.
+    outbox: Option<Arc<Outbox>>,
 }
 
 impl Submitter {
     /// For a process without outbox workers (the CLI): the daemon sends what is queued.
     pub fn new(store: Arc<dyn KurirStore>) -> Submitter {
-        Submitter { store, wake: None }
-    }
-
-    /// For a process whose workers wait on `wake` (see [`crate::Outbox::submitter`]).
-    pub(crate) fn waking(store: Arc<dyn KurirStore>, wake: Arc<Notify>) -> Submitter {
         Submitter {
             store,
-            wake: Some(wake),
+            outbox: None,
+        }
+    }
+
+    /// For a process that runs `outbox`'s workers (see [`crate::Outbox::submitter`]).
+    pub(crate) fn of(outbox: Arc<Outbox>) -> Submitter {
+        Submitter {
+            store: outbox.store().clone(),
+            outbox: Some(outbox),
         }
     }
 
@@ -124,12 +129,19 @@ impl Submitter {
     /// and wakes the workers. When this returns `Ok`, the messages will be sent even if the
     /// process dies the next instant.
     pub async fn queue(&self, sub: Submission) -> Result<Queued, SubmitError> {
-        let snap = self.store.snapshot().await?;
+        let snap = match &self.outbox {
+            Some(o) => o.settings().await?,
+            None => Arc::new(self.store.snapshot().await?),
+        };
         let sender_user = match &sub.send_as {
             SendAs::Webshop => sender::webshop_sender(&snap),
             SendAs::User(code) => normalize_user_code(code).map_err(SubmitError::User)?,
         };
-        let who = match sender::resolve(&self.store, &snap, &sender_user, sub.transport).await {
+        let resolved = match &self.outbox {
+            Some(o) => o.sender_for(&sender_user).await,
+            None => sender::resolve(&self.store, &snap, &sender_user, sub.transport).await,
+        };
+        let who = match resolved {
             Ok(who) => Some(who),
             Err(e) if sub.queue_if_sender_cannot_send => {
                 tracing::warn!(user = %sender_user, error = %e, "queueing for a sender that cannot send now; the outbox will keep the message with the explanation");
@@ -211,8 +223,8 @@ impl Submitter {
             batch.push(msg);
         }
         let ids = self.store.enqueue_many(batch).await?;
-        if let Some(wake) = &self.wake {
-            wake.notify_one();
+        if let Some(o) = &self.outbox {
+            o.wake();
         }
         Ok(Queued {
             ids,

@@ -104,7 +104,7 @@ pub struct Outbox {
     tokens: Mutex<HashMap<Option<String>, Arc<TokenClient>>>,
     snapshot: Mutex<Option<(Instant, Arc<SettingsSnapshot>)>>,
     senders: Mutex<SenderCache>,
-    wake: Arc<Notify>,
+    wake: Notify,
 }
 
 impl Outbox {
@@ -118,7 +118,7 @@ impl Outbox {
             tokens: Mutex::new(HashMap::new()),
             snapshot: Mutex::new(None),
             senders: Mutex::new(HashMap::new()),
-            wake: Arc::new(Notify::new()),
+            wake: Notify::new(),
         })
     }
 
@@ -126,9 +126,15 @@ impl Outbox {
         &self.store
     }
 
-    /// The way to queue mail in this process: what it queues wakes these workers at once.
-    pub fn submitter(&self) -> Submitter {
-        Submitter::waking(self.store.clone(), self.wake.clone())
+    /// The way to queue mail in this process: it checks senders with these workers' cached
+    /// settings and wakes them at once.
+    pub fn submitter(self: &Arc<Self>) -> Submitter {
+        Submitter::of(self.clone())
+    }
+
+    /// Something was queued in this process: look at the queue now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The settings snapshot, re-read at most every `settings_ttl`.
@@ -144,7 +150,7 @@ impl Outbox {
         Ok(snap)
     }
 
-    async fn sender_for(&self, user: &str) -> Result<Sender, SendError> {
+    pub(crate) async fn sender_for(&self, user: &str) -> Result<Sender, SendError> {
         if let Some((at, s)) = self.senders.lock().await.get(user)
             && at.elapsed() < self.cfg.settings_ttl
         {
