@@ -47,6 +47,14 @@ impl Lang {
         }
     }
 
+    /// The texts of Test connection (`check/texts.rs`).
+    pub fn check_texts(self) -> &'static crate::check::CheckTexts {
+        match self {
+            Lang::Sv => &crate::check::texts::SV,
+            Lang::En => &crate::check::texts::EN,
+        }
+    }
+
     pub fn entra(self) -> EntraLang {
         match self {
             Lang::Sv => EntraLang::Sv,

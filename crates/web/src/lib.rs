@@ -5,11 +5,13 @@
 //! schedulers, the outbox workers and the SMTP listener: build an [`AppState`], bind with
 //! [`bind`], and run [`serve`] with a shutdown future; or take [`router`] and mount it yourself.
 //!
-//! Layout: `ui.rs` the HTML pages (askama templates in `templates/`, checked at compile time),
-//! `api.rs` the JSON API (documented in `openapi.json`, checked against the router by a test),
-//! `auth.rs` sessions, CSRF and API keys, `check.rs` Test connection with `probe.rs` for
-//! IMAP/POP3/SMTP, `mail.rs` the pages of the outbox, incoming mail, quarantine and account
-//! health, `alarms.rs`, `metrics.rs`, `i18n.rs` (Swedish and English).
+//! Layout: `ops/` what a request does (change settings, add or remove a user or an account,
+//! retry or cancel an outgoing message, read a raw message, account health), shared by the two
+//! surfaces: `ui/` the HTML pages, one file per page group (askama templates in `templates/`,
+//! checked at compile time), and `api/` the JSON API (documented in `openapi.json`, checked
+//! against the router by a test). `auth.rs` sessions, CSRF and API keys; `check/` Test
+//! connection, one file per step, with `probe.rs` for IMAP/POP3/SMTP; `alarms.rs`, `metrics.rs`,
+//! `i18n.rs` (Swedish and English).
 //!
 //! The UI listens on loopback by default: it administers mail credentials, so exposing it is a
 //! decision (put it behind a TLS reverse proxy and pass `secure_cookies`).
@@ -22,12 +24,10 @@ pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod check;
-mod edit;
 pub mod i18n;
-pub mod mail;
 pub mod metrics;
+pub mod ops;
 mod probe;
-pub mod send;
 pub mod ui;
 
 use std::collections::HashMap;
@@ -110,7 +110,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_page))
         .merge(api::routes())
         .merge(ui::routes())
-        .merge(mail::routes())
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))

@@ -1,14 +1,147 @@
-//! Turning what an admin typed (a form, or a JSON body) into store changes, checking every value
-//! before anything is written, so one bad value changes nothing — the same rule as
-//! `kurir settings set`.
+//! Settings of every scope: checking and writing changes, adding and removing users and
+//! accounts, listing them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kurir_settings::{
-    KeyDef, Problem, Scope, SecretInfo, SettingsSnapshot, key_or_hint, parse_value,
+    Effective, KeyDef, Problem, Scope, SecretInfo, SettingsSnapshot, Severity, key_or_hint,
+    normalize_account_name, normalize_user_code, parse_value,
 };
-use kurir_store::{Change, NewValue};
+use kurir_store::{Change, KurirStore, NewValue, StoreError};
 use secrecy::SecretString;
+
+use super::OpError;
+
+/// The settings, after checking that the user or account of `scope` exists.
+pub async fn snapshot_of(
+    store: &dyn KurirStore,
+    scope: &Scope,
+) -> Result<SettingsSnapshot, OpError> {
+    let snap = store.snapshot().await?;
+    match scope {
+        Scope::User(c) if !snap.users.contains_key(c) => {
+            Err(StoreError::NoSuchUser(c.clone()).into())
+        }
+        Scope::Account(a) if !snap.accounts.contains_key(a) => {
+            Err(StoreError::NoSuchAccount(a.clone()).into())
+        }
+        _ => Ok(snap),
+    }
+}
+
+/// Checks and writes `edits` at `scope` in one transaction; returns the keys changed (none when
+/// `edits` is empty: nothing is written).
+pub async fn change_settings(
+    store: &dyn KurirStore,
+    scope: &Scope,
+    edits: Vec<Edit>,
+) -> Result<Vec<String>, OpError> {
+    let snap = snapshot_of(store, scope).await?;
+    let changes = checked(&snap, scope, edits)?;
+    let keys = changes
+        .iter()
+        .map(|c| match c {
+            Change::Set(k, _) | Change::Unset(k) => k.clone(),
+        })
+        .collect();
+    if !changes.is_empty() {
+        store.apply(scope, changes).await?;
+    }
+    Ok(keys)
+}
+
+/// What kind of subject to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    User,
+    Account,
+}
+
+/// Adds a user or an account named `raw_name` (as typed) with its first settings, in one
+/// transaction: a refused value adds nothing.
+pub async fn add(
+    store: &dyn KurirStore,
+    subject: Subject,
+    raw_name: &str,
+    edits: Vec<Edit>,
+) -> Result<Scope, OpError> {
+    let scope = match subject {
+        Subject::User => Scope::User(normalize_user_code(raw_name).map_err(OpError::BadName)?),
+        Subject::Account => {
+            Scope::Account(normalize_account_name(raw_name).map_err(OpError::BadName)?)
+        }
+    };
+    let snap = store.snapshot().await?;
+    let changes = checked(&snap, &scope, edits)?;
+    match &scope {
+        Scope::User(code) => store.add_user_with(code, changes).await?,
+        Scope::Account(name) => store.add_account_with(name, changes).await?,
+        Scope::System | Scope::Webshop => unreachable!("only users and accounts are added"),
+    }
+    Ok(scope)
+}
+
+/// Removes the user or account of `scope`.
+pub async fn remove(store: &dyn KurirStore, scope: &Scope) -> Result<(), OpError> {
+    match scope {
+        Scope::User(code) => store.remove_user(code).await?,
+        Scope::Account(name) => store.remove_account(name).await?,
+        Scope::System | Scope::Webshop => unreachable!("system and webshop cannot be removed"),
+    }
+    Ok(())
+}
+
+/// A user or an account as the lists show it.
+pub struct Listed {
+    pub name: String,
+    pub scope: Scope,
+    pub effective: Effective,
+    /// The keys set on the subject itself.
+    pub overrides: Vec<String>,
+    /// Validation errors (not warnings).
+    pub errors: usize,
+}
+
+/// Every user or every account, by name.
+pub fn list(snap: &SettingsSnapshot, subject: Subject) -> Vec<Listed> {
+    let today = crate::today();
+    let (layers, scope_of): (_, fn(String) -> Scope) = match subject {
+        Subject::User => (&snap.users, Scope::User),
+        Subject::Account => (&snap.accounts, Scope::Account),
+    };
+    layers
+        .iter()
+        .map(|(name, layer)| {
+            let scope = scope_of(name.clone());
+            Listed {
+                name: name.clone(),
+                effective: snap.resolve(&scope),
+                overrides: layer.values.keys().cloned().collect(),
+                errors: snap
+                    .validate(&scope, today)
+                    .iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .count(),
+                scope,
+            }
+        })
+        .collect()
+}
+
+/// `edits` as store changes, refused when a value is bad or would add a custom endpoint.
+fn checked(
+    snap: &SettingsSnapshot,
+    scope: &Scope,
+    edits: Vec<Edit>,
+) -> Result<Vec<Change>, OpError> {
+    let changes = to_changes(scope, edits).map_err(OpError::Refused)?;
+    let added = added_custom_endpoints(snap, scope, &changes);
+    if added.is_empty() {
+        Ok(changes)
+    } else {
+        Err(OpError::CustomEndpoints(added))
+    }
+}
 
 /// One requested change.
 pub enum Edit {

@@ -1,0 +1,443 @@
+//! Incoming mail (Inkommande e-post) and quarantine (Karantän): the messages taken in, one
+//! message with its import-queue entries and its raw `.eml`, and the Monitor-to-Monitor import
+//! queue.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::*;
+use crate::AppState;
+use crate::auth::{Admin, PageLang};
+use crate::i18n::{Lang, Texts};
+use crate::ops::{RawError, eml_response, read_raw};
+use kurir_store::messages::{ImportEntry, MessageFilter, StoredMessage};
+use std::collections::BTreeSet;
+
+/// Incoming messages per page.
+pub const PAGE_SIZE: u32 = 50;
+/// Import-queue entries listed (newest first).
+pub const IMPORTS_LIMIT: usize = 200;
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/incoming", get(incoming_page))
+        .route("/incoming/imports", get(imports_page))
+        .route("/incoming/{id}", get(incoming_message_page))
+        .route("/incoming/{id}/raw", get(incoming_raw))
+        .route("/quarantine", get(quarantine_page))
+}
+
+pub struct MessageRow {
+    pub id: i64,
+    pub href: String,
+    pub raw_href: String,
+    pub account: String,
+    pub from: String,
+    pub subject: String,
+    pub date: String,
+    pub received: String,
+    pub size: String,
+    pub attachments: String,
+    pub attachment_count: usize,
+    pub status: &'static str,
+    pub status_text: &'static str,
+    pub reason: String,
+}
+
+fn message_row(m: &StoredMessage, t: &'static Texts) -> MessageRow {
+    MessageRow {
+        id: m.id,
+        href: format!("/incoming/{}", m.id),
+        raw_href: format!("/incoming/{}/raw", m.id),
+        account: m.account.clone(),
+        from: m.from.clone().unwrap_or_else(|| "—".into()),
+        subject: m
+            .subject
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| t.no_subject.to_owned()),
+        date: m
+            .date
+            .as_deref()
+            .map(fmt_time)
+            .unwrap_or_else(|| "—".into()),
+        received: fmt_time(&m.received_at),
+        size: fmt_size(m.size),
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| a.name.clone().unwrap_or_else(|| t.unnamed.to_owned()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        attachment_count: m.attachments.len(),
+        status: m.status.as_str(),
+        status_text: status_text(t, m.status),
+        reason: m.reason.clone().unwrap_or_default(),
+    }
+}
+
+/// Every account name that has settings or a health record.
+async fn account_names(state: &AppState, snap: &kurir_settings::SettingsSnapshot) -> Vec<String> {
+    let mut names: BTreeSet<String> = snap.accounts.keys().cloned().collect();
+    if let Ok(h) = state.store.health(None).await {
+        names.extend(h.into_iter().map(|h| h.account));
+    }
+    names.into_iter().collect()
+}
+
+#[derive(Template)]
+#[template(path = "incoming.html")]
+struct IncomingTpl {
+    l: Layout,
+    quarantine: bool,
+    action: &'static str,
+    intro: &'static str,
+    empty: &'static str,
+    rows: Vec<MessageRow>,
+    accounts: Vec<(String, bool)>,
+    statuses: Vec<(String, &'static str, bool)>,
+    page_no: u32,
+    newer: Option<String>,
+    older: Option<String>,
+}
+
+async fn messages_list(
+    state: &AppState,
+    admin: &Admin,
+    lang: Lang,
+    q: ListQuery,
+    quarantine: bool,
+) -> Response {
+    let t = lang.texts();
+    let account = ListQuery::nonempty(&q.account);
+    let status = if quarantine {
+        Some(MessageStatus::Quarantined)
+    } else {
+        ListQuery::nonempty(&q.state).and_then(|s| MessageStatus::parse(&s))
+    };
+    let page_no = q.page.unwrap_or(1).max(1);
+    let snap = match state.store.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
+    let mut list = match state
+        .store
+        .list_messages_page(
+            &MessageFilter {
+                account: account.clone(),
+                status,
+                limit: PAGE_SIZE + 1,
+            },
+            (page_no - 1).saturating_mul(PAGE_SIZE),
+        )
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return store_error(e),
+    };
+    let more = list.len() > PAGE_SIZE as usize;
+    list.truncate(PAGE_SIZE as usize);
+    let base = if quarantine {
+        "/quarantine"
+    } else {
+        "/incoming"
+    };
+    let state_param = if quarantine {
+        None
+    } else {
+        status.map(|s| s.as_str().to_owned())
+    };
+    let at = |p: u32| {
+        list_path(
+            base,
+            &[
+                ("account", account.clone()),
+                ("state", state_param.clone()),
+                ("page", (p > 1).then(|| p.to_string())),
+            ],
+        )
+    };
+    let newer = (page_no > 1).then(|| at(page_no - 1));
+    let older = more.then(|| at(page_no + 1));
+    let path = at(page_no);
+    let accounts = account_names(state, &snap)
+        .await
+        .into_iter()
+        .map(|a| {
+            let sel = account.as_deref() == Some(a.as_str());
+            (a, sel)
+        })
+        .collect();
+    let statuses = vec![
+        (String::new(), t.state_all, status.is_none()),
+        (
+            "stored".to_owned(),
+            t.status_stored,
+            status == Some(MessageStatus::Stored),
+        ),
+        (
+            "quarantined".to_owned(),
+            t.status_quarantined,
+            status == Some(MessageStatus::Quarantined),
+        ),
+    ];
+    let (nav, title, intro, empty) = if quarantine {
+        (
+            "quarantine",
+            t.nav_quarantine,
+            t.quarantine_intro,
+            t.no_quarantine,
+        )
+    } else {
+        ("incoming", t.nav_incoming, t.incoming_intro, t.no_incoming)
+    };
+    let l = layout(state, &snap, admin, lang, nav, title.into(), &path).await;
+    page(
+        IncomingTpl {
+            l,
+            quarantine,
+            action: base,
+            intro,
+            empty,
+            rows: list.iter().map(|m| message_row(m, t)).collect(),
+            accounts,
+            statuses,
+            page_no,
+            newer,
+            older,
+        },
+        q.switched(),
+        StatusCode::OK,
+    )
+}
+
+async fn incoming_page(
+    State(s): State<Shared>,
+    a: Admin,
+    PageLang(l): PageLang,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    messages_list(&s, &a, l, q, false).await
+}
+
+async fn quarantine_page(
+    State(s): State<Shared>,
+    a: Admin,
+    PageLang(l): PageLang,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    messages_list(&s, &a, l, q, true).await
+}
+
+pub struct ImportRow {
+    pub id: i64,
+    pub account: String,
+    pub message: i64,
+    pub message_href: String,
+    pub kind: String,
+    pub file_name: String,
+    pub size: String,
+    pub state: String,
+    pub state_text: &'static str,
+    pub created: String,
+}
+
+fn import_row(e: &ImportEntry, t: &'static Texts) -> ImportRow {
+    ImportRow {
+        id: e.id,
+        account: e.account.clone(),
+        message: e.message,
+        message_href: format!("/incoming/{}", e.message),
+        kind: e.kind.clone(),
+        file_name: e.file_name.clone(),
+        size: fmt_size(e.size),
+        state: e.state.clone(),
+        state_text: import_state_text(t, &e.state),
+        created: fmt_time(&e.created_at),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "incoming_message.html")]
+struct IncomingMessageTpl {
+    l: Layout,
+    m: MessageRow,
+    message_id: String,
+    /// A different, earlier message with the same Message-ID (its id).
+    same_message_id_as: Option<i64>,
+    to: String,
+    handler: String,
+    content_hash: String,
+    server_ids: String,
+    /// (name, content type, size)
+    attachments: Vec<(String, String, String)>,
+    imports: Vec<ImportRow>,
+}
+
+async fn incoming_message_page(
+    State(state): State<Shared>,
+    admin: Admin,
+    PageLang(lang): PageLang,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let t = lang.texts();
+    let Some(id) = parse_id(&id) else {
+        return not_found(&state, &admin, lang, "incoming").await;
+    };
+    let m = match state.store.message(id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return not_found(&state, &admin, lang, "incoming").await,
+        Err(e) => return store_error(e),
+    };
+    let imports = match state.store.list_imports(Some(&m.account)).await {
+        Ok(list) => list
+            .iter()
+            .filter(|e| e.message == id)
+            .map(|e| import_row(e, t))
+            .collect(),
+        Err(e) => return store_error(e),
+    };
+    let snap = match state.store.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
+    let nav = if m.status == MessageStatus::Quarantined {
+        "quarantine"
+    } else {
+        "incoming"
+    };
+    let title = format!("{} {id}", t.incoming_message);
+    let l = layout(
+        &state,
+        &snap,
+        &admin,
+        lang,
+        nav,
+        title,
+        &format!("/incoming/{id}"),
+    )
+    .await;
+    page(
+        IncomingMessageTpl {
+            l,
+            message_id: m.message_id.clone().unwrap_or_else(|| "—".into()),
+            same_message_id_as: m.same_message_id_as,
+            to: m.to.clone().unwrap_or_else(|| "—".into()),
+            handler: m.handler.clone(),
+            content_hash: m.content_hash.clone(),
+            server_ids: m.server_ids.join(", "),
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| {
+                    (
+                        a.name.clone().unwrap_or_else(|| t.unnamed.to_owned()),
+                        a.content_type.clone(),
+                        fmt_size(a.size),
+                    )
+                })
+                .collect(),
+            imports,
+            m: message_row(&m, t),
+        },
+        q.switched(),
+        StatusCode::OK,
+    )
+}
+
+async fn incoming_raw(
+    State(state): State<Shared>,
+    admin: Admin,
+    PageLang(lang): PageLang,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found(&state, &admin, lang, "incoming").await;
+    };
+    match read_raw(&*state.store, id).await {
+        Ok(Some(bytes)) => {
+            tracing::info!(admin = %admin.name, id, "raw incoming message downloaded");
+            eml_response(id, bytes)
+        }
+        Ok(None) => not_found(&state, &admin, lang, "incoming").await,
+        Err(RawError::Store(e)) => store_error(e),
+        Err(RawError::Io(e)) => {
+            tracing::error!(id, error = %e, "raw message unreadable");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{} ({e})", lang.texts().raw_unreadable),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "imports.html")]
+struct ImportsTpl {
+    l: Layout,
+    rows: Vec<ImportRow>,
+    accounts: Vec<(String, bool)>,
+    total: usize,
+    limit: usize,
+}
+
+async fn imports_page(
+    State(state): State<Shared>,
+    admin: Admin,
+    PageLang(lang): PageLang,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let t = lang.texts();
+    let account = ListQuery::nonempty(&q.account);
+    let snap = match state.store.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
+    let list = match state.store.list_imports(account.as_deref()).await {
+        Ok(l) => l,
+        Err(e) => return store_error(e),
+    };
+    let total = list.len();
+    let rows = list
+        .iter()
+        .rev()
+        .take(IMPORTS_LIMIT)
+        .map(|e| import_row(e, t))
+        .collect();
+    let accounts = account_names(&state, &snap)
+        .await
+        .into_iter()
+        .map(|a| {
+            let sel = account.as_deref() == Some(a.as_str());
+            (a, sel)
+        })
+        .collect();
+    let path = list_path("/incoming/imports", &[("account", account.clone())]);
+    let l = layout(
+        &state,
+        &snap,
+        &admin,
+        lang,
+        "incoming",
+        t.import_queue.into(),
+        &path,
+    )
+    .await;
+    page(
+        ImportsTpl {
+            l,
+            rows,
+            accounts,
+            total,
+            limit: IMPORTS_LIMIT,
+        },
+        q.switched(),
+        StatusCode::OK,
+    )
+}
