@@ -32,11 +32,9 @@ pub(super) async fn step(
     let ca = ctx.ca_pem();
     let outcome = match token.map(|t| t.secret.expose_secret().to_owned()) {
         None => Err(ProbeError::Protocol("no token".into())),
-        Some(tok) if ctx.path == Path::Imap => {
-            probe::imap(&host, port, ca.as_deref(), &user, &tok)
-                .await
-                .map(|f| Some(f.folders))
-        }
+        Some(tok) if ctx.path == Path::Imap => probe::imap(&host, port, ca.as_deref(), &user, &tok)
+            .await
+            .map(|f| Some(f.folders)),
         Some(tok) => probe::pop3(&host, port, ca.as_deref(), &user, &tok)
             .await
             .map(|_| None),

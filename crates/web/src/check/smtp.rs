@@ -17,7 +17,11 @@ pub(super) async fn step(run: &mut Run, ctx: &Ctx<'_>) {
         run.skipped("smtp", t.account_does_not_send);
         return;
     }
-    let Some(user) = ctx.mailbox.as_deref().filter(|_| *ctx.scope != Scope::System) else {
+    let Some(user) = ctx
+        .mailbox
+        .as_deref()
+        .filter(|_| *ctx.scope != Scope::System)
+    else {
         run.skipped("smtp", t.smtp_only_users);
         return;
     };

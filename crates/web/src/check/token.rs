@@ -34,7 +34,10 @@ pub(super) async fn step(run: &mut Run, ctx: &Ctx<'_>) -> Option<AccessToken> {
                 return None;
             }
             let aud = c.aud.as_deref().unwrap_or("?");
-            run.ok("token", fill(t.token_ok, &[("aud", aud), ("perms", &perms)]));
+            run.ok(
+                "token",
+                fill(t.token_ok, &[("aud", aud), ("perms", &perms)]),
+            );
             Some(token)
         }
         Err(TokenFailure::Settings(msg)) => {
