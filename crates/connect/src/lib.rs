@@ -5,29 +5,54 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use kurir_entra::{
-    AssertionAlg, Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, RefreshTokenStore,
-    SecretString, StoreFuture, TokenClient, TokenRequest,
+    AssertionAlg, Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, EntraError,
+    RefreshTokenStore, SecretString, StoreFuture, TokenClient, TokenRequest,
 };
 use kurir_settings::{AuthFlow, Effective, Method, Scope, SettingsSnapshot, Severity};
 use kurir_store::KurirStore;
 
-/// Settings that cannot work (incomplete, or not Exchange Online): the caller's input is wrong,
-/// not the network. The CLI maps it to exit status 2.
-#[derive(Debug)]
-pub struct SettingsProblem(pub String);
+/// Why no token request or client could be made. Each variant keeps its cause as the `source`
+/// and says whether trying again later can help ([`ConnectError::is_transient`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Settings that cannot work (incomplete, or not Exchange Online): the caller's input is
+    /// wrong, not the network. The CLI maps it to exit status 2.
+    #[error("{0}")]
+    Settings(String),
 
-impl std::fmt::Display for SettingsProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+    /// The Extra CA certificate (`ca_file`) cannot be read.
+    #[error("reading Extra CA certificate (ca_file) {path}: {source}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A secret could not be read from the store (the database failed, or the secret cannot be
+    /// decrypted: the store's message says which and what to do).
+    #[error(transparent)]
+    Store(#[from] kurir_store::StoreError),
+
+    /// The authority or the token client cannot be set up from these settings.
+    #[error(transparent)]
+    Entra(#[from] EntraError),
+}
+
+impl ConnectError {
+    /// Worth trying again later without anyone changing anything: a database that failed for a
+    /// moment, not a setting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::Store(e) => e.is_transient(),
+            ConnectError::Entra(e) => e.is_transient(),
+            ConnectError::Settings(_) | ConnectError::CaFile { .. } => false,
+        }
     }
 }
 
-impl std::error::Error for SettingsProblem {}
-
-fn bad(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(SettingsProblem(msg.into()))
+fn bad(msg: impl Into<String>) -> ConnectError {
+    ConnectError::Settings(msg.into())
 }
 
 /// Which resource a token is for.
@@ -60,7 +85,7 @@ async fn secret_of(
     store: &dyn KurirStore,
     eff: &Effective,
     key: &str,
-) -> anyhow::Result<Option<SecretString>> {
+) -> Result<Option<SecretString>, ConnectError> {
     let Some(from) = eff.field(key).and_then(|f| f.from.clone()) else {
         return Ok(None);
     };
@@ -69,13 +94,19 @@ async fn secret_of(
 
 /// The token client configured from the effective settings (extra CA for the emulator or a
 /// TLS-inspecting proxy).
-pub fn token_client(eff: &Effective, store: Arc<dyn KurirStore>) -> anyhow::Result<TokenClient> {
+pub fn token_client(
+    eff: &Effective,
+    store: Arc<dyn KurirStore>,
+) -> Result<TokenClient, ConnectError> {
     let mut cfg = ClientConfig::default();
     if let Some(path) = eff.get("ca_file") {
-        cfg.extra_ca_pem = Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading Extra CA certificate (ca_file) {path}"))?,
-        );
+        cfg.extra_ca_pem =
+            Some(
+                std::fs::read_to_string(path).map_err(|source| ConnectError::CaFile {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
     }
     Ok(TokenClient::new(cfg)?.with_refresh_store(Arc::new(StoreRefreshTokens(store))))
 }
@@ -90,7 +121,7 @@ pub async fn token_request(
     snap: &SettingsSnapshot,
     scope: &Scope,
     resource: Resource,
-) -> anyhow::Result<(Effective, TokenRequest)> {
+) -> Result<(Effective, TokenRequest), ConnectError> {
     let eff = snap.resolve(scope);
     let errors: Vec<String> = snap
         .validate(scope, time::OffsetDateTime::now_utc().date())

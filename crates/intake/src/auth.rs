@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kurir_entra::{EntraError, Lang, TokenClient, TokenRequest};
+use kurir_entra::{EntraError, TokenClient, TokenRequest};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::IntakeError;
@@ -53,31 +53,16 @@ impl TokenSource for EntraTokens {
                 secret: t.secret,
                 expires_at: t.expires_at,
             }),
-            Err(e) => Err(token_error(&self.mailbox, &e)),
+            Err(e) => Err(token_error(&self.mailbox, e)),
         }
     }
 }
 
-/// An Entra failure as an intake error, explained for the admin (`EntraError::explain`).
-pub fn token_error(mailbox: &str, e: &EntraError) -> IntakeError {
-    let transient = match e {
-        EntraError::Rejected { status, body, .. } => {
-            *status >= 500
-                || *status == 429
-                || matches!(
-                    body.error.as_str(),
-                    "temporarily_unavailable" | "server_error"
-                )
-        }
-        EntraError::Transport { .. } => true,
-        EntraError::UnexpectedResponse { status, .. } => *status >= 500 || *status == 429,
-        _ => false,
-    };
-    let explanation = e.explain(Lang::En).to_string().replace('\n', " | ");
+/// An Entra failure as an intake error (explained for the admin when shown).
+pub fn token_error(mailbox: &str, e: EntraError) -> IntakeError {
     IntakeError::Token {
         mailbox: mailbox.to_owned(),
-        explanation,
-        transient,
+        source: Box::new(e),
     }
 }
 

@@ -8,12 +8,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum IntakeError {
-    /// Entra ID would not give a token; `explanation` is `EntraError::explain`'s text.
-    #[error("no token for mailbox {mailbox}: {explanation}")]
+    /// Entra ID would not give a token. The message is `EntraError::explain`'s text (what to
+    /// fix); the Entra error itself stays the `source`, with its AADSTS code and trace ids.
+    #[error("no token for mailbox {mailbox}: {}", explained(source))]
     Token {
         mailbox: String,
-        explanation: String,
-        transient: bool,
+        #[source]
+        source: Box<kurir_entra::EntraError>,
     },
 
     #[error(
@@ -63,12 +64,13 @@ pub enum IntakeError {
         detail: String,
     },
 
-    /// Microsoft Graph answered with an error.
-    #[error("Microsoft Graph {operation} failed: {detail}")]
+    /// Microsoft Graph answered with an error (kept as the `source`, with Graph's request-id
+    /// for a support case).
+    #[error("Microsoft Graph {operation} failed: {source}")]
     Graph {
         operation: String,
-        detail: String,
-        transient: bool,
+        #[source]
+        source: Box<kurir_graph::GraphError>,
     },
 
     #[error(
@@ -87,6 +89,13 @@ pub enum IntakeError {
 
     #[error("the account {account} cannot be read: {problem}")]
     Config { account: String, problem: String },
+}
+
+/// An Entra failure explained for the admin, on one line.
+fn explained(e: &kurir_entra::EntraError) -> String {
+    e.explain(kurir_entra::Lang::En)
+        .to_string()
+        .replace('\n', " | ")
 }
 
 impl IntakeError {
@@ -111,9 +120,8 @@ impl IntakeError {
     /// scheduler, but with the longest backoff, since an admin has to act first.
     pub fn is_transient(&self) -> bool {
         match self {
-            IntakeError::Token { transient, .. } | IntakeError::Graph { transient, .. } => {
-                *transient
-            }
+            IntakeError::Token { source, .. } => source.is_transient(),
+            IntakeError::Graph { source, .. } => source.is_transient(),
             IntakeError::Connect { .. } | IntakeError::Protocol { .. } => true,
             IntakeError::Tls { .. }
             | IntakeError::AuthRejected { .. }

@@ -33,7 +33,9 @@ pub fn describe(err: &anyhow::Error) -> (u8, String) {
     if let Some(b) = err.downcast_ref::<BadInput>() {
         return (2, b.0.clone());
     }
-    if let Some(e) = err.downcast_ref::<kurir_connect::SettingsProblem>() {
+    if let Some(e @ kurir_connect::ConnectError::Settings(_)) =
+        err.downcast_ref::<kurir_connect::ConnectError>()
+    {
         return (2, e.to_string());
     }
     if let Some(e) = err.downcast_ref::<kurir_settings::InvalidValue>() {

@@ -53,11 +53,30 @@ pub enum SendError {
     )]
     Network { what: String, detail: String },
 
+    /// The sender's credentials could not be read (the database failed for a moment: retried),
+    /// or its authority cannot be used (permanent, like a settings problem).
+    #[error("the credentials of the sender could not be prepared: {source}")]
+    Credentials {
+        #[source]
+        source: kurir_connect::ConnectError,
+    },
+
     /// The queued message itself is unusable (no recipients, unreadable MIME).
     #[error(
         "the message cannot be sent as it is: {0}. Cancel it with `kurir outbox cancel` and send it again corrected"
     )]
     Message(String),
+}
+
+impl From<kurir_connect::ConnectError> for SendError {
+    /// Settings that cannot send stay a settings problem (with the same words as before); a
+    /// store or Entra failure keeps its cause and decides whether to retry.
+    fn from(e: kurir_connect::ConnectError) -> Self {
+        match e {
+            kurir_connect::ConnectError::Settings(m) => SendError::Settings(m),
+            source => SendError::Credentials { source },
+        }
+    }
 }
 
 impl SendError {
@@ -72,6 +91,7 @@ impl SendError {
             SendError::Graph { status, .. } => format!("graph_{status}"),
             SendError::Network { .. } => "network".into(),
             SendError::Message(_) => "message".into(),
+            SendError::Credentials { .. } => "credentials".into(),
         }
     }
 
@@ -85,6 +105,7 @@ impl SendError {
                 matches!(*status, 408 | 429 | 500 | 502 | 503 | 504)
             }
             SendError::Network { .. } => true,
+            SendError::Credentials { source } => source.is_transient(),
         }
     }
 
@@ -112,5 +133,43 @@ pub(crate) fn smtp_advice(code: Option<u16>, text: &str) -> String {
         Some(c) if (500..600).contains(&c) => "the server refused the message permanently; read its answer above".into(),
         Some(c) if (400..500).contains(&c) => "a temporary refusal; Kurir retries with backoff".into(),
         _ => "Kurir retries with backoff; if it persists check the SMTP server, port, encryption (smtp_tls) and firewall".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kurir_connect::ConnectError;
+    use kurir_store::StoreError;
+
+    use super::SendError;
+
+    /// Resolving a sender flattened every failure of `token_request` into a settings error, so
+    /// a database that failed for a moment while the client secret was read failed the message
+    /// for good ("settings") instead of retrying it. The cause is kept now and decides.
+    #[test]
+    fn a_database_failure_while_reading_the_senders_secret_is_retried_not_failed_for_good() {
+        let blip = SendError::from(ConnectError::Store(StoreError::Io {
+            what: "read the database".into(),
+            source: std::io::Error::other("disk I/O error"),
+        }));
+        assert!(blip.is_transient(), "{blip}");
+        assert_eq!(blip.reason(), "credentials");
+        assert!(
+            std::error::Error::source(&blip).is_some(),
+            "the store error stays the source"
+        );
+
+        // A secret that cannot be decrypted needs a person, like a settings problem.
+        let corrupt = SendError::from(ConnectError::Store(StoreError::CorruptSecret {
+            place: "system/client_secret".into(),
+        }));
+        assert!(corrupt.is_permanent(), "{corrupt}");
+
+        let settings = SendError::from(ConnectError::Settings(
+            "user ANNA: client_secret is not set".into(),
+        ));
+        assert!(settings.is_permanent());
+        assert_eq!(settings.reason(), "settings");
+        assert_eq!(settings.to_string(), "user ANNA: client_secret is not set");
     }
 }

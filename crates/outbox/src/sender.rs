@@ -209,7 +209,7 @@ pub async fn resolve(
             };
             let (_, req) = kurir_connect::token_request(&**store, snap, &scope, resource)
                 .await
-                .map_err(|e| SendError::Settings(e.to_string()))?;
+                .map_err(SendError::from)?;
             // Delegated tokens act for the signed-in user; app-only tokens for the mailbox.
             let login = req.user.clone().filter(|u| u.contains('@'));
             let token = Arc::new(req);

@@ -96,3 +96,57 @@ pub enum StoreError {
     )]
     NoAccountDir(String, u32),
 }
+
+impl StoreError {
+    /// Worth trying again later without anyone changing anything: the database or the disk
+    /// failed for a moment (a lost connection, a lock, a full pool), as opposed to a wrong key,
+    /// a corrupt secret or a name that does not exist.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Io { .. } | StoreError::Connect { .. } => true,
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                // PostgreSQL: the SQLSTATE classes for a lost connection (08), a rolled-back
+                // transaction such as a deadlock (40), exhausted resources (53) and an
+                // administrator's shutdown (57P).
+                let code = e.code().unwrap_or_default();
+                match code.parse::<u32>() {
+                    Ok(n) if code.len() <= 4 => matches!(n & 0xff, 5 | 6),
+                    _ => ["08", "40", "53", "57P"]
+                        .iter()
+                        .any(|class| code.starts_with(class)),
+                }
+            }
+            StoreError::Db(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_lost_connection_or_a_busy_database_is_transient_a_wrong_key_is_not() {
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(
+            StoreError::Db(sqlx::Error::Io(std::io::Error::other("connection reset")))
+                .is_transient()
+        );
+        assert!(!StoreError::NoSuchUser("ANNA".into()).is_transient());
+        assert!(
+            !StoreError::CorruptSecret {
+                place: "system/client_secret".into()
+            }
+            .is_transient()
+        );
+        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_transient());
+    }
+}

@@ -146,8 +146,7 @@ impl GraphTransport {
 fn graph_err(operation: &str, e: GraphError) -> IntakeError {
     IntakeError::Graph {
         operation: operation.to_owned(),
-        transient: e.is_transient(),
-        detail: e.to_string(),
+        source: Box::new(e),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kurir_connect::{Resource, SettingsProblem, token_client, token_request};
+use kurir_connect::{ConnectError, Resource, token_client, token_request};
 use kurir_entra::AccessToken;
 use kurir_settings::{Scope, SettingsSnapshot};
 use kurir_store::KurirStore;
@@ -79,14 +79,9 @@ pub(super) async fn get_token(
     scope: &Scope,
     resource: Resource,
 ) -> Result<AccessToken, TokenFailure> {
-    let chain = |e: anyhow::Error| match e.downcast_ref::<SettingsProblem>() {
-        Some(p) => TokenFailure::Settings(p.0.clone()),
-        None => TokenFailure::Settings(
-            e.chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": "),
-        ),
+    let chain = |e: ConnectError| match e {
+        ConnectError::Entra(e) => TokenFailure::Entra(e),
+        e => TokenFailure::Settings(e.to_string()),
     };
     let (eff, request) = token_request(&**store, snap, scope, resource)
         .await
