@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 pub mod intake;
 mod listener;
+pub mod paths;
 pub mod signal;
 
 /// What a service runs, already validated (the CLI turns its arguments into this).

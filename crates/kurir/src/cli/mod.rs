@@ -35,12 +35,14 @@ use crate::fail::bad;
     long_about = "Kurir gives an ERP and its webshop e-mail through Microsoft Exchange Online with OAuth 2.0 (Microsoft Entra ID): the e-mail settings of the ERP (system settings, users such as WEBSHOP, incoming-mail accounts, the webshop), tokens from Entra ID, incoming and outgoing mail.\n\nStart with `kurir settings show`, then `kurir settings keys` for every setting."
 )]
 pub struct Cli {
-    /// Where Kurir keeps its database and master key file.
+    /// Where Kurir keeps its database and master key file. By default the platform's place for
+    /// a service's state: $STATE_DIRECTORY under systemd, %ProgramData%\Kurir on Windows,
+    /// /var/lib/kurir as root, else ~/.local/share/kurir.
     #[arg(
         long,
         global = true,
         env = "KURIR_DATA_DIR",
-        default_value = "./kurir-data"
+        default_value_os_t = kurir_service::paths::default_data_dir()
     )]
     pub data_dir: PathBuf,
 
