@@ -293,11 +293,13 @@ for_every_backend! {
             candidates.sort_by(|&a, &b| batch[a].dedupe_key.cmp(&batch[b].dedupe_key));
             // Bytes are read (PostgreSQL) before the transaction starts, so it is not held
             // open during file I/O.
+            let started = std::time::Instant::now();
             let mut raws: HashMap<usize, RawColumns> = HashMap::with_capacity(candidates.len());
             for &i in &candidates {
                 let raw = std::mem::replace(&mut batch[i].raw, RawMime::Inline(Vec::new()));
                 raws.insert(i, self.raw_columns(raw).await?);
             }
+            let read = started.elapsed();
             let mut tx = self.pool.begin().await?;
             let mut existing = Vec::new();
             for chunk in candidates.chunks(RECORD_CHUNK) {
@@ -430,7 +432,17 @@ for_every_backend! {
                 }
                 q.execute(&mut *tx).await?;
             }
+            let written = started.elapsed();
             tx.commit().await?;
+            // Where a batch's time goes (bench-intake with KURIR_LOG=kurir_store=debug).
+            tracing::debug!(
+                backend = DB::KIND,
+                messages = out.len(),
+                read_ms = read.as_millis() as u64,
+                write_ms = (written - read).as_millis() as u64,
+                commit_ms = (started.elapsed() - written).as_millis() as u64,
+                "batch recorded"
+            );
             Ok(out)
         }
 

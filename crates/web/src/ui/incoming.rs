@@ -286,13 +286,14 @@ async fn incoming_message_page(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let t = lang.texts();
-    let Some(id) = parse_id(&id) else {
-        return not_found(&state, &admin, lang, "incoming").await;
-    };
-    let m = match state.store.message(id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return not_found(&state, &admin, lang, "incoming").await,
-        Err(e) => return store_error(e),
+    let store = &state.store;
+    let (id, m) = match found(&state, &admin, lang, "incoming", &id, async |id| {
+        store.message(id).await
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
     };
     let imports = match state.store.list_imports(Some(&m.account)).await {
         Ok(list) => list

@@ -444,6 +444,26 @@ struct NotFoundTpl {
     l: Layout,
 }
 
+/// What `get` finds under the id in the path `raw`, or the answer to send: the "not found" page
+/// (a malformed id, or none by that id) or the store's error.
+async fn found<T>(
+    state: &AppState,
+    admin: &Admin,
+    lang: Lang,
+    nav: &'static str,
+    raw: &str,
+    get: impl AsyncFnOnce(i64) -> Result<Option<T>, StoreError>,
+) -> Result<(i64, T), Response> {
+    let Some(id) = parse_id(raw) else {
+        return Err(not_found(state, admin, lang, nav).await);
+    };
+    match get(id).await {
+        Ok(Some(v)) => Ok((id, v)),
+        Ok(None) => Err(not_found(state, admin, lang, nav).await),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 fn parse_id(id: &str) -> Option<i64> {
     id.parse().ok().filter(|n: &i64| *n > 0)
 }

@@ -213,13 +213,14 @@ async fn outbox_message_page(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let t = lang.texts();
-    let Some(id) = parse_id(&id) else {
-        return not_found(&state, &admin, lang, "outbox").await;
-    };
-    let m = match state.store.outbox_get(id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return not_found(&state, &admin, lang, "outbox").await,
-        Err(e) => return store_error(e),
+    let store = &state.store;
+    let (id, m) = match found(&state, &admin, lang, "outbox", &id, async |id| {
+        store.outbox_get(id).await
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(r) => return r,
     };
     let raw = match state.store.outbox_raw(id).await {
         Ok(r) => r.unwrap_or_default(),
