@@ -122,10 +122,14 @@ mailbox = false
 [[mailboxes]]
 address = "{M2M_MAILBOX}"
 display_name = "M2M (ERP)"
+# Exchange's Send As permission: Adele may send as the ERP's mailbox.
+send_as = ["{USER}"]
 
 [[mailboxes]]
 address = "{RESTRICTED_MAILBOX}"
 display_name = "CEO"
+# Granted too, but outside the demo app's access policy: app-only sends as it are denied.
+send_as = ["{USER}"]
 
 [[users]]
 upn = "{MFA_USER}"

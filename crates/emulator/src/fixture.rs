@@ -133,6 +133,10 @@ pub struct User {
     pub conditional_access_blocked: bool,
     /// Has an Exchange Online mailbox (Graph answers MailboxNotEnabledForRESTAPI otherwise).
     pub mailbox: bool,
+    /// Mailboxes that may send as this user (Exchange's Send As permission,
+    /// `Add-RecipientPermission -Identity <this> -Trustee <mailbox> -AccessRights SendAs`);
+    /// lower case.
+    pub send_as: Vec<String>,
 }
 
 impl Fixture {
@@ -285,6 +289,8 @@ struct RawUser {
     conditional_access_blocked: bool,
     #[serde(default = "yes")]
     mailbox: bool,
+    #[serde(default)]
+    send_as: Vec<String>,
 }
 
 fn guid(what: &'static str, value: &str) -> Result<Uuid, FixtureError> {
@@ -443,6 +449,11 @@ impl RawFixture {
                 password_expired: raw.password_expired,
                 conditional_access_blocked: raw.conditional_access_blocked,
                 mailbox: raw.mailbox,
+                send_as: raw
+                    .send_as
+                    .iter()
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect(),
             });
         }
         let mailboxes = crate::graph::fixture::validate(self.mailboxes, &users, &find_tenant)?;

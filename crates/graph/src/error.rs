@@ -117,6 +117,9 @@ fn explain(status: u16, code: &str, message: &str) -> String {
                 "the access token was refused; check that the tenant id and app (client) id are right and the token comes from Microsoft Entra ID for this tenant"
             }
         }
+        (403, codes::SEND_AS_DENIED) => {
+            "the message's From address is another mailbox than the one it is sent through, and that mailbox has no Send As permission on it; send from the sender's own address (the user's E-mail address setting), or have the Exchange administrator grant it: Add-RecipientPermission -Identity <From address> -Trustee <sending mailbox> -AccessRights SendAs (and include the From mailbox in the app's access policy, if there is one)"
+        }
         (403, codes::ACCESS_DENIED) if message.contains("OData") || message.contains("policy") => {
             "an Exchange application access policy or RBAC for Applications scope does not include this mailbox; ask the Exchange administrator to add the mailbox to the app's scope (New-ApplicationAccessPolicy / New-ManagementScope)"
         }

@@ -10,6 +10,8 @@
 //!   waiting at least what Retry-After said each time;
 //! - to a mailbox the app may not touch (403 ErrorAccessDenied, the demo app's
 //!   mailbox_access): failed for good after one attempt, the explanation in the outbox row;
+//! - with a From address the mailbox may not send as (403 ErrorSendAsDenied): failed for good
+//!   with the fix; with Exchange's Send As permission (the demo's M2M mailbox): delivered as it;
 //! - with saveToSentItems = false: delivered, nothing in Sent Items;
 //! - after a 401 InvalidAuthenticationToken (a stale token): a fresh token, sent once;
 //! - many at once: never more than 4 Graph requests in flight per mailbox, and the per-mailbox
@@ -354,6 +356,58 @@ async fn a_mailbox_the_app_may_not_use_fails_for_good_with_the_explanation() {
     );
     assert!(!err.contains(demo::CLIENT_SECRET), "no secret: {err}");
     assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 0);
+}
+
+/// Exchange refuses a message whose From is a mailbox the sending mailbox has no Send As
+/// permission on (the emulator delivered it as that sender): the outbox fails it for good
+/// after one attempt, says how to fix it, and nothing is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_address_the_mailbox_may_not_send_as_fails_for_good_with_the_fix() {
+    let env = env().await;
+    for (from, why) in [
+        (RCPT, "no Send As permission"),
+        (
+            demo::RESTRICTED_MAILBOX,
+            "granted, but outside the app's access policy",
+        ),
+    ] {
+        let s = subject("send as denied");
+        let id = queue(&env, "ADELE", from, &s, &[]).await;
+        let stats = run(&env, config()).await;
+        assert_eq!(stats.failed, 1, "{why}: {stats:?}");
+        let m = env.store.outbox_get(id).await.unwrap().unwrap();
+        assert_eq!(m.state, OutgoingState::Failed, "{why}: {m:?}");
+        assert_eq!(m.attempts, 1, "a permanent error is not retried");
+        let err = m.last_error.unwrap_or_default();
+        assert!(
+            err.contains("403") && err.contains("ErrorSendAsDenied"),
+            "{why}: {err}"
+        );
+        assert!(
+            err.contains("Add-RecipientPermission") && err.contains("own address"),
+            "{why}: says what to do: {err}"
+        );
+        assert_eq!(find(&env.emu, RCPT, "inbox", &s).await.len(), 0, "{why}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_as_a_mailbox_that_granted_it_arrives_from_that_mailbox() {
+    let env = env().await;
+    let s = subject("send as granted");
+    let id = queue(&env, "ADELE", demo::M2M_MAILBOX, &s, &[]).await;
+    let stats = run(&env, config()).await;
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(m.state, OutgoingState::Sent, "{m:?}");
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1);
+    let parsed = MessageParser::default().parse(&got[0]).unwrap();
+    let from = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address());
+    assert_eq!(from, Some(demo::M2M_MAILBOX));
 }
 
 /// The outbox rebuilt Graph's error and dropped its `request-id`, the one thing Microsoft

@@ -1,7 +1,8 @@
 //! The fixture's Graph part: shared mailboxes (`[[mailboxes]]`), which have no sign-in of
 //! their own, like Exchange shared mailboxes. Users get a mailbox unless `mailbox = false`
 //! (then Graph answers MailboxNotEnabledForRESTAPI), and an app may be limited to a list of
-//! mailboxes (`mailbox_access`), like an Exchange application access policy.
+//! mailboxes (`mailbox_access`), like an Exchange application access policy. A user or a shared
+//! mailbox names the mailboxes that may send as it (`send_as`, Exchange's Send As permission).
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -16,6 +17,9 @@ pub struct RawMailbox {
     display_name: Option<String>,
     object_id: Option<String>,
     tenant: Option<String>,
+    /// Mailboxes that may send as this one (Exchange's Send As permission).
+    #[serde(default)]
+    send_as: Vec<String>,
 }
 
 /// A shared mailbox.
@@ -25,6 +29,10 @@ pub struct SharedMailbox {
     pub display_name: String,
     pub object_id: Uuid,
     pub tenant_id: Uuid,
+    /// Mailboxes that may send as this one (Exchange's Send As permission,
+    /// `Add-RecipientPermission -Identity <this> -Trustee <mailbox> -AccessRights SendAs`);
+    /// lower case.
+    pub send_as: Vec<String>,
 }
 
 /// Validates the shared mailboxes; `find_tenant(owner, key)` resolves a tenant reference.
@@ -57,6 +65,11 @@ pub fn validate(
             None => crate::fixture::stable_id("mailbox", &address.to_ascii_lowercase()),
         };
         out.push(SharedMailbox {
+            send_as: r
+                .send_as
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
             display_name: r.display_name.unwrap_or_else(|| local.to_string()),
             address,
             object_id,

@@ -63,6 +63,10 @@ pub struct GraphState {
     pub counters: GraphCounters,
     pub uploads: Mutex<HashMap<String, upload::UploadState>>,
     pub delta_sessions: Mutex<HashMap<String, delta::DeltaSession>>,
+    /// Who may send as whom: mailbox → the mailboxes with Send As on it (lower case).
+    pub send_as: HashMap<String, Vec<String>>,
+    /// App-only callers limited to mailboxes (application access policies), by app id.
+    pub app_scopes: HashMap<uuid::Uuid, Vec<String>>,
 }
 
 impl GraphState {
@@ -97,6 +101,23 @@ impl GraphState {
             counters: GraphCounters::default(),
             uploads: Mutex::new(HashMap::new()),
             delta_sessions: Mutex::new(HashMap::new()),
+            send_as: fixture
+                .users
+                .iter()
+                .map(|u| (u.upn.to_ascii_lowercase(), u.send_as.clone()))
+                .chain(
+                    fixture
+                        .mailboxes
+                        .iter()
+                        .map(|m| (m.address.to_ascii_lowercase(), m.send_as.clone())),
+                )
+                .filter(|(_, trustees)| !trustees.is_empty())
+                .collect(),
+            app_scopes: fixture
+                .apps
+                .iter()
+                .filter_map(|a| Some((a.client_id, a.mailbox_access.clone()?)))
+                .collect(),
         })
     }
 

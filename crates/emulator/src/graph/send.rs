@@ -103,10 +103,46 @@ pub fn send_mail(graph: &GraphState, req: &Req, t: &Target) -> ApiResult {
         let _ = parsed;
     }
     let (raw, save) = request_mime(graph, req, t)?;
+    may_send_as(graph, t, &raw)?;
     let mut store = lock(&graph.store);
     submit(&mut store, &t.mailbox, raw, save.unwrap_or(true))?;
     store.save()?;
     Ok(Reply::empty(StatusCode::ACCEPTED))
+}
+
+/// Exchange's Send As check: a message whose From is another address than the mailbox it is
+/// submitted through needs that address's Send As permission for this mailbox, and an app
+/// limited by an application access policy may not send as a mailbox outside it. Otherwise
+/// 403 `ErrorSendAsDenied` (nothing is delivered). With an app token the documented way to
+/// send as a user is through that user's own mailbox:
+/// <https://learn.microsoft.com/en-us/graph/outlook-send-mail-from-other-user>.
+fn may_send_as(graph: &GraphState, t: &Target, raw: &[u8]) -> Result<(), ApiError> {
+    let Some(from) = mime::parse(raw)
+        .from
+        .and_then(|r| r.email_address.address)
+        .map(|a| a.to_ascii_lowercase())
+    else {
+        return Ok(()); // Exchange fills in the mailbox itself.
+    };
+    if from == t.mailbox {
+        return Ok(());
+    }
+    let granted = graph
+        .send_as
+        .get(&from)
+        .is_some_and(|trustees| trustees.contains(&t.mailbox));
+    let in_scope = graph
+        .app_scopes
+        .get(&t.caller.app_id)
+        .is_none_or(|scope| scope.contains(&from));
+    if granted && in_scope {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        codes::SEND_AS_DENIED,
+        "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.",
+    ))
 }
 
 /// Delivers a message from `sender` and files it in Sent Items.
@@ -212,6 +248,7 @@ pub fn send_draft(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
         ));
     }
     let raw = draft_mime_with(graph, m)?;
+    may_send_as(graph, t, &raw)?;
     let save = !m.delete_after_submit;
     submit(&mut store, &t.mailbox, raw, save)?;
     if let Some(mb) = store.get_mut(&t.mailbox) {

@@ -55,6 +55,8 @@ pub mod codes {
     pub const INVALID_AUTHENTICATION_TOKEN: &str = "InvalidAuthenticationToken";
     /// 403: no permission, or an application access policy / RBAC scope excludes the mailbox.
     pub const ACCESS_DENIED: &str = "ErrorAccessDenied";
+    /// 403: the message's From is a mailbox this one has no Send As permission on.
+    pub const SEND_AS_DENIED: &str = "ErrorSendAsDenied";
     /// 404: no such user or mailbox in the tenant.
     pub const INVALID_USER: &str = "ErrorInvalidUser";
     /// 404: the user exists but has no Exchange Online mailbox (no licence, on-premises).
