@@ -476,7 +476,10 @@ async fn listing_pages_selects_filters_and_orders() {
         400
     );
     let a = h
-        .get(&format!("/users/{mb}/messages?$filter=subject eq 'x'"), &t)
+        .get(
+            &format!("/users/{mb}/messages?$filter=bodyPreview eq 'x'"),
+            &t,
+        )
         .await;
     assert_eq!(
         (a.status, a.code().as_str()),
@@ -487,6 +490,148 @@ async fn listing_pages_selects_filters_and_orders() {
         .await;
     assert_eq!(a.status, 400);
     h.emu.shutdown().await;
+}
+
+/// Graph's strict rules, which the emulator used to be lenient about: `$filter` with `$orderby`
+/// on a property the filter does not name first (400 InefficientFilter), an id that is no id
+/// (400 ErrorInvalidIdMalformed, not 404); what Graph does support ($filter on subject and
+/// on from/emailAddress/address, $orderby on subject); and the headers every answer carries.
+/// Kurir's Graph client turns the refusals into an explanation.
+#[tokio::test]
+async fn strict_query_rules_malformed_ids_and_headers_answer_like_graph() {
+    let h = H::start().await;
+    let t = h.app_token().await;
+    let mb = demo::USER2;
+    let base = datetime!(2024-05-01 08:00 UTC);
+    for (i, subject) in ["Bravo", "Alpha", "Charlie"].iter().enumerate() {
+        h.emu
+            .put_mail_at(
+                mb,
+                Some("inbox"),
+                eml(subject, mb),
+                base + time::Duration::minutes(i as i64),
+            )
+            .unwrap();
+    }
+    let list = |q: String| format!("/users/{mb}/mailFolders/inbox/messages?$select=subject&{q}");
+    let subjects = |a: &Answer| -> Vec<String> {
+        a.json()["value"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // $orderby on a property the filter does not name (first): refused as Graph refuses it.
+    for q in [
+        "$filter=isRead eq false&$orderby=receivedDateTime desc",
+        "$filter=isRead eq false and receivedDateTime ge 2024-01-01T00:00:00Z&$orderby=receivedDateTime",
+    ] {
+        let a = h.get(&list(q.into()), &t).await;
+        assert_eq!(a.status, 400, "{q}");
+        assert_eq!(a.code(), "InefficientFilter", "{q}");
+        assert_eq!(
+            a.message(),
+            "The restriction or sort order is too complex for this operation."
+        );
+    }
+    // Named first: fine.
+    let a = h
+        .get(
+            &list("$filter=receivedDateTime ge 2024-01-01T00:00:00Z and isRead eq false&$orderby=receivedDateTime desc".into()),
+            &t,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(subjects(&a), ["Charlie", "Alpha", "Bravo"]);
+    // What Graph supports and the emulator used to refuse.
+    let a = h.get(&list("$filter=subject eq 'alpha'".into()), &t).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(subjects(&a), ["Alpha"]);
+    let a = h
+        .get(
+            &list("$filter=from/emailAddress/address eq 'orders@example.com'".into()),
+            &t,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(subjects(&a).len(), 3);
+    let a = h.get(&list("$orderby=subject".into()), &t).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(subjects(&a), ["Alpha", "Bravo", "Charlie"]);
+
+    // An id that is no id is a 400; a well-formed unknown one a 404.
+    let a = h.get(&format!("/users/{mb}/messages/not-an-id"), &t).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.code(), "ErrorInvalidIdMalformed");
+    let unknown = format!("AAMkAG{}AAA", "x".repeat(48));
+    let a = h.get(&format!("/users/{mb}/messages/{unknown}"), &t).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.code(), "ErrorItemNotFound");
+
+    // Headers: client-request-id always (the caller's, else the request-id), the front end's
+    // diagnostic, and a Bearer challenge on 401.
+    let a = h.get(&format!("/users/{mb}/mailFolders"), &t).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["client-request-id"], a.headers["request-id"]);
+    assert!(a.headers.contains_key("x-ms-ags-diagnostic"));
+    let a = h
+        .req(
+            Method::GET,
+            &format!("/users/{mb}/mailFolders"),
+            Some(&t),
+            &[("client-request-id", "7e57c0de-0000-4000-8000-000000000001")],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(
+        a.headers["client-request-id"],
+        "7e57c0de-0000-4000-8000-000000000001"
+    );
+    let a = h
+        .req(
+            Method::GET,
+            &format!("/users/{mb}/mailFolders"),
+            None,
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    let challenge = a.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("authorization_uri="),
+        "{challenge}"
+    );
+
+    // Kurir's Graph client: the refusal with what it means.
+    let graph = kurir_graph::GraphClient::new(
+        &h.emu.graph_url(),
+        Some(&h.emu.ca_pem()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let err = graph
+        .list_messages(
+            &t,
+            mb,
+            "inbox",
+            &kurir_graph::MessageQuery {
+                filter: Some("isRead eq false".into()),
+                order_by: Some("receivedDateTime desc".into()),
+                ..kurir_graph::MessageQuery::default()
+            },
+        )
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("InefficientFilter") && text.contains("order by the first filtered property"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -1003,7 +1148,7 @@ async fn batch_runs_requests_and_fails_dependents_with_424() {
             &t,
             json!({"requests": [
                 {"id": "1", "method": "GET", "url": format!("/users/{mb}/messages/{id}?$select=subject")},
-                {"id": "2", "method": "GET", "url": format!("/users/{mb}/messages/AAMkNoSuchMessage")},
+                {"id": "2", "method": "GET", "url": format!("/users/{mb}/messages/AAMkAG{}AAA", "0".repeat(48))},
                 {"id": "3", "method": "PATCH", "url": format!("/users/{mb}/messages/{id}"), "dependsOn": ["2"],
                  "headers": {"Content-Type": "application/json"}, "body": {"isRead": true}},
                 {"id": "4", "method": "PATCH", "url": format!("/users/{mb}/messages/{id}"), "dependsOn": ["1"],

@@ -142,6 +142,12 @@ fn explain(status: u16, code: &str, message: &str) -> String {
         (413, _) | (400, codes::REQUEST_TOO_LARGE) => {
             "the request is over Graph's 4 MB limit; large attachments must go through an upload session"
         }
+        (400, codes::INEFFICIENT_FILTER) => {
+            "Graph refuses $orderby on a property that $filter does not name first; order by the first filtered property or drop $orderby (this is a bug in the caller: report it)"
+        }
+        (400, codes::INVALID_ID_MALFORMED) => {
+            "the id in the request is not a Graph id at all (cut short or altered on the way); use the id exactly as Graph returned it"
+        }
         (400, codes::MIME_INVALID_BASE64) => {
             "the MIME message was not sent as valid base64; this is a bug in the sender"
         }

@@ -32,16 +32,7 @@ pub fn list(graph: &GraphState, req: &Req, t: &Target, folder: Option<&str>) -> 
             .filter(|m| folder_id.as_ref().is_none_or(|f| &m.folder_id == f))
             .filter(|m| opts.matches(m))
             .collect();
-        // Ties (same second) keep arrival order, so paging is stable.
-        hits.sort_by(|a, b| {
-            a.received
-                .cmp(&b.received)
-                .then(a.created.cmp(&b.created))
-                .then(a.seq.cmp(&b.seq))
-        });
-        if opts.descending {
-            hits.reverse();
-        }
+        opts.sort(&mut hits);
         let total = hits.len();
         let value: Vec<Value> = hits
             .into_iter()

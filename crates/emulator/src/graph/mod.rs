@@ -438,9 +438,35 @@ fn action(seg: &str, name: &str) -> bool {
     s.eq_ignore_ascii_case(name)
 }
 
+/// Graph refuses an item id that cannot be an Exchange id at all with 400
+/// `ErrorInvalidIdMalformed` (before looking for the item), and one that is well-formed but
+/// unknown with 404 `ErrorItemNotFound`. Exchange ids are base64 of a binary entry id (URL-safe
+/// `-`/`_` in REST), never shorter than a few dozen characters.
+fn check_item_id(id: &str) -> Result<(), ApiError> {
+    let well_formed = id.len() >= 20
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            kurir_graph::codes::INVALID_ID_MALFORMED,
+            "Id is malformed.",
+        ))
+    }
+}
+
 fn route(method: &Method, rest: &[String]) -> Result<(Route, Permission), ApiError> {
     use Permission::*;
     let r: Vec<&str> = rest.iter().map(String::as_str).collect();
+    if let [ms, id, ..] = r.as_slice()
+        && ms.eq_ignore_ascii_case("messages")
+        && !action(id, "delta")
+    {
+        check_item_id(id)?;
+    }
     let m = method.clone();
     let found = match (m, r.as_slice()) {
         (Method::GET, [mf]) if mf.eq_ignore_ascii_case("mailFolders") => (Route::ListFolders, Read),

@@ -1,11 +1,16 @@
 //! OData query options on messages: `$select`, `$filter`, `$orderby`, `$top`, and the opaque
 //! `$skiptoken` of next links.
 //!
-//! Only what mail clients use is understood: `$filter` on `receivedDateTime` (eq/ge/gt/le/lt),
-//! `isRead` and `hasAttachments` (eq/ne), `internetMessageId` (eq/ne with a quoted string),
-//! joined by `and`; `$orderby` on `receivedDateTime`.
+//! Only what mail clients use is understood: `$filter` on `receivedDateTime` and
+//! `sentDateTime` (eq/ge/gt/le/lt), `isRead` and `hasAttachments` (eq/ne), and the strings
+//! `internetMessageId`, `subject` and `from/emailAddress/address` (eq/ne with a quoted
+//! string), joined by `and`; `$orderby` on those dates, `subject` and
+//! `from/emailAddress/address` (one or more, `asc`/`desc`).
 //! Anything else gets Graph's 400, so a client relying on more fails here as it would fail
-//! against Graph for a typo, rather than silently getting unfiltered results.
+//! against Graph for a typo, rather than silently getting unfiltered results. Graph's rule for
+//! the two together is kept too (400 `InefficientFilter`): every `$orderby` property must
+//! appear in `$filter`, in the same order, before any other
+//! (<https://learn.microsoft.com/en-us/graph/api/user-list-messages#using-filter-and-orderby-in-the-same-query>).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,12 +67,52 @@ enum Cmp {
     Lt,
 }
 
+/// A property `$filter` and `$orderby` understand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prop {
+    Received,
+    Sent,
+    IsRead,
+    HasAttachments,
+    InternetMessageId,
+    Subject,
+    FromAddress,
+}
+
+impl Prop {
+    fn parse(name: &str) -> Option<Prop> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "receiveddatetime" => Prop::Received,
+            "sentdatetime" => Prop::Sent,
+            "isread" => Prop::IsRead,
+            "hasattachments" => Prop::HasAttachments,
+            "internetmessageid" => Prop::InternetMessageId,
+            "subject" => Prop::Subject,
+            "from/emailaddress/address" => Prop::FromAddress,
+            _ => return None,
+        })
+    }
+
+    fn is_text(self) -> bool {
+        matches!(
+            self,
+            Prop::InternetMessageId | Prop::Subject | Prop::FromAddress
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
-enum Pred {
-    Received(Cmp, OffsetDateTime),
-    IsRead(Cmp, bool),
-    HasAttachments(Cmp, bool),
-    InternetMessageId(Cmp, String),
+enum Literal {
+    Time(OffsetDateTime),
+    Bool(bool),
+    Text(String),
+}
+
+#[derive(Clone, Debug)]
+struct Pred {
+    prop: Prop,
+    cmp: Cmp,
+    value: Literal,
 }
 
 /// Parsed list options.
@@ -76,7 +121,8 @@ pub struct ListOptions {
     pub select: Option<Vec<String>>,
     pub top: usize,
     filter: Vec<Pred>,
-    pub descending: bool,
+    /// `$orderby`: (property, descending); empty = newest first.
+    order: Vec<(Prop, bool)>,
 }
 
 fn filter_error(detail: &str) -> ApiError {
@@ -144,14 +190,16 @@ fn parse_filter(raw: &str) -> Result<Vec<Pred>, ApiError> {
     }
     clauses.push(&raw[start..]);
     for clause in clauses {
-        if let Some(p) = internet_message_id(clause)? {
-            out.push(p);
-            continue;
-        }
-        let parts: Vec<&str> = clause.split_whitespace().collect();
-        let [field, op, value] = parts.as_slice() else {
-            return Err(filter_error(clause.trim()));
-        };
+        let c = clause.trim();
+        let (field, rest) = c
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| filter_error(c))?;
+        let (op, value) = rest
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| filter_error(c))?;
+        let value = value.trim();
+        let prop = Prop::parse(field).ok_or_else(|| filter_error(field))?;
         let cmp = match op.to_ascii_lowercase().as_str() {
             "eq" => Cmp::Eq,
             "ne" => Cmp::Ne,
@@ -161,55 +209,36 @@ fn parse_filter(raw: &str) -> Result<Vec<Pred>, ApiError> {
             "lt" => Cmp::Lt,
             _ => return Err(filter_error(op)),
         };
-        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(filter_error(v)),
-        };
-        let pred = match field.to_ascii_lowercase().as_str() {
-            "receiveddatetime" => Pred::Received(
-                cmp,
-                parse_datetime(value).ok_or_else(|| filter_error(value))?,
-            ),
-            "isread" if matches!(cmp, Cmp::Eq | Cmp::Ne) => Pred::IsRead(cmp, boolean(value)?),
-            "hasattachments" if matches!(cmp, Cmp::Eq | Cmp::Ne) => {
-                Pred::HasAttachments(cmp, boolean(value)?)
+        let value = match prop {
+            Prop::Received | Prop::Sent => {
+                Literal::Time(parse_datetime(value).ok_or_else(|| filter_error(value))?)
             }
-            _ => return Err(filter_error(field)),
+            Prop::IsRead | Prop::HasAttachments if matches!(cmp, Cmp::Eq | Cmp::Ne) => {
+                match value.to_ascii_lowercase().as_str() {
+                    "true" => Literal::Bool(true),
+                    "false" => Literal::Bool(false),
+                    _ => return Err(filter_error(value)),
+                }
+            }
+            p if p.is_text() && matches!(cmp, Cmp::Eq | Cmp::Ne) => {
+                Literal::Text(string_literal(value)?)
+            }
+            _ => return Err(filter_error(c)),
         };
-        out.push(pred);
+        out.push(Pred { prop, cmp, value });
     }
     Ok(out)
 }
 
-/// `internetMessageId eq '<…>'` (or `ne`): the value is an OData string literal, quoted
-/// with single quotes, a single quote inside doubled
+/// An OData string literal: quoted with single quotes, a single quote inside doubled
 /// (<https://learn.microsoft.com/en-us/graph/query-parameters#escaping-single-quotes>);
 /// an unquoted value or a lone quote inside is refused, as Graph does.
-fn internet_message_id(clause: &str) -> Result<Option<Pred>, ApiError> {
-    let c = clause.trim();
-    let Some((field, rest)) = c.split_once(char::is_whitespace) else {
-        return Ok(None);
-    };
-    if !field.eq_ignore_ascii_case("internetMessageId") {
-        return Ok(None);
-    }
-    let rest = rest.trim_start();
-    let (op, value) = rest
-        .split_once(char::is_whitespace)
-        .ok_or_else(|| filter_error(c))?;
-    let cmp = match op.to_ascii_lowercase().as_str() {
-        "eq" => Cmp::Eq,
-        "ne" => Cmp::Ne,
-        _ => return Err(filter_error(op)),
-    };
-    let v = value.trim();
+fn string_literal(v: &str) -> Result<String, ApiError> {
     let inner = v
         .strip_prefix('\'')
         .and_then(|s| s.strip_suffix('\''))
         .filter(|_| v.len() >= 2)
         .ok_or_else(|| filter_error(v))?;
-    // Every quote inside must be doubled.
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
     while let Some(ch) = chars.next() {
@@ -218,7 +247,54 @@ fn internet_message_id(clause: &str) -> Result<Option<Pred>, ApiError> {
         }
         out.push(ch);
     }
-    Ok(Some(Pred::InternetMessageId(cmp, out)))
+    Ok(out)
+}
+
+/// `$orderby`: comma-separated `property [asc|desc]`.
+fn parse_orderby(raw: &str) -> Result<Vec<(Prop, bool)>, ApiError> {
+    let unsupported = || {
+        ApiError::bad_request(format!(
+            "The $orderby '{raw}' is not supported: order by receivedDateTime, sentDateTime, subject or from/emailAddress/address, asc or desc."
+        ))
+    };
+    let mut out = Vec::new();
+    for part in raw.split(',') {
+        let mut it = part.split_whitespace();
+        let prop = it.next().and_then(Prop::parse).ok_or_else(unsupported)?;
+        if matches!(
+            prop,
+            Prop::IsRead | Prop::HasAttachments | Prop::InternetMessageId
+        ) {
+            return Err(unsupported());
+        }
+        let descending = match it.next().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err(unsupported()),
+        };
+        if it.next().is_some() {
+            return Err(unsupported());
+        }
+        out.push((prop, descending));
+    }
+    Ok(out)
+}
+
+/// Graph's rule for `$filter` with `$orderby`: the ordered properties come first in the filter,
+/// in the same order.
+fn inefficient(filter: &[Pred], order: &[(Prop, bool)]) -> bool {
+    let mut first: Vec<Prop> = Vec::new();
+    for p in filter {
+        if !first.contains(&p.prop) {
+            first.push(p.prop);
+        }
+    }
+    !filter.is_empty()
+        && (order.len() > first.len()
+            || order
+                .iter()
+                .zip(&first)
+                .any(|((ordered, _), filtered)| ordered != filtered))
 }
 
 fn compare<T: PartialOrd>(cmp: Cmp, a: T, b: T) -> bool {
@@ -252,45 +328,94 @@ impl ListOptions {
             Some(f) if !f.trim().is_empty() => parse_filter(f)?,
             _ => Vec::new(),
         };
-        let descending = match req.q("orderby").map(|o| o.trim().to_ascii_lowercase()) {
-            None => true,
-            Some(o) => {
-                let mut it = o.split_whitespace();
-                match (it.next(), it.next(), it.next()) {
-                    (Some("receiveddatetime"), None | Some("asc"), None) => false,
-                    (Some("receiveddatetime"), Some("desc"), None) => true,
-                    _ => {
-                        return Err(ApiError::bad_request(format!(
-                            "The $orderby '{o}' is not supported here; use receivedDateTime asc or desc."
-                        )));
-                    }
-                }
-            }
+        let order = match req.q("orderby").map(str::trim) {
+            None | Some("") => Vec::new(),
+            Some(o) => parse_orderby(o)?,
         };
+        if inefficient(&filter, &order) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                codes::INEFFICIENT_FILTER,
+                "The restriction or sort order is too complex for this operation.",
+            ));
+        }
         Ok(ListOptions {
             select,
             top,
             filter,
-            descending,
+            order,
         })
     }
 
+    /// Sorts `hits` as `$orderby` asks (newest first without one); ties keep arrival order,
+    /// so paging is stable.
+    pub fn sort(&self, hits: &mut [&StoredMessage]) {
+        use std::cmp::Ordering;
+        let arrival = |a: &StoredMessage, b: &StoredMessage| {
+            a.received
+                .cmp(&b.received)
+                .then(a.created.cmp(&b.created))
+                .then(a.seq.cmp(&b.seq))
+        };
+        if self.order.is_empty() {
+            hits.sort_by(|a, b| arrival(b, a));
+            return;
+        }
+        hits.sort_by(|a, b| {
+            let mut o = Ordering::Equal;
+            for (prop, descending) in &self.order {
+                let c = match prop {
+                    Prop::Received => a.received.cmp(&b.received),
+                    Prop::Sent => a.parsed.sent.cmp(&b.parsed.sent),
+                    Prop::Subject => a.parsed.subject.cmp(&b.parsed.subject),
+                    Prop::FromAddress => from_address(a).cmp(&from_address(b)),
+                    _ => Ordering::Equal,
+                };
+                o = o.then(if *descending { c.reverse() } else { c });
+            }
+            // Ties keep arrival order in the direction of the first key.
+            o.then(if self.order[0].1 {
+                arrival(b, a)
+            } else {
+                arrival(a, b)
+            })
+        });
+    }
+
     pub fn matches(&self, m: &StoredMessage) -> bool {
-        self.filter.iter().all(|p| match p {
-            Pred::Received(c, t) => compare(*c, m.received, *t),
-            Pred::IsRead(c, b) => compare(*c, m.is_read, *b),
-            Pred::InternetMessageId(c, id) => compare(
-                *c,
-                m.parsed.internet_message_id.as_deref() == Some(id.as_str()),
-                true,
-            ),
-            Pred::HasAttachments(c, b) => compare(
-                *c,
+        self.filter.iter().all(|p| match (&p.prop, &p.value) {
+            (Prop::Received, Literal::Time(t)) => compare(p.cmp, m.received, *t),
+            (Prop::Sent, Literal::Time(t)) => m.parsed.sent.is_some_and(|s| compare(p.cmp, s, *t)),
+            (Prop::IsRead, Literal::Bool(b)) => compare(p.cmp, m.is_read, *b),
+            (Prop::HasAttachments, Literal::Bool(b)) => compare(
+                p.cmp,
                 m.parsed.has_attachments || !m.attachments.is_empty(),
                 *b,
             ),
+            (Prop::InternetMessageId, Literal::Text(v)) => compare(
+                p.cmp,
+                m.parsed.internet_message_id.as_deref() == Some(v.as_str()),
+                true,
+            ),
+            // Graph compares these case-insensitively, as Exchange's restrictions do.
+            (Prop::Subject, Literal::Text(v)) => {
+                compare(p.cmp, m.parsed.subject.eq_ignore_ascii_case(v), true)
+            }
+            (Prop::FromAddress, Literal::Text(v)) => {
+                compare(p.cmp, from_address(m).eq_ignore_ascii_case(v), true)
+            }
+            _ => false,
         })
     }
+}
+
+fn from_address(m: &StoredMessage) -> String {
+    m.parsed
+        .from
+        .as_ref()
+        .and_then(|r| r.email_address.address.clone())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// An opaque `$skiptoken` holding an offset.

@@ -76,8 +76,27 @@ impl Reply {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("request-id", v);
         }
-        if let Some(c) = client_request_id.and_then(|c| HeaderValue::from_str(c).ok()) {
+        // Graph answers every request with a client-request-id: the caller's, else its own
+        // request-id (what SDKs log to correlate).
+        if let Ok(c) = HeaderValue::from_str(client_request_id.unwrap_or(request_id)) {
             h.insert("client-request-id", c);
+        }
+        // Which Graph front end answered; support asks for it with the request-id.
+        h.insert(
+            "x-ms-ags-diagnostic",
+            HeaderValue::from_static(
+                r#"{"ServerInfo":{"DataCenter":"Kurir Emulator","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"kurir-emulator"}}"#,
+            ),
+        );
+        // A 401 carries the challenge clients need for claims challenges and to find the
+        // authority (RFC 6750 §3; https://learn.microsoft.com/en-us/entra/identity-platform/claims-challenge).
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                "www-authenticate",
+                HeaderValue::from_static(
+                    r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
+                ),
+            );
         }
         resp
     }

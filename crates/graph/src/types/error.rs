@@ -73,6 +73,10 @@ pub mod codes {
     pub const MIME_INVALID_BASE64: &str = "ErrorMimeContentInvalidBase64String";
     /// 400: an invalid `$filter`.
     pub const INVALID_URL_QUERY_FILTER: &str = "ErrorInvalidUrlQueryFilter";
+    /// 400: `$filter` with `$orderby` on properties the filter does not name first.
+    pub const INEFFICIENT_FILTER: &str = "InefficientFilter";
+    /// 400: an id that is not an id at all (as opposed to one of an item that does not exist).
+    pub const INVALID_ID_MALFORMED: &str = "ErrorInvalidIdMalformed";
     /// 400: other invalid query options or bodies.
     pub const BAD_REQUEST: &str = "BadRequest";
     pub const INVALID_REQUEST: &str = "ErrorInvalidRequest";
