@@ -711,8 +711,24 @@ async fn get_value_move_and_delete() {
         h.get(&format!("/users/{mb}/messages/{new_id}"), &t)
             .await
             .status,
-        404
+        404,
+        "a deleted message moves, and a move changes the id"
     );
+    // DELETE moves to Deleted Items, as in Exchange; deleting it there removes it.
+    let deleted = h.folder_ids(&t, mb, "deleteditems").await;
+    assert_eq!(deleted.len(), 1, "the deleted message is in Deleted Items");
+    let a = h
+        .req(
+            Method::DELETE,
+            &format!("/users/{mb}/messages/{}", deleted[0]),
+            Some(&t),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    assert!(h.folder_ids(&t, mb, "deleteditems").await.is_empty());
     h.emu.shutdown().await;
 }
 

@@ -1,6 +1,6 @@
 //! One message: `GET …/messages/{id}` (with `$select`), `GET …/$value` (the stored MIME,
 //! byte for byte), `PATCH` (`isRead`, `categories`, PidTagDeleteAfterSubmit as a legacy
-//! extended property), `DELETE` (204).
+//! extended property), `DELETE` (204: to Deleted Items, from there for good).
 
 use axum::http::StatusCode;
 use kurir_graph::PatchMessage;
@@ -124,9 +124,28 @@ pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
     })
 }
 
-pub fn delete(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
+/// `DELETE …/messages/{id}`: like Outlook, Exchange moves the message to Deleted Items; only a
+/// message already there leaves the mailbox's folders (to Recoverable Items, which Graph mail
+/// does not show) (<https://learn.microsoft.com/en-us/graph/api/message-delete>).
+pub fn delete(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
+    let keep_id = req.prefers("IdType=\"ImmutableId\"");
     with_mailbox(graph, t, true, |mb| {
-        mb.remove(id).ok_or_else(ApiError::item_not_found)?;
+        let folder = mb
+            .messages
+            .get(id)
+            .ok_or_else(ApiError::item_not_found)?
+            .folder_id
+            .clone();
+        let deleted_items = mb
+            .folder("deleteditems")
+            .map(|f| f.id.clone())
+            .ok_or_else(|| ApiError::internal("the mailbox has no Deleted Items"))?;
+        if folder == deleted_items {
+            mb.remove(id).ok_or_else(ApiError::item_not_found)?;
+        } else {
+            mb.move_message(id, &deleted_items, keep_id)
+                .ok_or_else(ApiError::item_not_found)?;
+        }
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     })
 }

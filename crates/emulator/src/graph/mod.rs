@@ -656,7 +656,7 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::GetMessage(id) => item::get(graph, req, &t, &id),
         Route::GetMime(id) => item::mime(graph, &t, &id),
         Route::PatchMessage(id) => item::patch(graph, req, &t, &id),
-        Route::DeleteMessage(id) => item::delete(graph, &t, &id),
+        Route::DeleteMessage(id) => item::delete(graph, req, &t, &id),
         Route::Move(id) => moves::move_message(graph, req, &t, &id),
         Route::CreateDraft => send::create_draft(graph, req, &t),
         Route::SendDraft(id) => send::send_draft(graph, &t, &id),
