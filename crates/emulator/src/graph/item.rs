@@ -15,7 +15,15 @@ pub fn get(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
         let m = mb.messages.get(id).ok_or_else(ApiError::item_not_found)?;
         let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
         v["@odata.context"] = context(req, t, "messages/$entity").into();
-        Ok(Reply::json(StatusCode::OK, apply_select(v, &select)))
+        let mut v = apply_select(v, &select);
+        if req.q("expand").is_some_and(|e| {
+            e.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("attachments"))
+        }) {
+            let atts = super::attachments::of(graph, m)?;
+            v["attachments"] = atts.iter().map(|a| a.json(m, true)).collect();
+        }
+        Ok(Reply::json(StatusCode::OK, v))
     })
 }
 

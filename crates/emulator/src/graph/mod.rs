@@ -6,13 +6,14 @@
 //! and both the HTTP handler and `$batch` call it.
 //!
 //! One file per operation: `folders.rs`, `list.rs` (listing with query options), `item.rs`
-//! (get, `$value`, patch, delete), `moves.rs`, `delta.rs`, `send.rs` (sendMail, drafts,
+//! (get, `$value`, patch, delete), `attachments.rs`, `moves.rs`, `delta.rs`, `send.rs` (sendMail, drafts,
 //! send), `upload.rs` (upload sessions), `batch.rs`. Around them: `auth.rs` (tokens and
 //! permissions), `faults.rs` (concurrency limit, injected faults), `store.rs` (mailboxes and
 //! persistence), `mime.rs`, `query.rs` (OData options), `reply.rs` (answers and Graph's error
 //! body), `ops.rs` (`/_emulator` test API), `fixture.rs` (the fixture's mailboxes), `cli.rs`
 //! (`kurir emulator put-mail`).
 
+pub mod attachments;
 pub mod auth;
 pub mod batch;
 pub mod cli;
@@ -429,6 +430,10 @@ enum Route {
     SendDraft(String),
     CreateUploadSession(String),
     SendMail,
+    ListAttachments(String),
+    AddAttachment(String),
+    GetAttachment(String, String),
+    AttachmentValue(String, String),
 }
 
 /// Graph accepts actions and functions with or without the `microsoft.graph.` prefix.
@@ -535,6 +540,31 @@ fn route(method: &Method, rest: &[String]) -> Result<(Route, Permission), ApiErr
                 && action(a, "createUploadSession") =>
         {
             (Route::CreateUploadSession(id.to_string()), ReadWrite)
+        }
+        (Method::GET, [ms, id, at])
+            if ms.eq_ignore_ascii_case("messages") && at.eq_ignore_ascii_case("attachments") =>
+        {
+            (Route::ListAttachments(id.to_string()), Read)
+        }
+        (Method::POST, [ms, id, at])
+            if ms.eq_ignore_ascii_case("messages") && at.eq_ignore_ascii_case("attachments") =>
+        {
+            (Route::AddAttachment(id.to_string()), ReadWrite)
+        }
+        (Method::GET, [ms, id, at, aid])
+            if ms.eq_ignore_ascii_case("messages") && at.eq_ignore_ascii_case("attachments") =>
+        {
+            (Route::GetAttachment(id.to_string(), aid.to_string()), Read)
+        }
+        (Method::GET, [ms, id, at, aid, v])
+            if ms.eq_ignore_ascii_case("messages")
+                && at.eq_ignore_ascii_case("attachments")
+                && *v == "$value" =>
+        {
+            (
+                Route::AttachmentValue(id.to_string(), aid.to_string()),
+                Read,
+            )
         }
         (Method::POST, [a]) if action(a, "sendMail") => (Route::SendMail, Send),
         (_, _) => {
@@ -662,6 +692,10 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::SendDraft(id) => send::send_draft(graph, &t, &id),
         Route::SendMail => send::send_mail(graph, req, &t),
         Route::CreateUploadSession(id) => upload::create(graph, req, &t, &id),
+        Route::ListAttachments(id) => attachments::list(graph, req, &t, &id),
+        Route::AddAttachment(id) => attachments::add(graph, req, &t, &id),
+        Route::GetAttachment(id, aid) => attachments::get(graph, req, &t, &id, &aid),
+        Route::AttachmentValue(id, aid) => attachments::value(graph, &t, &id, &aid),
     }
 }
 

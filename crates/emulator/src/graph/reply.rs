@@ -68,9 +68,10 @@ impl Reply {
         };
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
+        // A reply's own headers win over the defaults above (e.g. an attachment's content type).
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
-                h.append(HeaderName::from_static(name), v);
+                h.insert(HeaderName::from_static(name), v);
             }
         }
         if let Ok(v) = HeaderValue::from_str(request_id) {
