@@ -159,6 +159,18 @@ impl H {
         .await
     }
 
+    async fn patch_json(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.req(
+            Method::PATCH,
+            path,
+            Some(token),
+            &[],
+            Some(body.to_string().into_bytes()),
+            "application/json",
+        )
+        .await
+    }
+
     fn put(&self, mailbox: &str, folder: &str, raw: Vec<u8>) -> String {
         self.emu.put_mail(mailbox, Some(folder), raw).unwrap()
     }
@@ -734,6 +746,140 @@ async fn attachments_are_listed_read_downloaded_expanded_and_added_to_drafts() {
         )
         .await;
     assert_eq!(a.status, 413, "{}", String::from_utf8_lossy(&a.bytes));
+    h.emu.shutdown().await;
+}
+
+/// Calls that used to answer 200 and do nothing, or 404: PATCH of flag, categories and
+/// importance (read back) and of a draft's subject and recipients (its MIME rebuilt; a sent
+/// message's content is refused), copy, a draft created in a folder, `$skip`, `$count`,
+/// `$search` (and its refusal together with `$filter`), unknown and read-only properties.
+#[tokio::test]
+async fn patch_copy_folder_drafts_skip_count_and_search_work_like_graph() {
+    let h = H::start().await;
+    let t = h.app_token().await;
+    let mb = demo::USER2;
+    let base = datetime!(2024-05-01 08:00 UTC);
+    let ids: Vec<String> = ["Invoice 7", "Order 1", "Order 2"]
+        .iter()
+        .enumerate()
+        .map(|(i, subject)| {
+            h.emu
+                .put_mail_at(
+                    mb,
+                    Some("inbox"),
+                    eml(subject, mb),
+                    base + time::Duration::minutes(i as i64),
+                )
+                .unwrap()
+        })
+        .collect();
+    let patch = |id: &str| format!("/users/{mb}/messages/{id}");
+    let a = h.patch_json(
+        &patch(&ids[0]),
+        &t,
+        json!({"flag": {"flagStatus": "flagged"}, "categories": ["Röd kategori"], "importance": "high"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    let got = h
+        .get(
+            &format!(
+                "/users/{mb}/messages/{}?$select=flag,categories,importance",
+                ids[0]
+            ),
+            &t,
+        )
+        .await
+        .json();
+    assert_eq!(got["flag"]["flagStatus"], "flagged");
+    assert_eq!(got["categories"], json!(["Röd kategori"]));
+    assert_eq!(got["importance"], "high");
+    let a = h
+        .patch_json(&patch(&ids[0]), &t, json!({"nosuch": 1}))
+        .await;
+    assert_eq!(a.status, 400);
+    let a = h
+        .patch_json(&patch(&ids[0]), &t, json!({"subject": "changed"}))
+        .await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (400, "ErrorInvalidPropertyUpdateSentMessage"),
+        "a received message's content cannot change"
+    );
+
+    // copy: a new message in the destination, the original stays.
+    let a = h
+        .post_json(
+            &format!("/users/{mb}/messages/{}/copy", ids[0]),
+            &t,
+            json!({"destinationId": "archive"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_ne!(a.json()["id"], ids[0].as_str());
+    assert_eq!(a.json()["categories"], json!(["Röd kategori"]));
+    assert_eq!(h.folder_ids(&t, mb, "archive").await.len(), 1);
+    assert_eq!(h.folder_ids(&t, mb, "inbox").await.len(), 3);
+
+    // A draft created in a folder, then its subject and recipients changed.
+    let a = h
+        .post_json(
+            &format!("/users/{mb}/mailFolders/archive/messages"),
+            &t,
+            json!({"subject": "Draft in Archive"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    let draft = a.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.json()["isDraft"], true);
+    let a = h.patch_json(
+        &patch(&draft),
+        &t,
+        json!({"subject": "Draft, edited", "toRecipients": [{"emailAddress": {"address": demo::USER}}]}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    let mime = h
+        .get(&format!("/users/{mb}/messages/{draft}/$value"), &t)
+        .await;
+    let text = String::from_utf8_lossy(&mime.bytes);
+    assert!(text.contains("Subject: Draft, edited"), "{text}");
+    assert!(text.contains(demo::USER), "{text}");
+
+    // $skip and $count; $search, and its refusal with $filter.
+    let list = |q: &str| format!("/users/{mb}/mailFolders/inbox/messages?$select=subject&{q}");
+    let a = h
+        .get(&list("$orderby=receivedDateTime&$skip=1&$count=true"), &t)
+        .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(a.json()["@odata.count"], 3);
+    let subjects: Vec<&str> = a.json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .map(|s| {
+            if s == "Order 1" {
+                "Order 1"
+            } else if s == "Order 2" {
+                "Order 2"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(subjects, ["Order 1", "Order 2"]);
+    // Subject, body and sender are searched: every message is from orders@example.com.
+    let a = h.get(&list("$search=\"invoice\""), &t).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(a.json()["value"][0]["subject"], "Invoice 7");
+    assert_eq!(a.json()["value"].as_array().unwrap().len(), 1);
+    let a = h.get(&list("$search=\"orders@example.com\""), &t).await;
+    assert_eq!(a.json()["value"].as_array().unwrap().len(), 3);
+    let a = h
+        .get(&list("$search=\"order\"&$filter=isRead eq false"), &t)
+        .await;
+    assert_eq!(a.status, 400);
     h.emu.shutdown().await;
 }
 

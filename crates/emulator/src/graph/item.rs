@@ -1,6 +1,7 @@
-//! One message: `GET …/messages/{id}` (with `$select`), `GET …/$value` (the stored MIME,
-//! byte for byte), `PATCH` (`isRead`, `categories`, PidTagDeleteAfterSubmit as a legacy
-//! extended property), `DELETE` (204: to Deleted Items, from there for good).
+//! One message: `GET …/messages/{id}` (with `$select`, `$expand=attachments`), `GET …/$value`
+//! (the stored MIME, byte for byte), `PATCH` (`isRead`, `categories`, `flag`, `importance`,
+//! PidTagDeleteAfterSubmit as a legacy extended property; a draft's subject, body and
+//! recipients), `DELETE` (204: to Deleted Items, from there for good).
 
 use axum::http::StatusCode;
 use kurir_graph::PatchMessage;
@@ -88,8 +89,76 @@ fn extended_property_tag(id: &str) -> Result<Option<u16>, ApiError> {
     }
 }
 
+/// The properties a PATCH may change
+/// (<https://learn.microsoft.com/en-us/graph/api/message-update>): on any message `isRead`,
+/// `categories`, `flag`, `importance` and legacy extended properties; on a draft also its
+/// `subject`, `body` and recipients (its MIME is rebuilt). Another property of the message
+/// type is read-only here and refused, an unknown one refused as Graph refuses it.
+const WRITABLE: &[&str] = &[
+    "isRead",
+    "categories",
+    "flag",
+    "importance",
+    "singleValueExtendedProperties",
+    "subject",
+    "body",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+];
+const DRAFT_ONLY: &[&str] = &[
+    "subject",
+    "body",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+];
+
 pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
-    let body: PatchMessage = req.json()?;
+    let raw: serde_json::Value = req.json()?;
+    let Some(fields) = raw.as_object() else {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        ));
+    };
+    for k in fields.keys().filter(|k| !k.starts_with('@')) {
+        if !WRITABLE.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                if super::query::MESSAGE_PROPERTIES.contains(&k.as_str()) {
+                    format!("The property '{k}' is read-only and cannot be set.")
+                } else {
+                    format!("The property '{k}' does not exist on type 'microsoft.graph.message'.")
+                },
+            ));
+        }
+    }
+    let body: PatchMessage = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
+    let importance = match fields.get("importance") {
+        None => None,
+        Some(v) => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some(i @ ("low" | "normal" | "high")) => Some(i.to_owned()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "importance must be low, normal or high.",
+                ));
+            }
+        },
+    };
+    let flag_status = match fields.get("flag") {
+        None => None,
+        Some(f) => match f["flagStatus"].as_str() {
+            Some(s @ ("notFlagged" | "flagged" | "complete")) => Some(s.to_owned()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "flag.flagStatus must be notFlagged, flagged or complete.",
+                ));
+            }
+        },
+    };
+    let content_change = DRAFT_ONLY.iter().any(|k| fields.contains_key(*k));
     let mut delete_after_submit = None;
     for p in body.single_value_extended_properties.iter().flatten() {
         if extended_property_tag(&p.id)? == Some(0x0E01) {
@@ -114,12 +183,47 @@ pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
         }
     }
     with_mailbox(graph, t, true, |mb| {
+        let draft = mb
+            .messages
+            .get(id)
+            .ok_or_else(ApiError::item_not_found)?
+            .is_draft;
+        if content_change && !draft {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ErrorInvalidPropertyUpdateSentMessage",
+                "Update operation is invalid for property of a sent message.",
+            ));
+        }
+        if content_change {
+            let current = mb.messages.get(id).ok_or_else(ApiError::item_not_found)?;
+            let mut msg: serde_json::Value =
+                serde_json::to_value(mb.message_json(current)).map_err(ApiError::internal)?;
+            for k in DRAFT_ONLY {
+                if let Some(v) = fields.get(*k) {
+                    msg[*k] = v.clone();
+                }
+            }
+            let msg: kurir_graph::Message = serde_json::from_value(msg)
+                .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))?;
+            let rebuilt = super::mime::build_from_json(&msg, &mb.as_recipient(), &[], mb.domain());
+            mb.rewrite(id, rebuilt);
+        }
         let m = mb
             .messages
             .get_mut(id)
             .ok_or_else(ApiError::item_not_found)?;
         if let Some(r) = body.is_read {
             m.is_read = r;
+        }
+        if let Some(c) = &body.categories {
+            m.categories = c.clone();
+        }
+        if let Some(f) = &flag_status {
+            m.flag_status = Some(f.clone());
+        }
+        if let Some(i) = &importance {
+            m.importance = Some(i.clone());
         }
         if let Some(d) = delete_after_submit {
             m.delete_after_submit = d;

@@ -422,6 +422,8 @@ enum Route {
     Delta(String),
     ListMessages,
     CreateDraft,
+    CreateDraftIn(String),
+    Copy(String),
     GetMessage(String),
     GetMime(String),
     PatchMessage(String),
@@ -503,6 +505,11 @@ fn route(method: &Method, rest: &[String]) -> Result<(Route, Permission), ApiErr
         {
             (Route::Delta(f.to_string()), Read)
         }
+        (Method::POST, [mf, f, ms])
+            if mf.eq_ignore_ascii_case("mailFolders") && ms.eq_ignore_ascii_case("messages") =>
+        {
+            (Route::CreateDraftIn(f.to_string()), ReadWrite)
+        }
         (m, [mf, _, ms, tail @ ..])
             if mf.eq_ignore_ascii_case("mailFolders")
                 && ms.eq_ignore_ascii_case("messages")
@@ -530,6 +537,9 @@ fn route(method: &Method, rest: &[String]) -> Result<(Route, Permission), ApiErr
         }
         (Method::POST, [ms, id, a]) if ms.eq_ignore_ascii_case("messages") && action(a, "move") => {
             (Route::Move(id.to_string()), ReadWrite)
+        }
+        (Method::POST, [ms, id, a]) if ms.eq_ignore_ascii_case("messages") && action(a, "copy") => {
+            (Route::Copy(id.to_string()), ReadWrite)
         }
         (Method::POST, [ms, id, a]) if ms.eq_ignore_ascii_case("messages") && action(a, "send") => {
             (Route::SendDraft(id.to_string()), Send)
@@ -661,7 +671,7 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         })?;
     let counter = match &route {
         Route::SendMail => Some(&graph.counters.send_mail),
-        Route::CreateDraft => Some(&graph.counters.drafts_created),
+        Route::CreateDraft | Route::CreateDraftIn(_) => Some(&graph.counters.drafts_created),
         Route::SendDraft(_) => Some(&graph.counters.drafts_sent),
         Route::CreateUploadSession(_) => Some(&graph.counters.upload_sessions),
         _ => None,
@@ -688,7 +698,9 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::PatchMessage(id) => item::patch(graph, req, &t, &id),
         Route::DeleteMessage(id) => item::delete(graph, req, &t, &id),
         Route::Move(id) => moves::move_message(graph, req, &t, &id),
-        Route::CreateDraft => send::create_draft(graph, req, &t),
+        Route::CreateDraft => send::create_draft(graph, req, &t, None),
+        Route::CreateDraftIn(f) => send::create_draft(graph, req, &t, Some(&f)),
+        Route::Copy(id) => moves::copy_message(graph, req, &t, &id),
         Route::SendDraft(id) => send::send_draft(graph, &t, &id),
         Route::SendMail => send::send_mail(graph, req, &t),
         Route::CreateUploadSession(id) => upload::create(graph, req, &t, &id),

@@ -1,5 +1,6 @@
 //! `POST …/messages/{id}/move` `{"destinationId"}`: 201 with the moved message, which has a
-//! new id, as in Exchange, unless the request says `Prefer: IdType="ImmutableId"`.
+//! new id, as in Exchange, unless the request says `Prefer: IdType="ImmutableId"`;
+//! `POST …/messages/{id}/copy` `{"destinationId"}`: 201 with the copy (always a new id).
 //!
 //! Clients that remember message ids across a move break on exactly this; keeping the rule
 //! makes the emulator catch them.
@@ -36,5 +37,30 @@ pub fn move_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiR
             reply = reply.header("preference-applied", "IdType=\"ImmutableId\"");
         }
         Ok(reply)
+    })
+}
+
+/// <https://learn.microsoft.com/en-us/graph/api/message-copy>
+pub fn copy_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
+    let body: MoveRequest = req.json()?;
+    with_mailbox(graph, t, true, |mb| {
+        if !mb.messages.contains_key(id) {
+            return Err(ApiError::item_not_found());
+        }
+        let dest = mb
+            .folder(&body.destination_id)
+            .ok_or_else(ApiError::item_not_found)?
+            .id
+            .clone();
+        let new_id = mb
+            .copy_message(id, &dest)
+            .ok_or_else(ApiError::item_not_found)?;
+        let m = mb
+            .messages
+            .get(&new_id)
+            .ok_or_else(ApiError::item_not_found)?;
+        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
+        v["@odata.context"] = context(req, t, "messages/$entity").into();
+        Ok(Reply::json(StatusCode::CREATED, v))
     })
 }

@@ -202,13 +202,15 @@ pub fn submit(
     Ok(())
 }
 
-pub fn create_draft(graph: &GraphState, req: &Req, t: &Target) -> ApiResult {
+/// `POST …/messages` (a draft in Drafts) or `POST …/mailFolders/{folder}/messages` (a draft in
+/// that folder: <https://learn.microsoft.com/en-us/graph/api/mailfolder-post-messages>).
+pub fn create_draft(graph: &GraphState, req: &Req, t: &Target, folder: Option<&str>) -> ApiResult {
     let (raw, _) = request_mime(graph, req, t)?;
     with_mailbox(graph, t, true, |mb| {
         let drafts = mb
-            .folder("drafts")
+            .folder(folder.unwrap_or("drafts"))
             .map(|f| f.id.clone())
-            .unwrap_or_default();
+            .ok_or_else(ApiError::item_not_found)?;
         let id = mb.insert(&drafts, raw, now(), true, true);
         let m = mb.messages.get(&id).ok_or_else(ApiError::item_not_found)?;
         let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;

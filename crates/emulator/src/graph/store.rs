@@ -95,6 +95,13 @@ pub struct StoredMessage {
     /// Sent Items.
     #[serde(default)]
     pub delete_after_submit: bool,
+    /// Set with PATCH: `categories`, `flag.flagStatus`, `importance` (none: Graph's defaults).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub flag_status: Option<String>,
+    #[serde(default)]
+    pub importance: Option<String>,
     #[serde(skip)]
     pub raw: Arc<Vec<u8>>,
     #[serde(skip)]
@@ -272,11 +279,44 @@ impl Mailbox {
             seq,
             attachments: Vec::new(),
             delete_after_submit: false,
+            categories: Vec::new(),
+            flag_status: None,
+            importance: None,
             raw: Arc::new(raw),
             parsed,
         };
         self.messages.insert(id.clone(), m);
         id
+    }
+
+    /// Replaces a draft's MIME (a PATCH of its subject, body or recipients); the bytes get a new
+    /// blob, written at the next save.
+    pub fn rewrite(&mut self, id: &str, raw: Vec<u8>) {
+        if let Some(m) = self.messages.get_mut(id) {
+            m.blob = Uuid::new_v4().simple().to_string();
+            m.parsed = mime::parse(&raw);
+            m.raw = Arc::new(raw);
+        }
+        self.touch(id);
+    }
+
+    /// A copy of a message in another folder (new id; flags and categories kept).
+    pub fn copy_message(&mut self, id: &str, dest_id: &str) -> Option<String> {
+        let src = self.messages.get(id)?.clone();
+        let new_id = self.insert(
+            dest_id,
+            src.raw.as_ref().clone(),
+            src.received,
+            src.is_read,
+            src.is_draft,
+        );
+        if let Some(m) = self.messages.get_mut(&new_id) {
+            m.categories = src.categories;
+            m.flag_status = src.flag_status;
+            m.importance = src.importance;
+            m.attachments = src.attachments;
+        }
+        Some(new_id)
     }
 
     /// Marks a message changed (new change key and sequence number).
@@ -336,7 +376,7 @@ impl Mailbox {
             created_date_time: Some(m.created),
             last_modified_date_time: Some(m.modified),
             change_key: Some(m.change_key.clone()),
-            categories: Some(Vec::new()),
+            categories: Some(m.categories.clone()),
             received_date_time: Some(m.received),
             sent_date_time: if m.is_draft {
                 None
@@ -347,7 +387,7 @@ impl Mailbox {
             internet_message_id: p.internet_message_id.clone(),
             subject: Some(p.subject.clone()),
             body_preview: Some(p.body_preview.clone()),
-            importance: Some("normal".into()),
+            importance: Some(m.importance.clone().unwrap_or_else(|| "normal".into())),
             parent_folder_id: Some(m.folder_id.clone()),
             conversation_id: Some(conversation_id(&p.subject)),
             is_read: Some(m.is_read),
@@ -360,7 +400,7 @@ impl Mailbox {
             bcc_recipients: Some(p.bcc.clone()),
             reply_to: Some(p.reply_to.clone()),
             flag: Some(kurir_graph::FollowupFlag {
-                flag_status: "notFlagged".into(),
+                flag_status: m.flag_status.clone().unwrap_or_else(|| "notFlagged".into()),
             }),
             attachments: None,
             single_value_extended_properties: None,
