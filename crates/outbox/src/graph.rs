@@ -15,8 +15,9 @@
 //!   in Sent Items goes by sendMail's MIME form (the base64 of the message).
 //! - Otherwise a draft is created from the MIME (`POST /users/{id}/messages`, base64 MIME as
 //!   `text/plain`, <https://learn.microsoft.com/en-us/graph/api/user-post-messages>) without
-//!   the parts that do not fit in one request; each of those goes through its own upload session
-//!   (inline ones with `isInline` and `contentId`); with saveToSentItems off the draft is marked
+//!   the parts that do not fit in one request; each of those is added to the draft, through an
+//!   upload session from 3 MB on and in one `POST …/attachments` below, since Graph refuses
+//!   upload sessions for smaller files (inline ones with `isInline` and `contentId`); with saveToSentItems off the draft is marked
 //!   PidTagDeleteAfterSubmit (a draft has no saveToSentItems switch); then the draft is sent.
 //!
 //! **A retry whose first attempt may have gone through** (a kill -9 between Graph's 202 and the
@@ -217,10 +218,9 @@ impl GraphSender {
                     item.is_inline = Some(true);
                 }
                 item.content_id = cid;
-                let session = client
-                    .create_upload_session(bearer, mailbox, created.id(), &item)
+                client
+                    .attach(bearer, mailbox, created.id(), &item, a.contents())
                     .await?;
-                client.upload_attachment(&session, a.contents()).await?;
                 uploaded += a.contents().len() as u64;
             }
             if !self.save_to_sent_items {

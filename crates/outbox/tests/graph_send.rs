@@ -256,6 +256,51 @@ async fn a_big_attachment_goes_through_an_upload_session_and_arrives_byte_identi
     );
 }
 
+/// A message over Graph's 4 MB request limit made of attachments under 3 MB each: the outbox
+/// put every one through an upload session, which Graph refuses for a file under 3 MB
+/// (ErrorAttachmentSizeShouldNotBeLessThanMinimumSize; the emulator used to accept it). Each is
+/// added with one `POST …/attachments` now, and all arrive byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_under_3_mb_of_a_message_over_4_mb_are_added_by_post_not_upload_sessions() {
+    let env = env().await;
+    let mut files = Vec::new();
+    let mut contents = Vec::new();
+    for i in 0..3 {
+        let mut data = vec![0u8; 1536 * 1024];
+        rand::rng().fill_bytes(&mut data);
+        let file = env.tmp.path().join(format!("part-{i}.pdf"));
+        std::fs::write(&file, &data).unwrap();
+        files.push(file);
+        contents.push(data);
+    }
+    let s = subject("graph three small files");
+    let refs: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+    let id = queue(&env, "ADELE", SENDER, &s, &refs).await;
+    env.emu.reset_graph_counters();
+    let stats = run(&env, config()).await;
+    let m = env.store.outbox_get(id).await.unwrap().unwrap();
+    assert_eq!(stats.sent, 1, "{stats:?} {:?}", m.last_error);
+    let c = env.emu.graph_counters();
+    assert_eq!(
+        c.upload_sessions, 0,
+        "no upload session for a file under 3 MB: {c:?}"
+    );
+    assert_eq!(c.drafts_sent, 1, "{c:?}");
+    let got = find(&env.emu, RCPT, "inbox", &s).await;
+    assert_eq!(got.len(), 1, "delivered once");
+    let parsed = MessageParser::default().parse(&got[0]).unwrap();
+    let atts: Vec<_> = parsed.attachments().collect();
+    assert_eq!(atts.len(), 3);
+    for (i, data) in contents.iter().enumerate() {
+        assert!(
+            atts.iter()
+                .any(|a| a.attachment_name() == Some(&format!("part-{i}.pdf"))
+                    && a.contents() == data.as_slice()),
+            "part-{i}.pdf arrived byte-identical"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_send_failing_after_its_draft_leaves_no_draft_and_is_sent_once_on_retry() {
     let env = env().await;

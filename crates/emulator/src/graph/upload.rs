@@ -48,6 +48,14 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult 
             "The attachment size must be greater than 0.",
         ));
     }
+    // <https://learn.microsoft.com/en-us/graph/outlook-large-attachments#errors>
+    if item.size < kurir_graph::INLINE_ATTACHMENT_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::ATTACHMENT_TOO_SMALL_FOR_SESSION,
+            "Attachment size must be greater than the minimum size. Attach files under 3 MB with a POST to the attachments of the message.",
+        ));
+    }
     if item.size > MAX_ATTACHMENT_BYTES {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -2,8 +2,11 @@
 //! sessions.
 //!
 //! Graph refuses requests over 4 MB, so a message with big attachments is built in steps:
-//! create a draft, open an upload session per attachment, PUT it in chunks (no Authorization
-//! header: the upload URL carries its own credential), then send the draft.
+//! create a draft, add each attachment, then send the draft. An attachment of 3 MB or more goes
+//! through an upload session, PUT in chunks (no Authorization header: the upload URL carries its
+//! own credential); a smaller one in one `POST …/attachments`, because Graph refuses upload
+//! sessions for it (`ErrorAttachmentSizeShouldNotBeLessThanMinimumSize`,
+//! <https://learn.microsoft.com/en-us/graph/outlook-large-attachments>).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,8 +16,9 @@ use serde::Deserialize;
 use super::{Body, Call, GraphClient, transport};
 use crate::error::GraphError;
 use crate::types::{
-    AttachmentItem, CreateUploadSessionRequest, MAX_ATTACHMENT_BYTES, MAX_REQUEST_BYTES, Message,
-    PatchMessage, SendMailRequest, SingleValueExtendedProperty, UploadSession,
+    AttachmentItem, CreateUploadSessionRequest, INLINE_ATTACHMENT_LIMIT, MAX_ATTACHMENT_BYTES,
+    MAX_REQUEST_BYTES, Message, PatchMessage, SendMailRequest, SingleValueExtendedProperty,
+    UploadSession,
 };
 
 /// Upload chunks must be multiples of 320 KiB (except the last).
@@ -230,8 +234,49 @@ impl GraphClient {
         self.execute(&call).await.map(drop)
     }
 
-    /// Sends a MIME message with attachments too big for one request: draft from `mime`,
-    /// one upload session per attachment, then send.
+    /// Attaches a file to a draft the way Graph takes it for its size: under
+    /// [`INLINE_ATTACHMENT_LIMIT`] in one `POST …/attachments` (`fileAttachment` with
+    /// `contentBytes`), from there on through an upload session.
+    pub async fn attach(
+        &self,
+        token: &str,
+        mailbox: &str,
+        message_id: &str,
+        item: &AttachmentItem,
+        data: &[u8],
+    ) -> Result<(), GraphError> {
+        if (data.len() as u64) >= INLINE_ATTACHMENT_LIMIT {
+            let session = self
+                .create_upload_session(token, mailbox, message_id, item)
+                .await?;
+            return self.upload_attachment(&session, data).await;
+        }
+        let mut body = serde_json::json!({
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "name": item.name,
+            "contentBytes": STANDARD.encode(data),
+        });
+        if let Some(ct) = &item.content_type {
+            body["contentType"] = ct.clone().into();
+        }
+        if let Some(inline) = item.is_inline {
+            body["isInline"] = inline.into();
+        }
+        if let Some(cid) = &item.content_id {
+            body["contentId"] = cid.clone().into();
+        }
+        let call = Call {
+            method: Method::POST,
+            url: self.user_url(mailbox, &["messages", message_id, "attachments"]),
+            token: Some(token),
+            body: Body::json(&body)?,
+            headers: Vec::new(),
+        };
+        self.execute(&call).await.map(drop)
+    }
+
+    /// Sends a MIME message with attachments too big for one request: draft from `mime`, each
+    /// attachment added ([`Self::attach`]), then send.
     pub async fn send_with_large_attachments(
         &self,
         token: &str,
@@ -241,10 +286,7 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         let draft = self.create_draft_mime(token, mailbox, mime).await?;
         for (item, data) in attachments {
-            let session = self
-                .create_upload_session(token, mailbox, draft.id(), item)
-                .await?;
-            self.upload_attachment(&session, data).await?;
+            self.attach(token, mailbox, draft.id(), item, data).await?;
         }
         self.send_draft(token, mailbox, draft.id()).await
     }

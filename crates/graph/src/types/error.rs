@@ -75,6 +75,9 @@ pub mod codes {
     pub const INVALID_URL_QUERY_FILTER: &str = "ErrorInvalidUrlQueryFilter";
     /// 400: `$filter` with `$orderby` on properties the filter does not name first.
     pub const INEFFICIENT_FILTER: &str = "InefficientFilter";
+    /// 400: an upload session for a file under 3 MB (use `POST …/attachments`).
+    pub const ATTACHMENT_TOO_SMALL_FOR_SESSION: &str =
+        "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize";
     /// 400: an id that is not an id at all (as opposed to one of an item that does not exist).
     pub const INVALID_ID_MALFORMED: &str = "ErrorInvalidIdMalformed";
     /// 400: other invalid query options or bodies.
