@@ -1243,6 +1243,19 @@ async fn upload_session_attaches_a_large_file_to_a_draft() {
     assert_eq!(s["nextExpectedRanges"], json!(["0-"]));
     assert!(s["expirationDateTime"].is_string());
     let upload = s["uploadUrl"].as_str().unwrap().to_string();
+    // Like Microsoft's (outlook.office.com), the upload URL is on another host than Graph, so
+    // an SDK that attaches tokens only to Graph's host sends none there.
+    let graph_host = url::Url::parse(&h.emu.base_url())
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    let upload_host = url::Url::parse(&upload)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(upload_host, graph_host, "{upload}");
 
     let chunk = 10 * 320 * 1024;
     let put = |range: String, body: Vec<u8>, auth: bool| {
@@ -1274,6 +1287,15 @@ async fn upload_session_attaches_a_large_file_to_a_draft() {
     .await
     .unwrap();
     assert_eq!(r.status(), 416);
+    // A chunk over Graph's 4 MB request limit is answered with 413, not a dropped connection.
+    let r = put(
+        format!("bytes 0-{}/{size}", 5 * 1024 * 1024 - 1),
+        vec![0u8; 5 * 1024 * 1024],
+        false,
+    )
+    .await
+    .expect("an answer, not a reset connection");
+    assert_eq!(r.status(), 413);
 
     let r = put(
         format!("bytes 0-{}/{size}", chunk - 1),
@@ -1293,6 +1315,17 @@ async fn upload_session_attaches_a_large_file_to_a_draft() {
     .await
     .unwrap();
     assert_eq!(r.status(), 201);
+    // The documented Location header names the new attachment.
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let a = h.get(&location, &t).await;
+    assert_eq!(
+        a.status,
+        200,
+        "{location}: {}",
+        String::from_utf8_lossy(&a.bytes)
+    );
+    assert_eq!(a.json()["name"], "drawing.bin");
+    assert_eq!(a.json()["size"], size);
 
     let m = h
         .get(&format!("/users/{from}/messages/{id}"), &t)

@@ -6,7 +6,14 @@
 //!
 //! The upload URL looks like Outlook's (`/api/v2.0/Users('…')/Messages('…')/AttachmentSessions('…')`)
 //! and carries an opaque `authtoken`; like the real one it refuses an Authorization header,
-//! which catches clients that send their Graph token to it.
+//! which catches clients that send their Graph token to it. Microsoft hands it out on another
+//! host than Graph (outlook.office.com), so SDKs that attach tokens only to Graph's host send
+//! none there; the emulator does the same with its other loopback name (`localhost` for a client
+//! that called `127.0.0.1` and the other way round; both are in its certificate). The final
+//! chunk's 201 carries the attachment's URL in `Location`, as documented
+//! (<https://learn.microsoft.com/en-us/graph/outlook-large-attachments>). A refused chunk is
+//! read to its end before the answer, so the client gets the error instead of a reset
+//! connection.
 
 use std::sync::Arc;
 
@@ -97,7 +104,7 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult 
     let session = UploadSession {
         upload_url: format!(
             "{}/api/v2.0/Users('{object_id}')/Messages('{id}')/AttachmentSessions('{session_id}')?authtoken={token}",
-            req.base
+            upload_base(&req.base)
         ),
         expiration_date_time: Some(expires),
         next_expected_ranges: vec!["0-".into()],
@@ -105,6 +112,59 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult 
     let mut v = serde_json::to_value(session).map_err(ApiError::internal)?;
     v["@odata.context"] = context(req, t, "microsoft.graph.uploadSession").into();
     Ok(Reply::json(StatusCode::CREATED, v))
+}
+
+/// The base of upload URLs: the emulator's other loopback name than the one the client used
+/// for Graph, so the upload host differs from Graph's as Microsoft's does. A client that reached
+/// the emulator by another name (a non-loopback address, a proxy's name) keeps it: the
+/// certificate names no other.
+fn upload_base(graph_base: &str) -> String {
+    let Ok(mut url) = url::Url::parse(graph_base) else {
+        return graph_base.to_owned();
+    };
+    let other = match url.host_str() {
+        Some("127.0.0.1") | Some("[::1]") => "localhost",
+        Some("localhost") => "127.0.0.1",
+        _ => return graph_base.to_owned(),
+    };
+    if url.set_host(Some(other)).is_err() {
+        return graph_base.to_owned();
+    }
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// Reads and discards what is left of a request body (at most `limit` bytes), so an error can
+/// be answered on a connection that is still in step: hyper closes a connection whose request
+/// body was not read, and the client sees a reset instead of the answer.
+async fn drain(body: axum::body::Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    while seen <= limit {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
+}
+
+/// The whole body if it is at most `limit` bytes; otherwise `None` after reading (and
+/// dropping) up to twice the limit, so the 413 reaches the client (see [`drain`]).
+async fn collect_bounded(body: axum::body::Body, limit: usize) -> Option<Vec<u8>> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return None };
+        if let Some(d) = frame.data_ref() {
+            if out.len() + d.len() > limit {
+                drain(body, limit).await;
+                return None;
+            }
+            out.extend_from_slice(d);
+        }
+    }
+    Some(out)
 }
 
 fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
@@ -122,7 +182,8 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
 pub async fn http_put(State(state): State<Arc<EmulatorState>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
-    let reply = match put(&state, &parts, body).await {
+    let base = crate::entra::external_base(&parts.headers, &state);
+    let reply = match put(&state, &parts, body, &base).await {
         Ok(r) => r,
         Err(e) => e.into_reply(&request_id, None),
     };
@@ -133,25 +194,45 @@ async fn put(
     state: &EmulatorState,
     parts: &axum::http::request::Parts,
     body: axum::body::Body,
+    base: &str,
 ) -> ApiResult {
     let graph = &state.graph;
-    let token = parts
-        .uri
-        .query()
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "authtoken")
-                .map(|(_, v)| v.into_owned())
-        })
-        .ok_or_else(|| {
+    // Refusals before the chunk is read drain it first (see `drain`); a chunk larger than a
+    // request may be is read up to twice the limit, then the connection is given up.
+    let refuse = async |e: ApiError, body: axum::body::Body| {
+        drain(body, 2 * MAX_REQUEST_BYTES).await;
+        Err(e)
+    };
+    let token = parts.uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "authtoken")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(token) = token else {
+        return refuse(
             ApiError::unauthorized(
                 "The upload URL has no authtoken; use uploadUrl exactly as returned.",
-            )
-        })?;
+            ),
+            body,
+        )
+        .await;
+    };
     if parts.headers.contains_key("authorization") {
-        return Err(ApiError::unauthorized(
-            "Do not send an Authorization header to an upload URL: it carries its own token.",
-        ));
+        return refuse(
+            ApiError::unauthorized(
+                "Do not send an Authorization header to an upload URL: it carries its own token.",
+            ),
+            body,
+        )
+        .await;
+    }
+    let announced = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES) {
+        return refuse(ApiError::too_large(), body).await;
     }
     if parts.method == Method::DELETE {
         lock(&graph.uploads)
@@ -166,17 +247,21 @@ async fn put(
             "Upload URLs take PUT (a chunk) or DELETE (cancel).",
         ));
     }
-    let range = parts
+    let Some(range) = parts
         .headers
         .get("content-range")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_content_range)
-        .ok_or_else(|| {
-            ApiError::bad_request("A Content-Range header 'bytes a-b/total' is required.")
-        })?;
-    let chunk = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+    else {
+        return refuse(
+            ApiError::bad_request("A Content-Range header 'bytes a-b/total' is required."),
+            body,
+        )
+        .await;
+    };
+    let chunk = collect_bounded(body, MAX_REQUEST_BYTES)
         .await
-        .map_err(|_| ApiError::too_large())?;
+        .ok_or_else(ApiError::too_large)?;
     graph
         .counters
         .upload_chunks
@@ -242,6 +327,18 @@ async fn put(
         content_id: done.content_id,
     });
     mb.touch(&done.message_id);
+    let m = mb
+        .messages
+        .get(&done.message_id)
+        .ok_or_else(ApiError::item_not_found)?;
+    let attachment = super::attachments::of(graph, m)?
+        .pop()
+        .map(|a| a.id)
+        .unwrap_or_default();
+    let location = format!(
+        "{base}/v1.0/users/{}/messages/{}/attachments/{attachment}",
+        done.mailbox, done.message_id
+    );
     store.save()?;
-    Ok(Reply::empty(StatusCode::CREATED))
+    Ok(Reply::empty(StatusCode::CREATED).header("location", location))
 }
