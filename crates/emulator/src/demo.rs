@@ -28,6 +28,11 @@ pub const EXPIRED_SECRET: &str = "kUr~3X.expired_SecretValue-Qw8Er7Ty6Ui5Op4A";
 pub const UNCONSENTED_CLIENT_ID: &str = "7a9c1e3f-5b7d-4f1a-8c3e-5a7c9e1b3d5f";
 pub const UNCONSENTED_CLIENT_SECRET: &str = "kUr~5Z.unconsented_Secret-Hj4Kl6Mn8Bv0Cx2Z";
 
+/// An app whose service principal is disabled ("Enabled for users to sign in" off): every
+/// token request gives AADSTS7000112.
+pub const DISABLED_CLIENT_ID: &str = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9";
+pub const DISABLED_CLIENT_SECRET: &str = "kUr~2D.disabled_Secret-Pq9Rs8Tu7Vw6Xy5Z";
+
 /// The default password of every demo user.
 pub const PASSWORD: &str = "Kurir-Demo-Passw0rd!";
 /// A user who can sign in.
@@ -87,6 +92,17 @@ secrets = [
 [apps.delegated_permissions]
 "https://graph.microsoft.com" = ["User.Read", "Mail.Read", "Mail.ReadWrite", "Mail.Send"]
 "https://outlook.office.com" = ["IMAP.AccessAsUser.All", "POP.AccessAsUser.All", "SMTP.Send"]
+
+[[apps]]
+client_id = "{DISABLED_CLIENT_ID}"
+display_name = "Kurir Disabled"
+tenant = "{TENANT_ID}"
+disabled = true
+secrets = [
+  {{ id = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", value = "{DISABLED_CLIENT_SECRET}", expires = 2099-12-31T00:00:00Z }},
+]
+[apps.application_permissions]
+"https://graph.microsoft.com" = ["Mail.ReadWrite"]
 
 [[apps]]
 client_id = "{UNCONSENTED_CLIENT_ID}"

@@ -99,6 +99,8 @@ pub struct App {
     /// Mailboxes app-only Graph calls may touch, like an Exchange application access
     /// policy (lower case); `None` = every mailbox.
     pub mailbox_access: Option<Vec<String>>,
+    /// The service principal is disabled: every token request answers 7000112.
+    pub disabled: bool,
 }
 
 /// A client secret: Microsoft shows its id and its value side by side, and the id is often
@@ -237,6 +239,8 @@ struct RawApp {
     #[serde(default = "yes")]
     admin_consent: bool,
     mailbox_access: Option<Vec<String>>,
+    #[serde(default)]
+    disabled: bool,
 }
 
 fn yes() -> bool {
@@ -413,6 +417,7 @@ impl RawFixture {
                 mailbox_access: raw
                     .mailbox_access
                     .map(|l| l.iter().map(|a| a.trim().to_ascii_lowercase()).collect()),
+                disabled: raw.disabled,
             });
         }
 

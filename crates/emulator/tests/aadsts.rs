@@ -167,12 +167,50 @@ async fn tenant_errors() {
         "invalid_request",
         900023,
     );
+    // Client credentials on the aliases: no directory named (50059), for /organizations too;
+    // the answer used to be 9001023, whose text tells the client to use /organizations.
+    for alias in ["common", "organizations", "consumers"] {
+        let body = assert_aadsts(
+            h.post(alias, "token", &cc).await,
+            400,
+            "invalid_request",
+            50059,
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("No tenant-identifying information"),
+            "{alias}: {body}"
+        );
+    }
+    // A disabled app: 7000112, whatever the credential.
     assert_aadsts(
-        h.post("common", "token", &cc).await,
+        h.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", demo::DISABLED_CLIENT_ID),
+            ("client_secret", demo::DISABLED_CLIENT_SECRET),
+            ("scope", GRAPH),
+        ])
+        .await,
         400,
-        "invalid_request",
-        9001023,
+        "unauthorized_client",
+        7000112,
     );
+    // Discovery of a tenant that does not exist: invalid_tenant, as Entra names it there.
+    let r = h
+        .http
+        .get(format!(
+            "{}/fabrikam.onmicrosoft.com/v2.0/.well-known/openid-configuration",
+            h.emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_tenant", "{body}");
+    assert_eq!(body["error_codes"][0], 90002, "{body}");
     // The same app by domain works; ROPC on /common and /consumers does not.
     let (status, ok) = h.post(demo::TENANT_DOMAIN, "token", &cc).await;
     assert_eq!(status, 200, "{ok}");
@@ -368,6 +406,40 @@ async fn scope_errors() {
         400,
         "invalid_resource",
         500011,
+    );
+    // ROPC for a permission the resource does not have (a typo): 650053, not 65001 (which says
+    // consent is missing, sending the admin to grant something that cannot exist).
+    let body = assert_aadsts(
+        h.ropc(
+            demo::CLIENT_ID,
+            demo::USER,
+            demo::PASSWORD,
+            "https://outlook.office.com/IMAP.AccessAsUser.Al",
+        )
+        .await,
+        400,
+        "invalid_client",
+        650053,
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("'IMAP.AccessAsUser.Al'"),
+        "{body}"
+    );
+    // A real permission the app was not granted: still 65001.
+    assert_aadsts(
+        h.ropc(
+            demo::CLIENT_ID,
+            demo::USER,
+            demo::PASSWORD,
+            "https://graph.microsoft.com/Calendars.Read",
+        )
+        .await,
+        400,
+        "invalid_grant",
+        65001,
     );
     h.emu.shutdown().await;
 }

@@ -423,6 +423,30 @@ static CATALOGUE: &[Entry] = &[
         ),
     },
     Entry {
+        codes: &[50059],
+        error: None,
+        en: (
+            "The token request named no directory: an app-only sign-in (client secret or certificate) was sent to /common or /organizations.",
+            "Set Directory (tenant) ID (tenant_id) to the organisation's tenant id or its domain (e.g. contoso.onmicrosoft.com), not common or organizations.",
+        ),
+        sv: (
+            "Tokenbegäran angav ingen katalog: en inloggning som app (klienthemlighet eller certifikat) skickades till /common eller /organizations.",
+            "Sätt Katalog-ID (tenant_id) till organisationens klient-ID eller domän (t.ex. contoso.onmicrosoft.com), inte common eller organizations.",
+        ),
+    },
+    Entry {
+        codes: &[650053],
+        error: None,
+        en: (
+            "The app asked for a permission that the API does not have (a misspelt permission name).",
+            "Check the permission names on the app registration's API permissions page and in Kurir's settings; for Exchange Online they are IMAP.AccessAsUser.All, POP.AccessAsUser.All and SMTP.Send, for Microsoft Graph Mail.ReadWrite and Mail.Send.",
+        ),
+        sv: (
+            "Appen bad om en behörighet som API:et inte har (ett felstavat behörighetsnamn).",
+            "Kontrollera behörighetsnamnen på appregistreringens sida API-behörigheter och i Kurirs inställningar; för Exchange Online heter de IMAP.AccessAsUser.All, POP.AccessAsUser.All och SMTP.Send, för Microsoft Graph Mail.ReadWrite och Mail.Send.",
+        ),
+    },
+    Entry {
         codes: &[7000112],
         error: None,
         en: (
@@ -507,7 +531,7 @@ mod tests {
     const REQUIRED: &[u32] = &[
         7000215, 7000222, 7000218, 700016, 700024, 700027, 90002, 900023, 50126, 50034, 50055,
         50057, 50053, 50076, 50079, 53003, 65001, 70011, 1002012, 700022, 700023, 500011, 70008,
-        700082, 9001023, 90124, 70016, 70019, 70018,
+        700082, 9001023, 90124, 70016, 70019, 70018, 7000112, 50059, 650053,
     ];
 
     #[test]

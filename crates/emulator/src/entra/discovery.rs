@@ -38,7 +38,7 @@ pub async fn openid_configuration(
     let ctx = RequestContext::from_headers(&headers);
     let sel = match resolve_tenant(&state.fixture, &segment) {
         Ok(s) => s,
-        Err(e) => return e.into_response_with(&ctx),
+        Err(e) => return e.into_discovery_response(&ctx),
     };
     let base = external_base(&headers, &state);
     let (seg, tid) = tenant_strings(sel, &segment);
@@ -82,7 +82,7 @@ pub async fn keys(
     let ctx = RequestContext::from_headers(&headers);
     let sel = match resolve_tenant(&state.fixture, &segment) {
         Ok(s) => s,
-        Err(e) => return e.into_response_with(&ctx),
+        Err(e) => return e.into_discovery_response(&ctx),
     };
     let base = external_base(&headers, &state);
     let (_, tid) = tenant_strings(sel, &segment);

@@ -43,6 +43,26 @@ pub enum EntraError {
         "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
     )]
     UnknownApp { client_id: String, tenant: String },
+    /// The app registration's service principal is disabled ("Enabled for users to sign in" off).
+    #[error("AADSTS7000112: Application '{client_id}'({app_name}) is disabled.")]
+    AppDisabled { client_id: String, app_name: String },
+    /// Client credentials against `/common`, `/organizations` or `/consumers`: an app-only token
+    /// is always for one directory, and those name none
+    /// (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
+    #[error(
+        "AADSTS50059: No tenant-identifying information found in either the request or implied by any provided credentials."
+    )]
+    NoTenantInformation,
+    /// A delegated permission the resource does not have (a typo such as `Mail.Sned`), as
+    /// opposed to one it has that was not consented (65001).
+    #[error(
+        "AADSTS650053: The application '{app_name}' asked for scope '{scope}' that doesn't exist on the resource '{resource}'. Contact the app vendor."
+    )]
+    ScopeNotOnResource {
+        app_name: String,
+        scope: String,
+        resource: String,
+    },
     #[error(
         "AADSTS700024: Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."
     )]
@@ -161,6 +181,9 @@ impl EntraError {
             SecretExpired { .. } => 7000222,
             NoCredential => 7000218,
             UnknownApp { .. } => 700016,
+            AppDisabled { .. } => 7000112,
+            NoTenantInformation => 50059,
+            ScopeNotOnResource { .. } => 650053,
             AssertionTime { .. } => 700024,
             AssertionKeyNotRegistered { .. } | AssertionSignature => 700027,
             AssertionMalformed { .. } => 50027,
@@ -196,7 +219,12 @@ impl EntraError {
     pub fn error(&self) -> &'static str {
         use EntraError::*;
         match self {
-            TenantNotFound { .. } | TenantInvalid { .. } | UnsupportedOnCommon => "invalid_request",
+            TenantNotFound { .. }
+            | TenantInvalid { .. }
+            | UnsupportedOnCommon
+            | NoTenantInformation => "invalid_request",
+            AppDisabled { .. } => "unauthorized_client",
+            ScopeNotOnResource { .. } => "invalid_client",
             MissingParameter { .. } => "invalid_request",
             InvalidSecret { .. } | SecretExpired { .. } | NoCredential => "invalid_client",
             AssertionTime { .. } | AssertionKeyNotRegistered { .. } | AssertionSignature => {
@@ -231,6 +259,10 @@ impl EntraError {
     }
 
     pub fn status(&self) -> StatusCode {
+        if matches!(self, EntraError::ScopeNotOnResource { .. }) {
+            // invalid_client, but not an authentication failure: Entra answers 400.
+            return StatusCode::BAD_REQUEST;
+        }
         match self.error() {
             "invalid_client" => StatusCode::UNAUTHORIZED,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -267,6 +299,21 @@ impl EntraError {
 
     /// Builds the HTTP answer for this error within one request's context.
     pub fn into_response_with(self, ctx: &RequestContext) -> Response {
+        let error = self.error();
+        self.into_response_as(ctx, error)
+    }
+
+    /// The answer of the OpenID discovery endpoints, which name an unknown tenant's error
+    /// `invalid_tenant` where the token endpoint says `invalid_request`.
+    pub fn into_discovery_response(self, ctx: &RequestContext) -> Response {
+        let error = match self {
+            EntraError::TenantNotFound { .. } => "invalid_tenant",
+            _ => self.error(),
+        };
+        self.into_response_as(ctx, error)
+    }
+
+    fn into_response_as(self, ctx: &RequestContext, error: &'static str) -> Response {
         let timestamp = format_timestamp(ctx.timestamp);
         let description = format!(
             "{self}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {timestamp}",
@@ -274,7 +321,7 @@ impl EntraError {
         );
         let code = self.code();
         let mut body = json!({
-            "error": self.error(),
+            "error": error,
             "error_description": description,
             "error_codes": [code],
             "timestamp": timestamp,

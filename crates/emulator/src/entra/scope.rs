@@ -17,6 +17,9 @@ pub struct Resource {
     pub display_name: &'static str,
     /// Identifier URIs, lower case without trailing slash; the first is canonical.
     pub identifiers: &'static [&'static str],
+    /// The delegated permissions (scopes) the resource publishes that the emulator knows; a
+    /// name outside the list is answered like one the resource does not have (650053).
+    pub delegated: &'static [&'static str],
 }
 
 pub const GRAPH_APP_ID: Uuid = Uuid::from_u128(0x00000003_0000_0000_c000_000000000000);
@@ -27,6 +30,35 @@ pub static RESOURCES: &[Resource] = &[
         app_id: GRAPH_APP_ID,
         display_name: "Microsoft Graph",
         identifiers: &["https://graph.microsoft.com"],
+        // Graph's published delegated permissions around mail and the signed-in user
+        // (<https://learn.microsoft.com/en-us/graph/permissions-reference>).
+        delegated: &[
+            "Mail.Read",
+            "Mail.ReadBasic",
+            "Mail.ReadWrite",
+            "Mail.Send",
+            "Mail.Read.Shared",
+            "Mail.ReadWrite.Shared",
+            "Mail.Send.Shared",
+            "MailboxSettings.Read",
+            "MailboxSettings.ReadWrite",
+            "User.Read",
+            "User.ReadBasic.All",
+            "User.Read.All",
+            "Calendars.Read",
+            "Calendars.ReadWrite",
+            "Contacts.Read",
+            "Contacts.ReadWrite",
+            "Files.Read",
+            "Files.ReadWrite",
+            "People.Read",
+            "Directory.Read.All",
+            "Group.Read.All",
+            "IMAP.AccessAsUser.All",
+            "POP.AccessAsUser.All",
+            "SMTP.Send",
+            "EWS.AccessAsUser.All",
+        ],
     },
     Resource {
         app_id: EXCHANGE_APP_ID,
@@ -35,6 +67,13 @@ pub static RESOURCES: &[Resource] = &[
             "https://outlook.office365.com",
             "https://outlook.office.com",
             "https://ps.outlook.com",
+        ],
+        delegated: &[
+            "IMAP.AccessAsUser.All",
+            "POP.AccessAsUser.All",
+            "SMTP.Send",
+            "EWS.AccessAsUser.All",
+            "EAS.AccessAsUser.All",
         ],
     },
 ];
@@ -52,6 +91,11 @@ impl Resource {
         RESOURCES
             .iter()
             .find(|r| r.identifiers.iter().any(|i| *i == norm))
+    }
+
+    /// Whether the resource publishes the delegated permission `name` (case-insensitive).
+    pub fn has_delegated(&self, name: &str) -> bool {
+        self.delegated.iter().any(|d| d.eq_ignore_ascii_case(name))
     }
 
     pub fn graph() -> &'static Resource {

@@ -141,6 +141,10 @@ impl TokenRequest<'_> {
         let app = self.state.fixture.app(&client_id).ok_or_else(unknown)?;
         match sel {
             TenantSel::Tenant(t) if t.id != app.tenant_id => Err(unknown()),
+            _ if app.disabled => Err(EntraError::AppDisabled {
+                client_id: app.client_id.to_string(),
+                app_name: app.display_name.clone(),
+            }),
             _ => Ok(app),
         }
     }
@@ -206,7 +210,7 @@ impl TokenRequest<'_> {
 fn client_credentials(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, EntraError> {
     // App-only tokens are always for one directory: Entra refuses the aliases.
     let Some(tenant) = sel.tenant() else {
-        return Err(EntraError::UnsupportedOnCommon);
+        return Err(EntraError::NoTenantInformation);
     };
     let app = req.app(sel)?;
     let auth = req.authenticate(app, false)?;
@@ -446,6 +450,13 @@ pub fn issue_user_tokens(
                     .unwrap_or_default();
                 let mut granted = Vec::new();
                 for p in &rs.permissions {
+                    if !rs.resource.has_delegated(p) {
+                        return Err(EntraError::ScopeNotOnResource {
+                            app_name: app.display_name.clone(),
+                            scope: p.clone(),
+                            resource: rs.resource.app_id.to_string(),
+                        });
+                    }
                     let Some(found) = allowed.iter().find(|a| a.eq_ignore_ascii_case(p)) else {
                         return Err(consent_missing());
                     };
