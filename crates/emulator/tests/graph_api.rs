@@ -883,6 +883,99 @@ async fn patch_copy_folder_drafts_skip_count_and_search_work_like_graph() {
     h.emu.shutdown().await;
 }
 
+/// reply, forward and createReply (404s before): the answer threads on the original's
+/// Message-ID, goes to the sender (reply) or the named recipients (forward), keeps a copy in
+/// Sent Items, and createReply leaves an editable draft.
+#[tokio::test]
+async fn reply_forward_and_create_reply_thread_on_the_original() {
+    let h = H::start().await;
+    let t = h.app_token().await;
+    let mb = demo::USER2;
+    let raw = format!(
+        "From: Anna <{}>\r\nTo: {mb}\r\nSubject: Offer 12\r\nMessage-ID: <offer-12@kurirdemo>\r\n\r\nPlease confirm.\r\n",
+        demo::USER
+    );
+    let id = h.put(mb, "inbox", raw.into_bytes());
+    let a = h
+        .post_json(
+            &format!("/users/{mb}/messages/{id}/reply"),
+            &t,
+            json!({"comment": "Confirmed."}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.bytes));
+    // The sender (a mailbox here) receives it, threaded.
+    let inbox = h.folder_ids(&t, demo::USER, "inbox").await;
+    let mut found = None;
+    for m in inbox {
+        let mime = h
+            .get(&format!("/users/{}/messages/{m}/$value", demo::USER), &t)
+            .await;
+        let text = String::from_utf8_lossy(&mime.bytes).into_owned();
+        if text.contains("Subject: RE: Offer 12") {
+            found = Some(text);
+        }
+    }
+    let text = found.expect("the reply reached the sender");
+    assert!(text.contains("In-Reply-To: <offer-12@kurirdemo>"), "{text}");
+    assert!(text.contains("References: <offer-12@kurirdemo>"), "{text}");
+    assert_eq!(h.folder_ids(&t, mb, "sentitems").await.len(), 1);
+
+    let a = h
+        .post_json(
+            &format!("/users/{mb}/messages/{id}/forward"),
+            &t,
+            json!({"comment": "FYI", "toRecipients": [{"emailAddress": {"address": demo::M2M_MAILBOX}}]}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.bytes));
+    let got = h
+        .get(
+            &format!(
+                "/users/{}/mailFolders/inbox/messages?$select=subject",
+                demo::M2M_MAILBOX
+            ),
+            &t,
+        )
+        .await;
+    assert!(
+        got.json()["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["subject"] == "FW: Offer 12"),
+        "{}",
+        got.json()
+    );
+    let a = h
+        .post_json(
+            &format!("/users/{mb}/messages/{id}/forward"),
+            &t,
+            json!({"comment": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (400, "ErrorInvalidRecipients")
+    );
+
+    let a = h
+        .req(
+            Method::POST,
+            &format!("/users/{mb}/messages/{id}/createReply"),
+            Some(&t),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.bytes));
+    assert_eq!(a.json()["isDraft"], true);
+    assert_eq!(a.json()["subject"], "RE: Offer 12");
+    assert_eq!(h.folder_ids(&t, mb, "drafts").await.len(), 1);
+    h.emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn get_value_move_and_delete() {
     let h = H::start().await;

@@ -6,7 +6,7 @@
 //! and both the HTTP handler and `$batch` call it.
 //!
 //! One file per operation: `folders.rs`, `list.rs` (listing with query options), `item.rs`
-//! (get, `$value`, patch, delete), `attachments.rs`, `moves.rs`, `delta.rs`, `send.rs` (sendMail, drafts,
+//! (get, `$value`, patch, delete), `attachments.rs`, `moves.rs`, `respond.rs` (reply, forward), `delta.rs`, `send.rs` (sendMail, drafts,
 //! send), `upload.rs` (upload sessions), `batch.rs`. Around them: `auth.rs` (tokens and
 //! permissions), `faults.rs` (concurrency limit, injected faults), `store.rs` (mailboxes and
 //! persistence), `mime.rs`, `query.rs` (OData options), `reply.rs` (answers and Graph's error
@@ -28,6 +28,7 @@ pub mod moves;
 pub mod ops;
 pub mod query;
 pub mod reply;
+pub mod respond;
 pub mod send;
 pub mod store;
 pub mod upload;
@@ -424,6 +425,8 @@ enum Route {
     CreateDraft,
     CreateDraftIn(String),
     Copy(String),
+    /// reply / replyAll / forward (send now) or their create… forms (a draft).
+    Respond(String, respond::Kind, bool),
     GetMessage(String),
     GetMime(String),
     PatchMessage(String),
@@ -443,6 +446,23 @@ fn action(seg: &str, name: &str) -> bool {
     let s = seg.strip_prefix("microsoft.graph.").unwrap_or(seg);
     let s = s.strip_suffix("()").unwrap_or(s);
     s.eq_ignore_ascii_case(name)
+}
+
+/// `reply`, `replyAll`, `forward` (send now: true) and `createReply`, `createReplyAll`,
+/// `createForward` (a draft: false).
+fn respond_action(seg: &str) -> Option<(respond::Kind, bool)> {
+    use respond::Kind::*;
+    [
+        ("reply", Reply, true),
+        ("replyAll", ReplyAll, true),
+        ("forward", Forward, true),
+        ("createReply", Reply, false),
+        ("createReplyAll", ReplyAll, false),
+        ("createForward", Forward, false),
+    ]
+    .into_iter()
+    .find(|(name, _, _)| action(seg, name))
+    .map(|(_, kind, now)| (kind, now))
 }
 
 /// Graph refuses an item id that cannot be an Exchange id at all with 400
@@ -537,6 +557,13 @@ fn route(method: &Method, rest: &[String]) -> Result<(Route, Permission), ApiErr
         }
         (Method::POST, [ms, id, a]) if ms.eq_ignore_ascii_case("messages") && action(a, "move") => {
             (Route::Move(id.to_string()), ReadWrite)
+        }
+        (Method::POST, [ms, id, a])
+            if ms.eq_ignore_ascii_case("messages")
+                && let Some((kind, now)) = respond_action(a) =>
+        {
+            let need = if now { Send } else { ReadWrite };
+            (Route::Respond(id.to_string(), kind, now), need)
         }
         (Method::POST, [ms, id, a]) if ms.eq_ignore_ascii_case("messages") && action(a, "copy") => {
             (Route::Copy(id.to_string()), ReadWrite)
@@ -701,6 +728,8 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::CreateDraft => send::create_draft(graph, req, &t, None),
         Route::CreateDraftIn(f) => send::create_draft(graph, req, &t, Some(&f)),
         Route::Copy(id) => moves::copy_message(graph, req, &t, &id),
+        Route::Respond(id, kind, true) => respond::send(graph, req, &t, &id, kind),
+        Route::Respond(id, kind, false) => respond::create(graph, req, &t, &id, kind),
         Route::SendDraft(id) => send::send_draft(graph, &t, &id),
         Route::SendMail => send::send_mail(graph, req, &t),
         Route::CreateUploadSession(id) => upload::create(graph, req, &t, &id),
