@@ -123,13 +123,24 @@ pub fn list(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
     })
 }
 
+/// Message `id` and its attachment `aid`.
+fn find<'a>(
+    graph: &GraphState,
+    mb: &'a Mailbox,
+    id: &str,
+    aid: &str,
+) -> Result<(&'a StoredMessage, Attachment), ApiError> {
+    let m = message(mb, id)?;
+    let a = of(graph, m)?
+        .into_iter()
+        .find(|a| a.id == aid)
+        .ok_or_else(ApiError::item_not_found)?;
+    Ok((m, a))
+}
+
 pub fn get(graph: &GraphState, req: &Req, t: &Target, id: &str, aid: &str) -> ApiResult {
     with_mailbox(graph, t, false, |mb| {
-        let m = message(mb, id)?;
-        let a = of(graph, m)?
-            .into_iter()
-            .find(|a| a.id == aid)
-            .ok_or_else(ApiError::item_not_found)?;
+        let (m, a) = find(graph, mb, id, aid)?;
         let mut v = a.json(m, true);
         v["@odata.context"] =
             context(req, t, &format!("messages('{id}')/attachments/$entity")).into();
@@ -140,11 +151,7 @@ pub fn get(graph: &GraphState, req: &Req, t: &Target, id: &str, aid: &str) -> Ap
 /// The attachment's bytes, with its content type.
 pub fn value(graph: &GraphState, t: &Target, id: &str, aid: &str) -> ApiResult {
     with_mailbox(graph, t, false, |mb| {
-        let m = message(mb, id)?;
-        let a = of(graph, m)?
-            .into_iter()
-            .find(|a| a.id == aid)
-            .ok_or_else(ApiError::item_not_found)?;
+        let (_, a) = find(graph, mb, id, aid)?;
         Ok(Reply {
             status: StatusCode::OK,
             headers: vec![("content-type", a.content_type.clone())],

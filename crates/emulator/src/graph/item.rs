@@ -229,10 +229,7 @@ pub fn patch(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
             m.delete_after_submit = d;
         }
         mb.touch(id);
-        let m = mb.messages.get(id).ok_or_else(ApiError::item_not_found)?;
-        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
-        v["@odata.context"] = context(req, t, "messages/$entity").into();
-        Ok(Reply::json(StatusCode::OK, v))
+        super::message_entity(mb, req, t, id, StatusCode::OK)
     })
 }
 

@@ -759,6 +759,20 @@ pub fn with_mailbox<T>(
     Ok(out)
 }
 
+/// The message `id` of `mb` as Graph returns an entity (with its `@odata.context`).
+pub fn message_entity(
+    mb: &Mailbox,
+    req: &Req,
+    t: &Target,
+    id: &str,
+    status: axum::http::StatusCode,
+) -> ApiResult {
+    let m = mb.messages.get(id).ok_or_else(ApiError::item_not_found)?;
+    let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
+    v["@odata.context"] = context(req, t, "messages/$entity").into();
+    Ok(Reply::json(status, v))
+}
+
 /// `@odata.context` for a collection or entity under the mailbox.
 pub fn context(req: &Req, t: &Target, rest: &str) -> String {
     req.link(&format!("$metadata#users('{}')/{rest}", t.mailbox))

@@ -8,31 +8,31 @@
 use axum::http::StatusCode;
 use kurir_graph::MoveRequest;
 
-use super::reply::{ApiError, ApiResult, Reply};
-use super::{GraphState, Req, Target, context, with_mailbox};
+use super::reply::{ApiError, ApiResult};
+use super::store::Mailbox;
+use super::{GraphState, Req, Target, message_entity, with_mailbox};
+
+/// The destination folder's id, after checking that message `id` exists.
+fn destination(mb: &Mailbox, id: &str, body: &MoveRequest) -> Result<String, ApiError> {
+    if !mb.messages.contains_key(id) {
+        return Err(ApiError::item_not_found());
+    }
+    Ok(mb
+        .folder(&body.destination_id)
+        .ok_or_else(ApiError::item_not_found)?
+        .id
+        .clone())
+}
 
 pub fn move_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
     let body: MoveRequest = req.json()?;
     let keep_id = req.prefers("IdType=\"ImmutableId\"");
     with_mailbox(graph, t, true, |mb| {
-        if !mb.messages.contains_key(id) {
-            return Err(ApiError::item_not_found());
-        }
-        let dest = mb
-            .folder(&body.destination_id)
-            .ok_or_else(ApiError::item_not_found)?
-            .id
-            .clone();
+        let dest = destination(mb, id, &body)?;
         let new_id = mb
             .move_message(id, &dest, keep_id)
             .ok_or_else(ApiError::item_not_found)?;
-        let m = mb
-            .messages
-            .get(&new_id)
-            .ok_or_else(ApiError::item_not_found)?;
-        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
-        v["@odata.context"] = context(req, t, "messages/$entity").into();
-        let mut reply = Reply::json(StatusCode::CREATED, v);
+        let mut reply = message_entity(mb, req, t, &new_id, StatusCode::CREATED)?;
         if keep_id {
             reply = reply.header("preference-applied", "IdType=\"ImmutableId\"");
         }
@@ -44,23 +44,10 @@ pub fn move_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiR
 pub fn copy_message(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
     let body: MoveRequest = req.json()?;
     with_mailbox(graph, t, true, |mb| {
-        if !mb.messages.contains_key(id) {
-            return Err(ApiError::item_not_found());
-        }
-        let dest = mb
-            .folder(&body.destination_id)
-            .ok_or_else(ApiError::item_not_found)?
-            .id
-            .clone();
+        let dest = destination(mb, id, &body)?;
         let new_id = mb
             .copy_message(id, &dest)
             .ok_or_else(ApiError::item_not_found)?;
-        let m = mb
-            .messages
-            .get(&new_id)
-            .ok_or_else(ApiError::item_not_found)?;
-        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
-        v["@odata.context"] = context(req, t, "messages/$entity").into();
-        Ok(Reply::json(StatusCode::CREATED, v))
+        message_entity(mb, req, t, &new_id, StatusCode::CREATED)
     })
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::reply::{ApiError, ApiResult, Reply};
 use super::send::submit;
 use super::store::{Mailbox, now};
-use super::{GraphState, Req, Target, context, mime, with_mailbox};
+use super::{GraphState, Req, Target, message_entity, mime, with_mailbox};
 use crate::state::lock;
 
 /// Which answer.
@@ -156,13 +156,7 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str, kind: Kind) -
             .map(|f| f.id.clone())
             .ok_or_else(ApiError::item_not_found)?;
         let new_id = mb.insert(&drafts, raw, now(), true, true);
-        let m = mb
-            .messages
-            .get(&new_id)
-            .ok_or_else(ApiError::item_not_found)?;
-        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
-        v["@odata.context"] = context(req, t, "messages/$entity").into();
-        Ok(Reply::json(StatusCode::CREATED, v))
+        message_entity(mb, req, t, &new_id, StatusCode::CREATED)
     })
 }
 

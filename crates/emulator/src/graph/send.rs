@@ -15,7 +15,7 @@ use kurir_graph::{Message, SendMailRequest, codes};
 use super::mime::{self, MimeAttachment};
 use super::reply::{ApiError, ApiResult, Reply};
 use super::store::{MailStore, StoredMessage, now};
-use super::{GraphState, Req, Target, context, with_mailbox};
+use super::{GraphState, Req, Target, with_mailbox};
 use crate::state::lock;
 
 fn is_mime_form(req: &Req) -> bool {
@@ -212,10 +212,7 @@ pub fn create_draft(graph: &GraphState, req: &Req, t: &Target, folder: Option<&s
             .map(|f| f.id.clone())
             .ok_or_else(ApiError::item_not_found)?;
         let id = mb.insert(&drafts, raw, now(), true, true);
-        let m = mb.messages.get(&id).ok_or_else(ApiError::item_not_found)?;
-        let mut v = serde_json::to_value(mb.message_json(m)).map_err(ApiError::internal)?;
-        v["@odata.context"] = context(req, t, "messages/$entity").into();
-        Ok(Reply::json(StatusCode::CREATED, v))
+        super::message_entity(mb, req, t, &id, StatusCode::CREATED)
     })
 }
 
