@@ -1,8 +1,10 @@
 //! Upload sessions for large attachments (3–150 MB):
 //! `POST …/messages/{id}/attachments/createUploadSession` → 201 `{uploadUrl,
 //! expirationDateTime, nextExpectedRanges:["0-"]}`, then `PUT uploadUrl` in chunks with
-//! `Content-Range: bytes a-b/total`, each at most 4 MB: 200 `{"nextExpectedRanges":[…]}`
-//! until the last chunk, which answers 201 and attaches the file to the draft.
+//! `Content-Range: bytes a-b/total`, each at most 4 MB: 200 `{"nextExpectedRanges":["{start}"]}`
+//! (for Outlook attachments a single start offset, not OneDrive's `start-end` ranges:
+//! <https://learn.microsoft.com/en-us/graph/api/resources/uploadsession>) until the last chunk,
+//! which answers 201 and attaches the file to the draft.
 //!
 //! The upload URL looks like Outlook's (`/api/v2.0/Users('…')/Messages('…')/AttachmentSessions('…')`)
 //! and carries an opaque `authtoken`; like the real one it refuses an Authorization header,
