@@ -26,6 +26,12 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     args.data_dir_explicit = matches.value_source("data_dir") != Some(ValueSource::DefaultValue);
+    if !matches!(
+        args.command,
+        cli::Command::Serve(_) | cli::Command::Demo(_) | cli::Command::Emulator(_)
+    ) {
+        quiet_when_output_closes();
+    }
     // `kurir serve` is a service: it logs at info by default and may log JSON lines.
     let (default, json) = match &args.command {
         cli::Command::Serve(a) => cli::serve::log_defaults(a.log_json, args.verbose),
@@ -63,12 +69,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Intake allocates a buffer per message (kilobytes to a megabyte) on one thread and frees it on
-/// another once the batch is stored. With glibc's defaults each thread's heap is grown
-/// (`mprotect`) and given back (`madvise`) over and over, and every page given back is a fresh
-/// page fault when it is used again: 8,800 `mprotect` calls for a pass of 5,000 messages. Keeping
-/// up to 256 MiB of freed memory per heap, and serving messages up to 4 MiB from the heaps instead
-/// of separate mappings, lets the next batch reuse the last one's pages.
+/// A command whose output is piped into `head` (or a pager the user quits) ends quietly when the
+/// pipe closes, as Unix tools do, instead of panicking with a stack trace ("failed printing to
+/// stdout: Broken pipe"): Rust ignores SIGPIPE, so every `println!` after the close would fail.
+/// On Unix the default SIGPIPE action is restored (sockets are unaffected: Rust and mio send
+/// with MSG_NOSIGNAL / SO_NOSIGPIPE); elsewhere, and as a second line, a panic from printing to a
+/// closed stdout ends the process quietly. Not for the long-running commands (serve, demo,
+/// emulator), whose stdout is one JSON line for whoever started them.
+fn quiet_when_output_closes() {
+    #[cfg(unix)]
+    // SAFETY: only resets one signal's disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let closed = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|m| m.starts_with("failed printing to stdout"));
+        if closed {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// Everything Kurir creates is private to its user: files 0600, directories 0700, whichever
 /// code creates them (SQLite's WAL/SHM, raw mail, spool and import files, TLS keys). See
 /// `kurir_store::files`.
@@ -80,6 +106,12 @@ fn private_files() {
     }
 }
 
+/// Intake allocates a buffer per message (kilobytes to a megabyte) on one thread and frees it on
+/// another once the batch is stored. With glibc's defaults each thread's heap is grown
+/// (`mprotect`) and given back (`madvise`) over and over, and every page given back is a fresh
+/// page fault when it is used again: 8,800 `mprotect` calls for a pass of 5,000 messages. Keeping
+/// up to 256 MiB of freed memory per heap, and serving messages up to 4 MiB from the heaps instead
+/// of separate mappings, lets the next batch reuse the last one's pages.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's tunables; called before any other thread exists.
