@@ -647,6 +647,133 @@ async fn login_csrf_and_logout() {
     );
 }
 
+/// The ERP's contract over HTTP (issue #16.5): a cursor feed of the import queue and of the
+/// messages that never skips or repeats, a claim per consumer that expires, an ack that needs
+/// the claim, and an acknowledged entry that is never offered again.
+#[tokio::test]
+async fn the_erp_follows_the_feeds_and_claims_and_acknowledges_imports_over_http() {
+    use kurir_store::MessageStore;
+    use kurir_store::messages::MessageStatus;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key = provision(dir);
+    ok(
+        dir,
+        &[
+            "accounts",
+            "add",
+            "M2M",
+            "--type",
+            "monitor-to-monitor",
+            "--mailbox",
+            "m2m@contoso.com",
+        ],
+    );
+    let store = kurir_store::SqliteStore::open(dir).await.unwrap();
+    let batch = (1..=3)
+        .map(|n| {
+            let raw = format!("Message-ID: <{n}@supplier.test>\r\n\r\norder {n}\r\n");
+            incoming(n, MessageStatus::Stored, raw.as_bytes())
+        })
+        .collect();
+    store.record_batch("M2M", batch).await.unwrap();
+    let staged = store.staged_imports("M2M").await.unwrap();
+    let ids: Vec<i64> = staged.iter().map(|e| e.id).collect();
+    store.mark_imports_ready(&ids).await.unwrap();
+
+    let mut srv = Server::start_with(dir, &["--no-intake", "--no-outbox"]);
+    let c = client();
+    let get = |p: String| {
+        let req = c.get(format!("{}{p}", srv.url)).bearer_auth(&key);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let post = |p: String, body: Value| {
+        let req = c
+            .post(format!("{}{p}", srv.url))
+            .bearer_auth(&key)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let id_list = |v: &Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+
+    // The feed, two at a time from the last id seen: every entry once, in order.
+    let (_, page1) = get("/api/v1/imports?after=0&limit=2".into()).await;
+    let last = id_list(&page1)[1];
+    let (_, page2) = get(format!("/api/v1/imports?after={last}&limit=2")).await;
+    assert_eq!([id_list(&page1), id_list(&page2)].concat(), ids);
+    let (_, msgs) = get("/api/v1/messages?after=0".into()).await;
+    let first = msgs[0]["id"].as_i64().unwrap();
+    let (_, rest) = get(format!("/api/v1/messages?after={first}")).await;
+    assert_eq!(rest.as_array().unwrap().len(), 2, "{rest}");
+
+    // Worker A claims the first entry; worker B is told it is taken, and until when.
+    let (st, a) = post(
+        format!("/api/v1/imports/{}/claim", ids[0]),
+        json!({"ttl_secs": 60}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    let token = a["claim"].as_str().unwrap().to_owned();
+    assert!(a["claimed_until"].as_str().unwrap().contains('T'), "{a}");
+    let (st, b) = post(format!("/api/v1/imports/{}/claim", ids[0]), json!({})).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("claimed by another"),
+        "{b}"
+    );
+    let (_, pending) = get("/api/v1/imports?pending=true".into()).await;
+    assert_eq!(id_list(&pending), ids[1..]);
+
+    // Only the claim acks; an ack is idempotent; the entry is never offered again.
+    let (st, _) = post(
+        format!("/api/v1/imports/{}/ack", ids[0]),
+        json!({"claim": "not-mine"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    for _ in 0..2 {
+        let (st, v) = post(
+            format!("/api/v1/imports/{}/ack", ids[0]),
+            json!({"claim": token}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["state"], "picked_up");
+    }
+    let (st, v) = post(format!("/api/v1/imports/{}/claim", ids[0]), json!({})).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("acknowledged"), "{v}");
+    let (_, pending) = get("/api/v1/imports?pending=true".into()).await;
+    assert!(!id_list(&pending).contains(&ids[0]));
+    let (_, all) = get("/api/v1/imports".into()).await;
+    assert_eq!(all[0]["state"], "picked_up");
+    assert!(all[0]["acked_at"].is_string(), "{all}");
+
+    // Bad input: a ttl out of range, an unknown entry.
+    let (st, _) = post(
+        format!("/api/v1/imports/{}/claim", ids[1]),
+        json!({"ttl_secs": 0}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = post("/api/v1/imports/999999/claim".into(), json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(srv.sigterm().success());
+}
+
 const M2M_RAW: &[u8] = b"From: orders@supplier.test\r\nTo: m2m@contoso.com\r\nSubject: Order 1001\r\nMessage-ID: <order-1001@supplier.test>\r\n\r\n(the XML and PDF parts)\r\n";
 
 fn incoming(
@@ -982,6 +1109,18 @@ async fn outbox_incoming_imports_health_and_the_outbox_alarm() {
         get("/api/v1/messages/x/raw").await.status(),
         StatusCode::NOT_FOUND
     );
+    // A staged entry (its file not in the import folder yet) is not offered to the ERP.
+    let imports: Value = get("/api/v1/imports?account=M2M")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(imports.as_array().unwrap().len(), 0, "{imports}");
+    let staged = store.staged_imports("M2M").await.unwrap();
+    store
+        .mark_imports_ready(&staged.iter().map(|e| e.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let imports: Value = get("/api/v1/imports?account=M2M")
         .await
         .json()
@@ -1046,7 +1185,8 @@ async fn outbox_incoming_imports_health_and_the_outbox_alarm() {
     );
     let html = page("/incoming/imports").await;
     assert!(
-        html.contains("Importkö") && html.contains("Förbereds"),
+        // Marked ready above, when the API test made the entry available to the ERP.
+        html.contains("Importkö") && html.contains("Klar för import"),
         "{html}"
     );
     let r = c

@@ -203,9 +203,43 @@ pub struct ImportEntry {
     pub dir: Option<String>,
     pub content_type: Option<String>,
     pub size: u64,
-    /// `staged` (committed, file not yet renamed into place), `ready`, `picked_up`.
+    /// `staged` (committed, file not yet renamed into place), `ready`, `picked_up`
+    /// (acknowledged by the ERP).
     pub state: String,
     pub created_at: String,
+    /// Claimed by a consumer until this time (ms since the epoch), if a claim is in force or was.
+    pub claimed_until: Option<i64>,
+    /// When the ERP acknowledged it.
+    pub acked_at: Option<String>,
+}
+
+/// What `claim_import` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed under the caller's token until this time (ms since the epoch, database clock).
+    Claimed {
+        until: i64,
+    },
+    /// Another consumer's claim is in force until then.
+    ClaimedByOther {
+        until: i64,
+    },
+    /// Already acknowledged: never offered again.
+    Acked,
+    /// Committed, but its file is not in the import folder yet (a moment after the commit).
+    NotReady,
+    NotFound,
+}
+
+/// What `ack_import` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    Acked,
+    /// Acknowledged before with the same claim (a retried ack): nothing changes.
+    AlreadyAcked,
+    /// The caller holds no claim in force on it (never claimed, expired, or another's).
+    NotClaimed,
+    NotFound,
 }
 
 /// The health record of an account.
@@ -306,6 +340,32 @@ pub trait MessageStore: Send + Sync {
     async fn raw_message(&self, id: i64) -> Result<Option<RawMime>, StoreError>;
     async fn count_messages(&self, account: &str) -> Result<MessageCounts, StoreError>;
     async fn list_imports(&self, account: Option<&str>) -> Result<Vec<ImportEntry>, StoreError>;
+
+    /// The ERP's feed: committed import entries (not `staged`) with an id above `after`, oldest
+    /// first, at most `limit`. With `pending`, only those still to be taken: `ready` and not
+    /// claimed by anyone now.
+    async fn imports_after(
+        &self,
+        account: Option<&str>,
+        after: i64,
+        limit: u32,
+        pending: bool,
+    ) -> Result<Vec<ImportEntry>, StoreError>;
+
+    /// Incoming messages with an id above `after`, oldest first (the ERP's cursor feed).
+    async fn messages_after(
+        &self,
+        filter: &MessageFilter,
+        after: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Claims a `ready` import entry for `ttl_ms` under `token` (atomically: one consumer at a
+    /// time; an expired claim can be taken over).
+    async fn claim_import(&self, id: i64, token: &str, ttl_ms: i64) -> Result<Claim, StoreError>;
+
+    /// Acknowledges an entry the caller holds the claim `token` on: it is `picked_up` and never
+    /// offered again. Repeating the ack with the same token is harmless.
+    async fn ack_import(&self, id: i64, token: &str) -> Result<Ack, StoreError>;
 
     /// The health records (one account, or all).
     async fn health(&self, account: Option<&str>) -> Result<Vec<Health>, StoreError>;

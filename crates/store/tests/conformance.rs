@@ -312,6 +312,7 @@ conformance!(
     two_instances_recording_the_same_mail_store_it_once,
     mark_done_and_pending_server_ids,
     import_queue_states,
+    the_erp_claims_and_acknowledges_imports_and_reads_cursor_feeds,
     listing_paging_and_counts,
     health_records_passes,
     outbox_lifecycle,
@@ -1399,6 +1400,119 @@ async fn mark_done_and_pending_server_ids<B: Backend>(b: &B) {
         s.count_messages("nobody").await.unwrap(),
         Default::default()
     );
+}
+
+/// The ERP's contract (issue #16.5): cursor feeds that never skip or repeat, one consumer per
+/// claim, a claim that expires, an ack that needs the claim and is never undone, and an acked
+/// entry that is never offered again.
+async fn the_erp_claims_and_acknowledges_imports_and_reads_cursor_feeds<B: Backend>(b: &B) {
+    use kurir_store::messages::{Ack, Claim};
+    let s = b.store();
+    let mut m1 = msg("graph:c1", Some("c1@x"), b"1");
+    m1.imports = vec![import("claim-1.xml"), import("claim-2.xml")];
+    let mut m2 = msg("graph:c2", Some("c2@x"), b"2");
+    m2.imports = vec![import("claim-3.xml")];
+    s.record_batch("M2M", vec![m1, m2]).await.unwrap();
+    let staged = s.staged_imports("M2M").await.unwrap();
+    let ids: Vec<i64> = staged.iter().map(|e| e.id).collect();
+    // Staged entries (file not in place yet) are neither in the feed nor claimable.
+    assert!(
+        s.imports_after(None, 0, 100, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.claim_import(ids[0], "erp-a", 60_000).await.unwrap(),
+        Claim::NotReady
+    );
+    s.mark_imports_ready(&ids).await.unwrap();
+
+    // The feed pages by id without gaps or repeats.
+    let page1 = s.imports_after(Some("M2M"), 0, 2, false).await.unwrap();
+    let after = page1.last().unwrap().id;
+    let page2 = s.imports_after(Some("M2M"), after, 2, false).await.unwrap();
+    let seen: Vec<i64> = page1.iter().chain(&page2).map(|e| e.id).collect();
+    assert_eq!(seen, ids);
+
+    // One consumer per claim; the holder may renew it; the other is told until when.
+    let Claim::Claimed { until } = s.claim_import(ids[0], "erp-a", 60_000).await.unwrap() else {
+        panic!("claimed")
+    };
+    assert!(matches!(
+        s.claim_import(ids[0], "erp-b", 60_000).await.unwrap(),
+        Claim::ClaimedByOther { until: u } if u == until
+    ));
+    assert!(matches!(
+        s.claim_import(ids[0], "erp-a", 60_000).await.unwrap(),
+        Claim::Claimed { .. }
+    ));
+    // A claimed entry is not offered as pending; the others are.
+    let pending: Vec<i64> = s
+        .imports_after(None, 0, 100, true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(pending, ids[1..]);
+
+    // Only the holder acks; a retried ack is harmless; an acked entry is never offered again.
+    assert_eq!(
+        s.ack_import(ids[0], "erp-b").await.unwrap(),
+        Ack::NotClaimed
+    );
+    assert_eq!(s.ack_import(ids[0], "erp-a").await.unwrap(), Ack::Acked);
+    assert_eq!(
+        s.ack_import(ids[0], "erp-a").await.unwrap(),
+        Ack::AlreadyAcked
+    );
+    assert_eq!(
+        s.claim_import(ids[0], "erp-b", 60_000).await.unwrap(),
+        Claim::Acked
+    );
+    let all = s.imports_after(None, 0, 100, false).await.unwrap();
+    assert_eq!(all[0].state, "picked_up");
+    assert!(all[0].acked_at.is_some());
+    assert!(
+        !s.imports_after(None, 0, 100, true)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.id == ids[0])
+    );
+
+    // An expired claim can be taken over, and the first holder can no longer ack.
+    assert!(matches!(
+        s.claim_import(ids[1], "erp-a", -1).await.unwrap(),
+        Claim::Claimed { .. }
+    ));
+    assert!(matches!(
+        s.claim_import(ids[1], "erp-b", 60_000).await.unwrap(),
+        Claim::Claimed { .. }
+    ));
+    assert_eq!(
+        s.ack_import(ids[1], "erp-a").await.unwrap(),
+        Ack::NotClaimed
+    );
+    assert_eq!(
+        s.claim_import(999_999, "erp-a", 1).await.unwrap(),
+        Claim::NotFound
+    );
+    assert_eq!(s.ack_import(999_999, "erp-a").await.unwrap(), Ack::NotFound);
+
+    // Messages: the same cursor rule.
+    let all = s
+        .messages_after(&MessageFilter::default(), 0)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let rest = s
+        .messages_after(&MessageFilter::default(), all[0].id)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, all[1].id);
 }
 
 async fn import_queue_states<B: Backend>(b: &B) {

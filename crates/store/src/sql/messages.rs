@@ -17,9 +17,9 @@ use sqlx::AssertSqlSafe;
 use super::{for_every_backend, no_nul, now, params, value_rows};
 use crate::StoreError;
 use crate::messages::{
-    ACCOUNT_DIR_TRIES, AccountLease, AttachmentInfo, Health, IMPORTS_WITH_DIR, ImportEntry,
-    MessageCounts, MessageFilter, MessageStatus, MessageStore, NewMessage, RawMime, Recorded,
-    SAME_MESSAGE_ID_AS, StoredMessage, account_dir_candidate,
+    ACCOUNT_DIR_TRIES, AccountLease, Ack, AttachmentInfo, Claim, Health, IMPORTS_WITH_DIR,
+    ImportEntry, MessageCounts, MessageFilter, MessageStatus, MessageStore, NewMessage, RawMime,
+    Recorded, SAME_MESSAGE_ID_AS, StoredMessage, account_dir_candidate,
 };
 
 /// Values per `IN (…)` list: far below either database's limit on bound parameters.
@@ -89,6 +89,8 @@ struct ImportRow {
     size: i64,
     state: String,
     created_at: String,
+    claimed_until: Option<i64>,
+    acked_at: Option<String>,
 }
 
 impl From<ImportRow> for ImportEntry {
@@ -104,6 +106,8 @@ impl From<ImportRow> for ImportEntry {
             size: r.size as u64,
             state: r.state,
             created_at: r.created_at,
+            claimed_until: r.claimed_until,
+            acked_at: r.acked_at,
         }
     }
 }
@@ -618,6 +622,112 @@ for_every_backend! {
             .fetch_all(&self.pool)
             .await?;
             Ok(rows.into_iter().map(ImportEntry::from).collect())
+        }
+
+        async fn imports_after(
+            &self,
+            account: Option<&str>,
+            after: i64,
+            limit: u32,
+            pending: bool,
+        ) -> Result<Vec<ImportEntry>, StoreError> {
+            let rows: Vec<ImportRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "{IMPORTS_WITH_DIR} WHERE (CAST($1 AS TEXT) IS NULL OR q.account = $1) \
+                 AND q.id > $2 AND q.state <> 'staged' \
+                 AND ($3 = 0 OR (q.state = 'ready' \
+                      AND (q.claimed_until IS NULL OR q.claimed_until < {}))) \
+                 ORDER BY q.id LIMIT $4",
+                DB::NOW_MS
+            )))
+            .bind(account)
+            .bind(after)
+            .bind(i64::from(pending))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(ImportEntry::from).collect())
+        }
+
+        async fn messages_after(
+            &self,
+            filter: &MessageFilter,
+            after: i64,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let limit = if filter.limit > 0 { i64::from(filter.limit) } else { i64::MAX };
+            let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages \
+                 WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \
+                 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+                 AND id > $3 ORDER BY id LIMIT $4"
+            )))
+            .bind(filter.account.as_deref())
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(StoredMessage::from).collect())
+        }
+
+        async fn claim_import(&self, id: i64, token: &str, ttl_ms: i64) -> Result<Claim, StoreError> {
+            // One statement: of two consumers claiming at once, one updates the row.
+            let claimed: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(format!(
+                "UPDATE import_queue SET claim_token = $2, claimed_until = {now} + $3 \
+                 WHERE id = $1 AND state = 'ready' \
+                 AND (claimed_until IS NULL OR claimed_until < {now} OR claim_token = $2) \
+                 RETURNING claimed_until",
+                now = DB::NOW_MS
+            )))
+            .bind(id)
+            .bind(token)
+            .bind(ttl_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((until,)) = claimed {
+                return Ok(Claim::Claimed { until });
+            }
+            let row: Option<(String, Option<i64>)> =
+                sqlx::query_as("SELECT state, claimed_until FROM import_queue WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(match row {
+                None => Claim::NotFound,
+                Some((state, _)) if state == "picked_up" => Claim::Acked,
+                Some((state, _)) if state == "staged" => Claim::NotReady,
+                Some((_, until)) => Claim::ClaimedByOther {
+                    until: until.unwrap_or_default(),
+                },
+            })
+        }
+
+        async fn ack_import(&self, id: i64, token: &str) -> Result<Ack, StoreError> {
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE import_queue SET state = 'picked_up', acked_at = $3 \
+                 WHERE id = $1 AND state = 'ready' AND claim_token = $2 \
+                 AND claimed_until >= {}",
+                DB::NOW_MS
+            )))
+            .bind(id)
+            .bind(token)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+            if DB::rows_affected(&done) == 1 {
+                return Ok(Ack::Acked);
+            }
+            let row: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT state, claim_token FROM import_queue WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(match row {
+                None => Ack::NotFound,
+                Some((state, held)) if state == "picked_up" && held.as_deref() == Some(token) => {
+                    Ack::AlreadyAcked
+                }
+                Some(_) => Ack::NotClaimed,
+            })
         }
 
         async fn health(&self, account: Option<&str>) -> Result<Vec<Health>, StoreError> {

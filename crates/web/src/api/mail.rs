@@ -5,9 +5,10 @@ use axum::extract::{Json, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kurir_store::messages::{MessageFilter, MessageStatus};
+use kurir_store::messages::{Ack, Claim, MessageFilter, MessageStatus};
 use kurir_store::outbox::{OutboxFilter, OutgoingState};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{Shared, internal, refusal};
 use crate::AppState;
@@ -21,6 +22,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/api/v1/messages/{id}", get(message_show))
         .route("/api/v1/messages/{id}/raw", get(message_raw))
         .route("/api/v1/imports", get(imports))
+        .route("/api/v1/imports/{id}/claim", post(import_claim))
+        .route("/api/v1/imports/{id}/ack", post(import_ack))
         .route("/api/v1/account-health", get(account_health))
         .route("/api/v1/outbox/{id}", get(outbox_show))
         .route("/api/v1/outbox/{id}/retry", post(outbox_retry))
@@ -41,6 +44,8 @@ pub struct MessagesQuery {
     limit: Option<u32>,
     /// Skip this many of the newest matches (paging).
     offset: Option<u32>,
+    /// Only messages with an id above this, oldest first (a feed that never skips or repeats).
+    after: Option<i64>,
 }
 
 async fn messages(
@@ -66,11 +71,16 @@ async fn messages(
         status,
         limit: q.limit.unwrap_or(100).min(1000),
     };
-    match s
-        .store
-        .list_messages_page(&filter, q.offset.unwrap_or(0))
-        .await
-    {
+    // `after`: the ERP's cursor feed, oldest first; otherwise the newest first, paged.
+    let listed = match q.after {
+        Some(after) => s.store.messages_after(&filter, after).await,
+        None => {
+            s.store
+                .list_messages_page(&filter, q.offset.unwrap_or(0))
+                .await
+        }
+    };
+    match listed {
         Ok(m) => Json(m).into_response(),
         Err(e) => internal(e),
     }
@@ -147,12 +157,151 @@ async fn message_raw(State(s): State<Shared>, c: ApiCaller, Path(id): Path<Strin
 #[derive(Deserialize, Default)]
 pub struct ImportsQuery {
     account: Option<String>,
+    /// Only entries with an id above this (the last id the ERP has seen): a feed that never
+    /// skips or repeats an entry.
+    after: Option<i64>,
+    limit: Option<u32>,
+    /// Only entries still to be taken: ready, not claimed now, not acknowledged.
+    pending: Option<bool>,
 }
 
-/// The import queue (oldest first, as the ERP takes them).
+/// The import queue (oldest first, as the ERP takes them); committed entries only (a `staged`
+/// one's file is not in the import folder yet).
 async fn imports(State(s): State<Shared>, _: ApiCaller, Query(q): Query<ImportsQuery>) -> Response {
-    match s.store.list_imports(q.account.as_deref()).await {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    match s
+        .store
+        .imports_after(
+            q.account.as_deref(),
+            q.after.unwrap_or(0),
+            limit,
+            q.pending.unwrap_or(false),
+        )
+        .await
+    {
         Ok(l) => Json(l).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// How long a claim lasts unless the ERP asks otherwise, and at most.
+const CLAIM_DEFAULT_SECS: u32 = 300;
+const CLAIM_MAX_SECS: u32 = 3600;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// How long the claim lasts (seconds, 1–3600; default 300).
+    ttl_secs: Option<u32>,
+    /// Renew a claim the caller holds.
+    claim: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// The token `…/claim` gave.
+    claim: String,
+}
+
+fn no_import(id: i64) -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        &format!("there is no import-queue entry {id}"),
+        "list them with GET /api/v1/imports",
+    )
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /api/v1/imports/{id}/claim`: the ERP takes one entry for a while, so that two of its
+/// workers never process the same document; the claim expires on its own if the worker dies.
+async fn import_claim(
+    State(s): State<Shared>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+    body: Option<Json<ClaimRequest>>,
+) -> Response {
+    let id = match id_of(&id, "import-queue entry", "/api/v1/imports") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let ttl = req.ttl_secs.unwrap_or(CLAIM_DEFAULT_SECS);
+    if !(1..=CLAIM_MAX_SECS).contains(&ttl) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            &format!("ttl_secs {ttl} is out of range"),
+            "give 1 to 3600 seconds, or leave it out for 300",
+        );
+    }
+    let token = req
+        .claim
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    match s
+        .store
+        .claim_import(id, &token, i64::from(ttl) * 1000)
+        .await
+    {
+        Ok(Claim::Claimed { until }) => {
+            tracing::info!(api_key = %c.key_name, id, "import-queue entry claimed");
+            Json(json!({"id": id, "claim": token, "claimed_until": ms_to_rfc3339(until)}))
+                .into_response()
+        }
+        Ok(Claim::ClaimedByOther { until }) => api_error(
+            StatusCode::CONFLICT,
+            &format!(
+                "import-queue entry {id} is claimed by another consumer until {}",
+                ms_to_rfc3339(until)
+            ),
+            "take another entry (GET /api/v1/imports?pending=true), or try this one after the claim expires",
+        ),
+        Ok(Claim::Acked) => api_error(
+            StatusCode::CONFLICT,
+            &format!("import-queue entry {id} was acknowledged already"),
+            "it is done; it is never offered again",
+        ),
+        Ok(Claim::NotReady) => api_error(
+            StatusCode::CONFLICT,
+            &format!("import-queue entry {id} is not in the import folder yet"),
+            "try again in a moment",
+        ),
+        Ok(Claim::NotFound) => no_import(id),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/v1/imports/{id}/ack`: the ERP has the document; it is `picked_up` and never
+/// offered again. Needs the claim in force; repeating an ack is harmless.
+async fn import_ack(
+    State(s): State<Shared>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+    Json(body): Json<AckRequest>,
+) -> Response {
+    let id = match id_of(&id, "import-queue entry", "/api/v1/imports") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match s.store.ack_import(id, &body.claim).await {
+        Ok(Ack::Acked) | Ok(Ack::AlreadyAcked) => {
+            tracing::info!(api_key = %c.key_name, id, "import-queue entry acknowledged");
+            Json(json!({"id": id, "state": "picked_up"})).into_response()
+        }
+        Ok(Ack::NotClaimed) => api_error(
+            StatusCode::CONFLICT,
+            &format!("you hold no claim in force on import-queue entry {id}"),
+            "the claim expired or is another's: claim it again (POST …/claim), and ack within its ttl_secs",
+        ),
+        Ok(Ack::NotFound) => no_import(id),
         Err(e) => internal(e),
     }
 }
