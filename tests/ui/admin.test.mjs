@@ -283,6 +283,11 @@ test('incoming-mail accounts and the webshop (according to user settings)', asyn
   assert.equal(await page.locator('h1').textContent(), 'Webbshop Administration');
   assert.match(await page.locator('.sends-as').textContent(), /WEBSHOP/);
   assert.equal(await page.locator('select#v-method').inputValue(), 'according-to-user-settings');
+  // The seed's words, not the stored code (#16.7).
+  assert.equal((await page.locator('select#v-method option:checked').textContent()).trim(),
+    'Enligt användarinställningar i Monitor G5');
+  assert.equal((await page.locator('select#v-method option[value="exchange-online"]').textContent()).trim(),
+    'Serverbaserat, via Microsoft Exchange Online');
   const flow = page.locator('table.readonly tr[data-key="auth_flow"]');
   assert.equal(await flow.getAttribute('data-source'), 'user');
   await shot('webshop');

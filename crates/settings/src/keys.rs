@@ -100,6 +100,49 @@ pub const TLS_MODES: &[&str] = &["starttls", "tls", "none"];
 pub const BOOLS: &[&str] = &["false", "true"];
 pub const ACCOUNT_TYPES: &[&str] = &["monitor-to-monitor", "supplier-invoices", "general"];
 
+/// What the admin sees for a choice (Swedish, English): the seed's own words where it names the
+/// option (*Serverbaserat, via Microsoft Exchange Online*, *Klienthemlighet*, *Enligt
+/// användarinställningar i Monitor G5*), plain words otherwise. The stored value stays the code.
+pub fn choice_label(key: &str, value: &str) -> Option<(&'static str, &'static str)> {
+    Some(match (key, value) {
+        ("method", "exchange-online") => (
+            "Serverbaserat, via Microsoft Exchange Online",
+            "Server-based, via Microsoft Exchange Online",
+        ),
+        ("method", "smtp") => (
+            "Serverbaserat, via SMTP-server",
+            "Server-based, via an SMTP server",
+        ),
+        ("method", "none") => ("Ingen e-post", "No e-mail"),
+        ("method", "according-to-user-settings") => (
+            "Enligt användarinställningar i Monitor G5",
+            "According to user settings in Monitor G5",
+        ),
+        ("auth_flow", "client-secret") => ("Klienthemlighet", "Client secret"),
+        ("auth_flow", "username-password") => ("Användarnamn/Lösenord", "Username/Password"),
+        ("auth_flow", "certificate") => ("Certifikat", "Certificate"),
+        ("auth_flow", "device-code") => (
+            "Enhetskod (inloggning i en webbläsare)",
+            "Device code (sign-in in a browser)",
+        ),
+        ("cloud", "global") => ("Globalt (Microsoft 365)", "Global (Microsoft 365)"),
+        ("cloud", "usgov") => ("USA:s myndigheter (GCC High)", "US Government (GCC High)"),
+        ("cloud", "china") => ("Kina (21Vianet)", "China (21Vianet)"),
+        ("type", "monitor-to-monitor") => ("Monitor till Monitor", "Monitor-to-Monitor"),
+        ("type", "supplier-invoices") => ("Leverantörsfakturor", "Supplier invoices"),
+        ("type", "general") => ("Allmän", "General"),
+        ("protocol", "graph") => ("Microsoft Graph", "Microsoft Graph"),
+        ("protocol", "imap") => ("IMAP", "IMAP"),
+        ("protocol", "pop3") => ("POP3", "POP3"),
+        (_, "starttls") => ("STARTTLS", "STARTTLS"),
+        (_, "tls") => ("TLS från början", "TLS from the start"),
+        (k, "none") if k.ends_with("_tls") => ("Ingen (okrypterad)", "None (unencrypted)"),
+        (_, "true") => ("Ja", "Yes"),
+        (_, "false") => ("Nej", "No"),
+        _ => return None,
+    })
+}
+
 /// The exchange-related keys every level may override; listed once so the tables below stay in step.
 const EXCHANGE_LEVELS: &[Level] = &[S, U, A, W];
 const SENDER_LEVELS: &[Level] = &[U, W];
@@ -454,5 +497,48 @@ pub fn level_name(level: Level) -> &'static str {
         Level::User => "user",
         Level::Account => "account",
         Level::Webshop => "webshop",
+    }
+}
+
+#[cfg(test)]
+mod choice_label_tests {
+    use super::*;
+
+    /// The UI's select lists showed raw codes (`exchange-online`) instead of the seed's labels
+    /// (*Serverbaserat, via Microsoft Exchange Online*): every choice of every setting has one.
+    #[test]
+    fn every_choice_of_every_setting_has_a_label_in_both_languages() {
+        for def in KEYS {
+            let values: &[&str] = match def.kind {
+                Kind::Choice(c) if def.name == "method" => {
+                    assert!(c.iter().all(|v| WEBSHOP_METHODS.contains(v)));
+                    WEBSHOP_METHODS
+                }
+                Kind::Choice(c) => c,
+                _ => continue,
+            };
+            for v in values {
+                let (sv, en) = choice_label(def.name, v)
+                    .unwrap_or_else(|| panic!("{}={v} has no label", def.name));
+                assert!(!sv.is_empty() && !en.is_empty(), "{}={v}", def.name);
+            }
+        }
+        for v in ACCOUNT_TYPES {
+            assert!(choice_label("type", v).is_some(), "type={v}");
+        }
+        assert_eq!(
+            choice_label("method", "exchange-online").unwrap().0,
+            "Serverbaserat, via Microsoft Exchange Online"
+        );
+        assert_eq!(
+            choice_label("method", "according-to-user-settings")
+                .unwrap()
+                .0,
+            "Enligt användarinställningar i Monitor G5"
+        );
+        assert_eq!(
+            choice_label("auth_flow", "client-secret").unwrap().0,
+            "Klienthemlighet"
+        );
     }
 }

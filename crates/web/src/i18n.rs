@@ -62,6 +62,15 @@ impl Lang {
         }
     }
 
+    /// What the admin sees for a choice's `value` of setting `key`: its label in this language
+    /// (the seed's words), or the value itself where there is none.
+    pub fn choice(self, key: &str, value: &str) -> String {
+        match kurir_settings::choice_label(key, value) {
+            Some((sv, en)) => self.pick(sv, en).to_owned(),
+            None => value.to_owned(),
+        }
+    }
+
     pub fn label(self, key: &KeyDef) -> &'static str {
         match self {
             Lang::Sv => key.label_sv,

@@ -43,6 +43,9 @@ struct ListTpl {
     kind: &'static str,
     add_error: String,
     has_webshop: bool,
+    /// The add form's choices: (value, label).
+    type_options: Vec<(String, String)>,
+    protocol_options: Vec<(String, String)>,
 }
 
 async fn list(
@@ -62,7 +65,11 @@ async fn list(
         .into_iter()
         .map(|s| {
             let eff = &s.effective;
-            let v = |k: &str| eff.get(k).unwrap_or("—").to_owned();
+            let v = |k: &str| {
+                eff.get(k)
+                    .map(|value| lang.choice(k, value))
+                    .unwrap_or_else(|| "—".to_owned())
+            };
             ListRow {
                 href: href(&s.scope),
                 detail: match subject {
@@ -98,10 +105,19 @@ async fn list(
             kind,
             add_error,
             has_webshop: snap.users.contains_key(WEBSHOP_USER),
+            type_options: choices(lang, "type", kurir_settings::keys::ACCOUNT_TYPES),
+            protocol_options: choices(lang, "protocol", kurir_settings::keys::PROTOCOLS),
         },
         switched,
         status,
     )
+}
+
+fn choices(lang: Lang, key: &str, values: &[&str]) -> Vec<(String, String)> {
+    values
+        .iter()
+        .map(|v| ((*v).to_owned(), lang.choice(key, v)))
+        .collect()
 }
 
 async fn users_page(

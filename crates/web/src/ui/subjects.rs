@@ -11,14 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use kurir_settings::{
-    KEYS, Kind, Level, Problem, Scope, SettingsSnapshot, Severity, Source, StoredValue,
+    KEYS, KeyDef, Kind, Level, Problem, Scope, SettingsSnapshot, Severity, Source, StoredValue,
 };
 
 use super::{Layout, PageQuery, Shared, href, layout, op_error, page, store_error};
 use crate::AppState;
 use crate::auth::{Admin, AdminForm, PageLang};
 use crate::check::{self, Report};
-use crate::i18n::{Lang, Texts};
+use crate::i18n::Lang;
 use crate::ops::{self, Edit, FormMap, OpError, Scoped};
 
 pub(super) fn routes() -> Router<Shared> {
@@ -50,7 +50,8 @@ pub struct FieldView {
     pub help: &'static str,
     /// `text`, `password`, `date`, `select`, `textarea`.
     pub input: &'static str,
-    pub options: Vec<(String, bool)>,
+    /// (value, what the admin reads: the seed's label, selected)
+    pub options: Vec<(String, String, bool)>,
     pub empty_option: String,
     pub own_value: String,
     pub placeholder: String,
@@ -123,8 +124,10 @@ fn source_key(s: Source) -> &'static str {
     s.as_str()
 }
 
-/// The text shown for a value (secrets masked, certificates summarised).
-fn shown(v: &Option<StoredValue>, kind: Kind, t: &Texts) -> String {
+/// The text shown for a value (secrets masked, certificates summarised, choices by their label).
+fn shown(v: &Option<StoredValue>, def: &KeyDef, lang: Lang) -> String {
+    let t = lang.texts();
+    let kind = def.kind;
     match v {
         None => t.not_set.to_owned(),
         Some(StoredValue::Plain(p)) if kind == Kind::CertificatePem => {
@@ -133,6 +136,7 @@ fn shown(v: &Option<StoredValue>, kind: Kind, t: &Texts) -> String {
                 .unwrap_or_default();
             format!("PEM ({} bytes{until})", p.len())
         }
+        Some(StoredValue::Plain(p)) if matches!(kind, Kind::Choice(_)) => lang.choice(def.name, p),
         Some(StoredValue::Plain(p)) => p.clone(),
         Some(StoredValue::Secret(info)) => {
             format!("{} ({} {})", info.masked, t.set_on, info.set_on)
@@ -221,7 +225,7 @@ fn field_views(
             .filter(|_| !def.is_secret())
             .cloned()
             .unwrap_or_else(|| own_plain.to_owned());
-        let effective = shown(&eff_value, def.kind, t);
+        let effective = shown(&eff_value, def, lang);
         let input = match def.kind {
             Kind::Secret => "password",
             Kind::Date => "date",
@@ -250,7 +254,10 @@ fn field_views(
             options: choices
                 .map(|c| {
                     c.iter()
-                        .map(|o| ((*o).to_owned(), *o == own_value.as_str()))
+                        .map(|o| {
+                            let label = lang.choice(def.name, o);
+                            ((*o).to_owned(), label, *o == own_value.as_str())
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
