@@ -194,6 +194,30 @@ for_every_backend! {
             }
         }
 
+        /// The messages `filter` matches (account `$1`, status `$2`), in the order and window
+        /// `window` gives with the limit `$3` and `n` as `$4` (an offset, or the id to start
+        /// after): one query for the newest-first pages and the oldest-first cursor feed.
+        async fn messages_where(
+            &self,
+            filter: &MessageFilter,
+            window: &str,
+            n: i64,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let limit = if filter.limit > 0 { i64::from(filter.limit) } else { i64::MAX };
+            let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages \
+                 WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \
+                 AND (CAST($2 AS TEXT) IS NULL OR status = $2) {window}"
+            )))
+            .bind(filter.account.as_deref())
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(limit)
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(StoredMessage::from).collect())
+        }
+
         /// `SELECT …, $1 …` for values in chunks: `sql` gets the `IN (…)` list of each chunk
         /// (parameters from `$2`, after `first`); the rows of every chunk are collected.
         async fn select_in<T>(
@@ -538,20 +562,8 @@ for_every_backend! {
             filter: &MessageFilter,
             offset: u32,
         ) -> Result<Vec<StoredMessage>, StoreError> {
-            let limit = if filter.limit > 0 { i64::from(filter.limit) } else { i64::MAX };
-            let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages \
-                 WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \
-                 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-                 ORDER BY id DESC LIMIT $3 OFFSET $4"
-            )))
-            .bind(filter.account.as_deref())
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(limit)
-            .bind(i64::from(offset))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(StoredMessage::from).collect())
+            self.messages_where(filter, "ORDER BY id DESC LIMIT $3 OFFSET $4", i64::from(offset))
+                .await
         }
 
         async fn counts_since(
@@ -653,20 +665,8 @@ for_every_backend! {
             filter: &MessageFilter,
             after: i64,
         ) -> Result<Vec<StoredMessage>, StoreError> {
-            let limit = if filter.limit > 0 { i64::from(filter.limit) } else { i64::MAX };
-            let rows: Vec<MessageRow> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages \
-                 WHERE (CAST($1 AS TEXT) IS NULL OR account = $1) \
-                 AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-                 AND id > $3 ORDER BY id LIMIT $4"
-            )))
-            .bind(filter.account.as_deref())
-            .bind(filter.status.map(|s| s.as_str()))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(StoredMessage::from).collect())
+            self.messages_where(filter, "AND id > $4 ORDER BY id LIMIT $3", after)
+                .await
         }
 
         async fn claim_import(&self, id: i64, token: &str, ttl_ms: i64) -> Result<Claim, StoreError> {
