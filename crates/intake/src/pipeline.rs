@@ -234,6 +234,7 @@ impl Intake {
             sync_dir(&self.import_dir());
             self.store.mark_imports_ready(&ready).await?;
         }
+        self.ack_removed_documents().await?;
         // Anything else in staging belongs to a batch that never committed.
         if let Ok(entries) = std::fs::read_dir(&staging) {
             for e in entries.flatten() {
@@ -247,6 +248,31 @@ impl Intake {
             for e in entries.flatten() {
                 let _ = std::fs::remove_file(e.path());
             }
+        }
+        Ok(())
+    }
+
+    /// The file-drop contract (docs/import-queue.md): a `ready` document the ERP removed from
+    /// the import folder counts as acknowledged. Only where this data directory's import folder
+    /// is the one the ERP reads: a store that keeps raw mail beside it (SQLite, one instance).
+    /// With PostgreSQL, instances each have their own folder, and a file missing from this one
+    /// says nothing about the ERP (there the ERP acknowledges through the REST API).
+    async fn ack_removed_documents(&self) -> Result<(), IntakeError> {
+        if self.store.keeps_raw_bytes() {
+            return Ok(());
+        }
+        let import_dir = self.import_dir();
+        let removed: Vec<i64> = self
+            .store
+            .list_imports(Some(&self.account))
+            .await?
+            .into_iter()
+            .filter(|e| e.state == "ready" && !import_dir.join(&e.file_name).exists())
+            .map(|e| e.id)
+            .collect();
+        if !removed.is_empty() {
+            tracing::info!(account = %self.account, documents = removed.len(), "import documents removed from the import folder by the ERP: acknowledged");
+            self.store.ack_removed_imports(&removed).await?;
         }
         Ok(())
     }

@@ -211,6 +211,49 @@ async fn cjk_attachment_name_of_120_chars_does_not_stop_the_account() {
     assert_eq!(account.ready_imports().await.len(), 4);
 }
 
+/// The file-drop side of the ERP's contract (docs/import-queue.md): a document the ERP removes
+/// from the import folder is acknowledged at the next pass (`picked_up`, never offered again);
+/// the others stay ready. Without it, a file-drop ERP's documents stayed "ready" for ever and
+/// an API consumer would be offered documents the ERP had long taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_document_the_erp_removes_is_acknowledged_at_the_next_pass() {
+    let env = env().await;
+    let account = Account::new(&env, "filedrop", None).await;
+    account
+        .take_in(
+            &env,
+            &[
+                m2m("taken", &[("order.xml", "application/xml", ORDER)]),
+                m2m("kept", &[("order.xml", "application/xml", ORDER)]),
+            ],
+        )
+        .await;
+    let names = account.ready_imports().await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    let taken = account.message("taken").await.id;
+    let entries = account.store.list_imports(None).await.unwrap();
+    let taken_entry = entries.iter().find(|e| e.message == taken).unwrap();
+    // The ERP imports one document and removes its file, as a file-drop import does.
+    std::fs::remove_file(account.intake.import_dir().join(&taken_entry.file_name)).unwrap();
+    account.take_in(&env, &[]).await;
+    let after = account.store.list_imports(None).await.unwrap();
+    for e in &after {
+        if e.id == taken_entry.id {
+            assert_eq!(e.state, "picked_up", "{e:?}");
+            assert!(e.acked_at.is_some(), "{e:?}");
+        } else {
+            assert_eq!(e.state, "ready", "the document still in the folder: {e:?}");
+        }
+    }
+    let pending = account
+        .store
+        .imports_after(None, 0, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0].id, taken_entry.id);
+}
+
 /// Wraps Monitor-to-Monitor and gives the documents of messages whose subject says so a name
 /// no file system takes (300 bytes): what a name the handler did not foresee does at write time.
 struct RefusedNames;

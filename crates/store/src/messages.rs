@@ -363,6 +363,11 @@ pub trait MessageStore: Send + Sync {
     /// time; an expired claim can be taken over).
     async fn claim_import(&self, id: i64, token: &str, ttl_ms: i64) -> Result<Claim, StoreError>;
 
+    /// The file-drop side of the contract: `ready` entries whose file the ERP removed from the
+    /// import folder are `picked_up` (acknowledged now); entries in another state stay as they
+    /// are.
+    async fn ack_removed_imports(&self, ids: &[i64]) -> Result<(), StoreError>;
+
     /// Acknowledges an entry the caller holds the claim `token` on: it is `picked_up` and never
     /// offered again. Repeating the ack with the same token is harmless.
     async fn ack_import(&self, id: i64, token: &str) -> Result<Ack, StoreError>;

@@ -701,6 +701,25 @@ for_every_backend! {
             })
         }
 
+        async fn ack_removed_imports(&self, ids: &[i64]) -> Result<(), StoreError> {
+            let at = now();
+            let mut tx = self.pool.begin().await?;
+            for chunk in ids.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "UPDATE import_queue SET state = 'picked_up', acked_at = $1 \
+                     WHERE state = 'ready' AND id IN ({})",
+                    params(2, chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at.as_str());
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn ack_import(&self, id: i64, token: &str) -> Result<Ack, StoreError> {
             let done = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE import_queue SET state = 'picked_up', acked_at = $3 \
