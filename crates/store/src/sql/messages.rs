@@ -194,6 +194,35 @@ for_every_backend! {
             }
         }
 
+        /// Sets `set` (which may use `$1` = `value`) on the import entries `ids` that are in
+        /// state `from`, in one transaction, in chunks of [`IN_CHUNK`].
+        async fn move_imports(
+            &self,
+            ids: &[i64],
+            from: &str,
+            set: &str,
+            value: Option<&str>,
+        ) -> Result<(), StoreError> {
+            let first = if value.is_some() { 2 } else { 1 };
+            let mut tx = self.pool.begin().await?;
+            for chunk in ids.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "UPDATE import_queue SET {set} WHERE state = '{from}' AND id IN ({})",
+                    params(first, chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                if let Some(v) = value {
+                    q = q.bind(v);
+                }
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
         /// The messages `filter` matches (account `$1`, status `$2`), in the order and window
         /// `window` gives with the limit `$3` and `n` as `$4` (an offset, or the id to start
         /// after): one query for the newest-first pages and the oldest-first cursor feed.
@@ -534,20 +563,7 @@ for_every_backend! {
         }
 
         async fn mark_imports_ready(&self, ids: &[i64]) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            for chunk in ids.chunks(IN_CHUNK) {
-                let sql = format!(
-                    "UPDATE import_queue SET state = 'ready' WHERE state = 'staged' AND id IN ({})",
-                    params(1, chunk.len())
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            self.move_imports(ids, "staged", "state = 'ready'", None).await
         }
 
         async fn list_messages(
@@ -703,21 +719,8 @@ for_every_backend! {
 
         async fn ack_removed_imports(&self, ids: &[i64]) -> Result<(), StoreError> {
             let at = now();
-            let mut tx = self.pool.begin().await?;
-            for chunk in ids.chunks(IN_CHUNK) {
-                let sql = format!(
-                    "UPDATE import_queue SET state = 'picked_up', acked_at = $1 \
-                     WHERE state = 'ready' AND id IN ({})",
-                    params(2, chunk.len())
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(at.as_str());
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            self.move_imports(ids, "ready", "state = 'picked_up', acked_at = $1", Some(&at))
+                .await
         }
 
         async fn ack_import(&self, id: i64, token: &str) -> Result<Ack, StoreError> {
