@@ -175,6 +175,19 @@ impl Fixture {
         self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
     }
 
+    /// The mailboxes with Send As on `address` (a user's or a shared mailbox), lower case.
+    pub fn send_as(&self, address: &str) -> &[String] {
+        self.user(address)
+            .map(|u| u.send_as.as_slice())
+            .or_else(|| {
+                self.mailboxes
+                    .iter()
+                    .find(|m| m.address.eq_ignore_ascii_case(address))
+                    .map(|m| m.send_as.as_slice())
+            })
+            .unwrap_or_default()
+    }
+
     pub fn user_by_id(&self, oid: Uuid) -> Option<&User> {
         self.users.iter().find(|u| u.object_id == oid)
     }

@@ -261,15 +261,24 @@ impl Intake {
         if self.store.keeps_raw_bytes() {
             return Ok(());
         }
+        // Only the entries still outstanding (ready, not claimed through the API): this runs at
+        // every pass, and the acknowledged ones only grow.
         let import_dir = self.import_dir();
-        let removed: Vec<i64> = self
-            .store
-            .list_imports(Some(&self.account))
-            .await?
-            .into_iter()
-            .filter(|e| e.state == "ready" && !import_dir.join(&e.file_name).exists())
-            .map(|e| e.id)
-            .collect();
+        let mut removed = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .imports_after(Some(&self.account), after, 1000, true)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            removed.extend(
+                page.iter()
+                    .filter(|e| !import_dir.join(&e.file_name).exists())
+                    .map(|e| e.id),
+            );
+        }
         if !removed.is_empty() {
             tracing::info!(account = %self.account, documents = removed.len(), "import documents removed from the import folder by the ERP: acknowledged");
             self.store.ack_removed_imports(&removed).await?;

@@ -63,6 +63,15 @@ fn attachment_id(m: &StoredMessage, index: usize) -> String {
     )
 }
 
+/// The id of `m`'s last attachment (just added): its MIME parts come first, then a draft's
+/// pending ones. Reads no attachment's bytes.
+pub fn last_id(m: &StoredMessage) -> String {
+    let in_mime = MessageParser::default()
+        .parse(m.raw.as_slice())
+        .map_or(0, |p| p.attachments().count());
+    attachment_id(m, (in_mime + m.attachments.len()).saturating_sub(1))
+}
+
 /// Every attachment of `m`: its MIME parts, then a draft's pending ones.
 pub fn of(graph: &GraphState, m: &StoredMessage) -> Result<Vec<Attachment>, ApiError> {
     let mut out = Vec::new();
@@ -188,7 +197,7 @@ pub fn add(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
             .messages
             .get_mut(id)
             .ok_or_else(ApiError::item_not_found)?;
-        m.attachments.push(PendingAttachment {
+        let pending = PendingAttachment {
             name: body["name"].as_str().unwrap_or("attachment").to_owned(),
             content_type: body["contentType"]
                 .as_str()
@@ -197,12 +206,22 @@ pub fn add(graph: &GraphState, req: &Req, t: &Target, id: &str) -> ApiResult {
             blob,
             is_inline: body["isInline"].as_bool().unwrap_or(false),
             content_id: body["contentId"].as_str().map(str::to_owned),
-        });
+        };
+        let added = Attachment {
+            id: String::new(),
+            name: pending.name.clone(),
+            content_type: pending.content_type.clone(),
+            is_inline: pending.is_inline,
+            content_id: pending.content_id.clone(),
+            data,
+        };
+        m.attachments.push(pending);
         mb.touch(id);
         let m = message(mb, id)?;
-        let added = of(graph, m)?
-            .pop()
-            .ok_or_else(|| ApiError::internal("the attachment vanished"))?;
+        let added = Attachment {
+            id: last_id(m),
+            ..added
+        };
         let mut v = added.json(m, true);
         v["@odata.context"] =
             context(req, t, &format!("messages('{id}')/attachments/$entity")).into();

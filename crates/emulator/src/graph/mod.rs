@@ -65,10 +65,6 @@ pub struct GraphState {
     pub counters: GraphCounters,
     pub uploads: Mutex<HashMap<String, upload::UploadState>>,
     pub delta_sessions: Mutex<HashMap<String, delta::DeltaSession>>,
-    /// Who may send as whom: mailbox → the mailboxes with Send As on it (lower case).
-    pub send_as: HashMap<String, Vec<String>>,
-    /// App-only callers limited to mailboxes (application access policies), by app id.
-    pub app_scopes: HashMap<uuid::Uuid, Vec<String>>,
 }
 
 impl GraphState {
@@ -103,23 +99,6 @@ impl GraphState {
             counters: GraphCounters::default(),
             uploads: Mutex::new(HashMap::new()),
             delta_sessions: Mutex::new(HashMap::new()),
-            send_as: fixture
-                .users
-                .iter()
-                .map(|u| (u.upn.to_ascii_lowercase(), u.send_as.clone()))
-                .chain(
-                    fixture
-                        .mailboxes
-                        .iter()
-                        .map(|m| (m.address.to_ascii_lowercase(), m.send_as.clone())),
-                )
-                .filter(|(_, trustees)| !trustees.is_empty())
-                .collect(),
-            app_scopes: fixture
-                .apps
-                .iter()
-                .filter_map(|a| Some((a.client_id, a.mailbox_access.clone()?)))
-                .collect(),
         })
     }
 
@@ -730,8 +709,8 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::Copy(id) => moves::copy_message(graph, req, &t, &id),
         Route::Respond(id, kind, true) => respond::send(graph, req, &t, &id, kind),
         Route::Respond(id, kind, false) => respond::create(graph, req, &t, &id, kind),
-        Route::SendDraft(id) => send::send_draft(graph, &t, &id),
-        Route::SendMail => send::send_mail(graph, req, &t),
+        Route::SendDraft(id) => send::send_draft(graph, &state.fixture, &t, &id),
+        Route::SendMail => send::send_mail(graph, &state.fixture, req, &t),
         Route::CreateUploadSession(id) => upload::create(graph, req, &t, &id),
         Route::ListAttachments(id) => attachments::list(graph, req, &t, &id),
         Route::AddAttachment(id) => attachments::add(graph, req, &t, &id),

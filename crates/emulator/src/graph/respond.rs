@@ -48,15 +48,9 @@ fn answer(mb: &Mailbox, id: &str, kind: Kind, body: &Value) -> Result<Vec<u8>, A
     };
     let (prefix, to, cc) = match kind {
         Kind::Forward => {
+            // None yet is fine for a draft; sending refuses it (`send::submit`).
             let mut to = recipients(body.get("toRecipients"))?;
             to.extend(message.to_recipients.clone().unwrap_or_default());
-            if to.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "ErrorInvalidRecipients",
-                    "At least one recipient is not valid., A message can't be sent because it contains no recipients.",
-                ));
-            }
             ("FW: ", to, Vec::new())
         }
         Kind::Reply | Kind::ReplyAll => {
@@ -144,13 +138,7 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str, kind: Kind) -
         req.json()?
     };
     with_mailbox(graph, t, true, |mb| {
-        let raw = match answer(mb, id, kind, &body) {
-            // A forward may get its recipients later, in the draft.
-            Err(e) if kind == Kind::Forward && e.code == "ErrorInvalidRecipients" => {
-                answer_without_recipients(mb, id, &body)?
-            }
-            other => other?,
-        };
+        let raw = answer(mb, id, kind, &body)?;
         let drafts = mb
             .folder("drafts")
             .map(|f| f.id.clone())
@@ -158,12 +146,4 @@ pub fn create(graph: &GraphState, req: &Req, t: &Target, id: &str, kind: Kind) -
         let new_id = mb.insert(&drafts, raw, now(), true, true);
         message_entity(mb, req, t, &new_id, StatusCode::CREATED)
     })
-}
-
-/// A forward draft with no recipients yet.
-fn answer_without_recipients(mb: &Mailbox, id: &str, body: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut with_me = body.clone();
-    with_me["toRecipients"] = serde_json::json!([{"emailAddress": {"address": mb.address}}]);
-    let raw = answer(mb, id, Kind::Forward, &with_me)?;
-    Ok(mime::strip_header(&raw, "to"))
 }

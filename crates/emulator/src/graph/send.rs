@@ -16,6 +16,7 @@ use super::mime::{self, MimeAttachment};
 use super::reply::{ApiError, ApiResult, Reply};
 use super::store::{MailStore, StoredMessage, now};
 use super::{GraphState, Req, Target, with_mailbox};
+use crate::fixture::Fixture;
 use crate::state::lock;
 
 fn is_mime_form(req: &Req) -> bool {
@@ -96,14 +97,14 @@ fn request_mime(
     ))
 }
 
-pub fn send_mail(graph: &GraphState, req: &Req, t: &Target) -> ApiResult {
+pub fn send_mail(graph: &GraphState, fixture: &Fixture, req: &Req, t: &Target) -> ApiResult {
     if !is_mime_form(req) {
         // The JSON form must carry a `message`; a bare message is a draft, not a sendMail.
         let parsed: SendMailRequest = req.json()?;
         let _ = parsed;
     }
     let (raw, save) = request_mime(graph, req, t)?;
-    may_send_as(graph, t, &raw)?;
+    may_send_as(fixture, t, &raw)?;
     let mut store = lock(&graph.store);
     submit(&mut store, &t.mailbox, raw, save.unwrap_or(true))?;
     store.save()?;
@@ -116,7 +117,7 @@ pub fn send_mail(graph: &GraphState, req: &Req, t: &Target) -> ApiResult {
 /// 403 `ErrorSendAsDenied` (nothing is delivered). With an app token the documented way to
 /// send as a user is through that user's own mailbox:
 /// <https://learn.microsoft.com/en-us/graph/outlook-send-mail-from-other-user>.
-fn may_send_as(graph: &GraphState, t: &Target, raw: &[u8]) -> Result<(), ApiError> {
+fn may_send_as(fixture: &Fixture, t: &Target, raw: &[u8]) -> Result<(), ApiError> {
     let Some(from) = mime::parse(raw)
         .from
         .and_then(|r| r.email_address.address)
@@ -127,13 +128,11 @@ fn may_send_as(graph: &GraphState, t: &Target, raw: &[u8]) -> Result<(), ApiErro
     if from == t.mailbox {
         return Ok(());
     }
-    let granted = graph
-        .send_as
-        .get(&from)
-        .is_some_and(|trustees| trustees.contains(&t.mailbox));
-    let in_scope = graph
-        .app_scopes
-        .get(&t.caller.app_id)
+    let granted = fixture.send_as(&from).contains(&t.mailbox);
+    // The same application access policy `auth::authorize` applies to the mailbox in the URL.
+    let in_scope = fixture
+        .app(&t.caller.app_id.to_string())
+        .and_then(|a| a.mailbox_access.as_ref())
         .is_none_or(|scope| scope.contains(&from));
     if granted && in_scope {
         return Ok(());
@@ -233,7 +232,7 @@ pub fn draft_mime_with(graph: &GraphState, m: &StoredMessage) -> Result<Vec<u8>,
     Ok(mime::add_attachments(&m.raw, &atts))
 }
 
-pub fn send_draft(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
+pub fn send_draft(graph: &GraphState, fixture: &Fixture, t: &Target, id: &str) -> ApiResult {
     let mut store = lock(&graph.store);
     let mb = store
         .get_mut(&t.mailbox)
@@ -247,7 +246,7 @@ pub fn send_draft(graph: &GraphState, t: &Target, id: &str) -> ApiResult {
         ));
     }
     let raw = draft_mime_with(graph, m)?;
-    may_send_as(graph, t, &raw)?;
+    may_send_as(fixture, t, &raw)?;
     let save = !m.delete_after_submit;
     submit(&mut store, &t.mailbox, raw, save)?;
     if let Some(mb) = store.get_mut(&t.mailbox) {

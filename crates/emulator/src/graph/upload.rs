@@ -333,10 +333,7 @@ async fn put(
         .messages
         .get(&done.message_id)
         .ok_or_else(ApiError::item_not_found)?;
-    let attachment = super::attachments::of(graph, m)?
-        .pop()
-        .map(|a| a.id)
-        .unwrap_or_default();
+    let attachment = super::attachments::last_id(m);
     let location = format!(
         "{base}/v1.0/users/{}/messages/{}/attachments/{attachment}",
         done.mailbox, done.message_id
