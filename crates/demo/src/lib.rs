@@ -113,6 +113,7 @@ impl Demo {
             run_outbox: true,
             run_intake: true,
             shutdown_grace: Duration::from_secs(10),
+            upkeep: Some(kurir_service::upkeep::UpkeepConfig::default()),
         };
         let service = Service::start(dir, store.clone(), config).await?;
         Ok(Demo {

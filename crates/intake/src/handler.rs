@@ -79,9 +79,7 @@ impl Handler for MonitorToMonitor {
     fn handle<'a>(&self, msg: &'a Message<'a>) -> Result<Vec<Document<'a>>, Rejection> {
         let docs = documents(msg, msg.raw_message(), 0)?;
         if !docs.iter().any(|d| d.kind == "xml") {
-            return Err(Rejection(
-                "a Monitor-to-Monitor message must carry an XML business document, and this one has none; ask the sender to send it from Monitor again, or check that the account's type is right".into(),
-            ));
+            return Err(Rejection(crate::reasons::NO_XML.into()));
         }
         Ok(docs)
     }
@@ -98,9 +96,7 @@ impl Handler for SupplierInvoices {
     fn handle<'a>(&self, msg: &'a Message<'a>) -> Result<Vec<Document<'a>>, Rejection> {
         let docs = documents(msg, msg.raw_message(), 0)?;
         if docs.is_empty() {
-            return Err(Rejection(
-                "a supplier-invoice message must carry a PDF or XML invoice, and this one has none; ask the supplier to attach the invoice, or register it by hand".into(),
-            ));
+            return Err(Rejection(crate::reasons::NO_INVOICE.into()));
         }
         Ok(docs)
     }
@@ -134,22 +130,16 @@ fn documents<'a>(
         };
         let bytes = part.contents();
         if kind == "xml" && !looks_like_xml(bytes) {
-            return Err(Rejection(format!(
-                "the attachment '{shown}' is named or typed as XML but its content is not XML; ask the sender to send the document again"
-            )));
+            return Err(Rejection(crate::reasons::not_really(&shown, "XML")));
         }
         if kind == "xml" {
             // The ERP's XML parser is the target of entity bombs and XXE; Kurir is the gate.
             if let Err(why) = crate::xml::check(bytes) {
-                return Err(Rejection(format!(
-                    "the XML attachment '{shown}' is not handed to the ERP: {why}. Ask the sender to export the document from Monitor again"
-                )));
+                return Err(Rejection(crate::reasons::unsafe_xml(&shown, &why)));
             }
         }
         if kind == "pdf" && !bytes.starts_with(b"%PDF-") {
-            return Err(Rejection(format!(
-                "the attachment '{shown}' is named or typed as PDF but its content is not a PDF; ask the sender to send the document again"
-            )));
+            return Err(Rejection(crate::reasons::not_really(&shown, "PDF")));
         }
         out.push(Document {
             kind,

@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod handler;
 pub mod parse;
 pub mod pipeline;
+pub mod reasons;
 pub mod schedule;
 mod segment;
 pub mod tls;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::IntakeError;
-pub use pipeline::{BatchLimits, Intake, PassSummary, Progress};
+pub use pipeline::{BatchLimits, Intake, PassSummary, Progress, ReprocessOutcome};
 
 use transport::graph::GraphTransport;
 use transport::imap::{Folders, ImapTransport};
@@ -176,14 +177,6 @@ impl AccountSpec {
 
     /// The pipeline for this account.
     pub fn intake(&self, data_dir: PathBuf, store: Arc<dyn kurir_store::MessageStore>) -> Intake {
-        Intake {
-            account: self.name.clone(),
-            data_dir,
-            store,
-            handler: handler::handler_for(&self.account_type),
-            limits: BatchLimits::default(),
-            stop: None,
-            dir: Default::default(),
-        }
+        Intake::for_account(&self.name, &self.account_type, data_dir, store)
     }
 }

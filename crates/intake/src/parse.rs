@@ -66,7 +66,7 @@ pub fn content_hash(raw: &[u8]) -> String {
 /// Parses `raw`; `Err` carries the reason it is not a message, for the quarantine record.
 pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("the message is empty (0 bytes of content)".into());
+        return Err(crate::reasons::EMPTY.into());
     }
     let msg = MessageParser::default().parse(raw).ok_or_else(|| {
         "the content has no header fields (no MIME structure found), so it is not an e-mail message"
@@ -80,7 +80,7 @@ pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
             .any(|f| h.name().eq_ignore_ascii_case(f))
     });
     if !known {
-        return Err("the content has no recognisable e-mail header field (From, To, Subject, Date, Message-ID, Received…), so it is not an e-mail message".into());
+        return Err(crate::reasons::NOT_EMAIL.into());
     }
     Ok(msg)
 }
@@ -93,7 +93,7 @@ pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
 /// text is not converted from its charset).
 pub fn meta_without_body(raw: &[u8]) -> Result<Meta, String> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("the message is empty (0 bytes of content)".into());
+        return Err(crate::reasons::EMPTY.into());
     }
     let end = header_end(raw);
     let msg = MessageParser::default()
@@ -108,7 +108,7 @@ pub fn meta_without_body(raw: &[u8]) -> Result<Meta, String> {
             .any(|f| h.name().eq_ignore_ascii_case(f))
     });
     if !known {
-        return Err("the content has no recognisable e-mail header field (From, To, Subject, Date, Message-ID, Received…), so it is not an e-mail message".into());
+        return Err(crate::reasons::NOT_EMAIL.into());
     }
     let mut meta = fields(&msg);
     let mut attachments = Vec::new();

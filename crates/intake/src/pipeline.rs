@@ -616,6 +616,7 @@ impl Intake {
             raw_in_store: self.store.keeps_raw_bytes(),
             staging: self.staging_dir(),
             import_dir: self.import_dir(),
+            account_dir: self.account_dir_name().to_owned(),
             handler: self.handler.clone(),
         };
         tokio::task::spawn_blocking(move || {
@@ -642,12 +643,152 @@ impl Intake {
     }
 }
 
+/// What [`Intake::reprocess`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReprocessOutcome {
+    /// The handler took it in now: its documents are in the import folder.
+    Stored { documents: usize },
+    /// The handler still refuses it; the new reason replaced the old.
+    StillQuarantined { reason: String },
+    /// Not done: not found, not quarantined, …
+    Refused(kurir_store::lifecycle::ActionRefused),
+    /// Retention already removed the raw MIME; there is nothing to run the handler on.
+    RawGone,
+}
+
+impl Intake {
+    /// The pipeline of `account` for work outside a pass (reprocessing a quarantined message):
+    /// its type's handler, the data directory's folders.
+    pub fn for_account(
+        account: &str,
+        account_type: &str,
+        data_dir: PathBuf,
+        store: Arc<dyn MessageStore>,
+    ) -> Intake {
+        Intake {
+            account: account.to_owned(),
+            data_dir,
+            store,
+            handler: crate::handler::handler_for(account_type),
+            limits: BatchLimits::default(),
+            stop: None,
+            dir: Default::default(),
+        }
+    }
+
+    /// Runs the account's handler again on quarantined message `id` (after an administrator
+    /// changed the account's type, say) and replaces its quarantine state with the result: its
+    /// documents go into the import queue exactly as a pass would put them (staged, committed,
+    /// renamed into place, ready). Waits for a pass in progress to finish (the account lock).
+    /// The message stays where it is on the mail server (the quarantine folder).
+    pub async fn reprocess(
+        &self,
+        id: i64,
+        lifecycle: &dyn kurir_store::LifecycleStore,
+        actor: &str,
+    ) -> Result<ReprocessOutcome, IntakeError> {
+        let Some(raw) = self.store.raw_message(id).await? else {
+            return Ok(match self.store.message(id).await? {
+                None => ReprocessOutcome::Refused(kurir_store::lifecycle::ActionRefused::NotFound),
+                Some(_) => ReprocessOutcome::RawGone,
+            });
+        };
+        let _lock = self.lock_waiting(Duration::from_secs(60)).await?;
+        for dir in [self.import_dir(), self.staging_dir()] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| IntakeError::disk("create the import folder", &dir, e))?;
+        }
+        let ctx = PrepareCtx {
+            data_dir: self.data_dir.clone(),
+            raw_in_store: self.store.keeps_raw_bytes(),
+            staging: self.staging_dir(),
+            import_dir: self.import_dir(),
+            account_dir: self.account_dir_name().to_owned(),
+            handler: self.handler.clone(),
+        };
+        let data_dir = self.data_dir.clone();
+        let examined = tokio::task::spawn_blocking(move || {
+            let bytes = raw
+                .read(&data_dir)
+                .map_err(|e| IntakeError::disk("read the raw message", &data_dir, e))?;
+            let hash = parse::content_hash(&bytes);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctx.examine(&bytes, &hash)
+            })) {
+                Ok(r) => r,
+                Err(_) => Ok((
+                    parse::Meta::default(),
+                    MessageStatus::Quarantined,
+                    Some(crate::reasons::PARSER_FAILED.to_owned()),
+                    Vec::new(),
+                )),
+            }
+        })
+        .await
+        .map_err(|e| IntakeError::Config {
+            account: self.account.clone(),
+            problem: format!("the intake worker stopped unexpectedly: {e}"),
+        })??;
+        let (meta, status, reason, staged) = examined;
+        let outcome = kurir_store::lifecycle::Reprocessed {
+            status,
+            reason: reason.clone(),
+            handler: self.handler.name().to_owned(),
+            attachments: meta.attachments,
+            imports: staged.iter().map(|(_, _, imp)| imp.clone()).collect(),
+        };
+        let ids = match lifecycle.replace_quarantine(id, outcome, actor).await? {
+            Ok(ids) => ids,
+            Err(refused) => {
+                for (from, _, _) in &staged {
+                    let _ = std::fs::remove_file(from);
+                }
+                return Ok(ReprocessOutcome::Refused(refused));
+            }
+        };
+        for (from, to, _) in &staged {
+            std::fs::rename(from, to)
+                .map_err(|e| IntakeError::disk("move an import document into place", to, e))?;
+        }
+        if !ids.is_empty() {
+            sync_dir(&self.import_dir());
+            self.store.mark_imports_ready(&ids).await?;
+        }
+        Ok(match status {
+            MessageStatus::Stored => ReprocessOutcome::Stored {
+                documents: staged.len(),
+            },
+            MessageStatus::Quarantined => ReprocessOutcome::StillQuarantined {
+                reason: reason.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// The account's lock, waiting up to `wait` for a pass that holds it.
+    async fn lock_waiting(&self, wait: Duration) -> Result<AccountLock, IntakeError> {
+        let until = Instant::now() + wait;
+        loop {
+            match self.lock().await {
+                Ok(l) => return Ok(l),
+                Err(e) if Instant::now() < until && matches!(e, IntakeError::Config { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 struct PrepareCtx {
     data_dir: PathBuf,
     /// The store keeps raw MIME itself: no segment or message files are written.
     raw_in_store: bool,
     staging: PathBuf,
     import_dir: PathBuf,
+    /// The account's directory name: large messages are filed under it, so two accounts never
+    /// share a message file and retention can remove one account's file without a race with
+    /// another account taking in the same bytes.
+    account_dir: String,
     handler: Arc<dyn Handler>,
 }
 
@@ -747,7 +888,7 @@ impl PrepareCtx {
             Err(_) => (
                 parse::Meta::default(),
                 MessageStatus::Quarantined,
-                Some("the MIME parser failed on this message".to_owned()),
+                Some(crate::reasons::PARSER_FAILED.to_owned()),
                 Vec::new(),
             ),
         };
@@ -872,10 +1013,7 @@ impl PrepareCtx {
                 return Ok((
                     meta,
                     MessageStatus::Quarantined,
-                    Some(format!(
-                        "the {} document '{}' cannot be written to the import folder ({why}); the message is kept in quarantine. Save the document from the message by hand, or ask the sender to send it again with a shorter, plainer attachment name",
-                        doc.kind, doc.name
-                    )),
+                    Some(crate::reasons::unwritable(doc.kind, &doc.name, &why)),
                     Vec::new(),
                 ));
             }
@@ -941,7 +1079,7 @@ impl PrepareCtx {
             }
             return Ok((RawMime::Inline(bytes), None));
         }
-        let rel = format!("messages/{}/{}.eml", &hash[..2], hash);
+        let rel = format!("messages/{}/{}/{}.eml", self.account_dir, &hash[..2], hash);
         let path = self.data_dir.join(&rel);
         let dir = path.parent().expect("has a parent").to_owned();
         std::fs::create_dir_all(&dir)

@@ -31,6 +31,6 @@ pub mod worker;
 pub use compose::{Composed, Draft, FileAttachment, compose};
 pub use error::SendError;
 pub use listener::{ListenerConfig, ListenerError, ListenerTls};
-pub use sender::{ExchangeTransport, Route, Sender, WEBSHOP_SCOPE};
+pub use sender::{ExchangeTransport, Route, SYSTEM_SENDER, Sender, WEBSHOP_SCOPE};
 pub use submission::{Content, Queued, SendAs, Submission, SubmitError, Submitter};
 pub use worker::{Outbox, OutboxConfig, RunStats};

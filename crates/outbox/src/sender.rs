@@ -26,6 +26,10 @@ use crate::error::SendError;
 /// user settings).
 pub const WEBSHOP_SCOPE: &str = ":webshop";
 
+/// The `sender_user` of mail Kurir sends itself (alarm notices, forwarded quarantined
+/// messages): the system settings, from the Default sender address (`default_sender`).
+pub const SYSTEM_SENDER: &str = ":system";
+
 /// Transport encryption for SMTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
@@ -120,6 +124,8 @@ impl Sender {
 pub fn scope_of(sender_user: &str) -> Scope {
     if sender_user == WEBSHOP_SCOPE {
         Scope::Webshop
+    } else if sender_user == SYSTEM_SENDER {
+        Scope::System
     } else {
         Scope::User(sender_user.to_owned())
     }
@@ -184,11 +190,21 @@ pub async fn resolve(
         )));
     }
     let eff = snap.resolve(&scope);
-    let from = eff.get("email").map(str::to_owned).ok_or_else(|| {
-        SendError::Settings(format!(
-            "{scope} has no E-postadress (email) to send from; set it with `kurir settings set {}email=…` or a system default_sender",
-            flag(&eff.fix_scope("email"))
-        ))
+    // The system has no E-postadress of its own; it sends from the Default sender address.
+    let address_key = if scope == Scope::System {
+        "default_sender"
+    } else {
+        "email"
+    };
+    let from = eff.get(address_key).map(str::to_owned).ok_or_else(|| {
+        SendError::Settings(if scope == Scope::System {
+            "Kurir sends its own mail (alarms, forwarded messages) from the Default sender address, which is not set; set it with `kurir settings set default_sender=…`".to_owned()
+        } else {
+            format!(
+                "{scope} has no E-postadress (email) to send from; set it with `kurir settings set {}email=…` or a system default_sender",
+                flag(&eff.fix_scope("email"))
+            )
+        })
     })?;
     let ca_pem = ca_pem(&eff).await?;
     let method = eff.method();

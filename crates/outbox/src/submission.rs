@@ -25,6 +25,9 @@ pub enum SendAs {
     User(String),
     /// The webshop, according to its settings (the user it sends as, or its own settings).
     Webshop,
+    /// Kurir itself (alarm notices, forwarded quarantined messages): the system settings, from
+    /// the Default sender address.
+    System,
 }
 
 /// One message to queue.
@@ -135,6 +138,7 @@ impl Submitter {
         };
         let sender_user = match &sub.send_as {
             SendAs::Webshop => sender::webshop_sender(&snap),
+            SendAs::System => sender::SYSTEM_SENDER.to_owned(),
             SendAs::User(code) => normalize_user_code(code).map_err(SubmitError::User)?,
         };
         let resolved = match &self.outbox {

@@ -3,7 +3,8 @@
 //! - the intake: one scheduler per incoming-mail account (IMAP IDLE / poll / backoff), started,
 //!   restarted and stopped as the accounts' settings change;
 //! - the outbox workers, which send what `kurir send`, the REST API and the listener queue;
-//! - the SMTP submission listener for legacy components (the webshop), once it has a login.
+//! - the SMTP submission listener for legacy components (the webshop), once it has a login;
+//! - upkeep: retention's daily purge, alarm notifications and the ERP webhook ([`upkeep`]).
 //!
 //! Once listening it prints ONE JSON line on stdout (`{"listen": "http://127.0.0.1:8025", …}`)
 //! so scripts and tests can find the ports when `--listen` used port 0; logs go to stderr.
@@ -31,10 +32,12 @@ use kurir_store::KurirStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod backup;
 pub mod intake;
 mod listener;
 pub mod paths;
 pub mod signal;
+pub mod upkeep;
 
 /// What a service runs, already validated (the CLI turns its arguments into this).
 #[derive(Clone)]
@@ -51,6 +54,8 @@ pub struct ServiceConfig {
     pub run_intake: bool,
     /// How long intake passes and sends in flight may finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Retention, alarm notifications and the ERP webhook (`None`: not in this process).
+    pub upkeep: Option<upkeep::UpkeepConfig>,
 }
 
 /// A running service: what `kurir serve` and `kurir demo` start.
@@ -86,6 +91,7 @@ impl Service {
             run_outbox,
             run_intake,
             shutdown_grace,
+            upkeep: upkeep_config,
         } = config;
         if !config.listen.ip().is_loopback() && !config.secure_cookies {
             tracing::warn!(
@@ -150,6 +156,14 @@ impl Service {
             workers.push((
                 "smtp listener",
                 tokio::spawn(listener::run(store, outbox, cfg, bound, smtp_tx, stop)),
+            ));
+        }
+        if let Some(cfg) = upkeep_config {
+            let store = store.clone();
+            let stop = stop_rx.clone();
+            workers.push((
+                "upkeep",
+                tokio::spawn(upkeep::run(store, outbox.submitter(), cfg, stop)),
             ));
         }
         if run_intake {

@@ -98,6 +98,7 @@ pub const CLOUDS: &[&str] = &["global", "usgov", "china"];
 pub const PROTOCOLS: &[&str] = &["graph", "imap", "pop3"];
 pub const TLS_MODES: &[&str] = &["starttls", "tls", "none"];
 pub const BOOLS: &[&str] = &["false", "true"];
+pub const LANGUAGES: &[&str] = &["sv", "en"];
 pub const ACCOUNT_TYPES: &[&str] = &["monitor-to-monitor", "supplier-invoices", "general"];
 
 /// What the admin sees for a choice (Swedish, English): the seed's own words where it names the
@@ -137,6 +138,8 @@ pub fn choice_label(key: &str, value: &str) -> Option<(&'static str, &'static st
         (_, "starttls") => ("STARTTLS", "STARTTLS"),
         (_, "tls") => ("TLS från början", "TLS from the start"),
         (k, "none") if k.ends_with("_tls") => ("Ingen (okrypterad)", "None (unencrypted)"),
+        ("alarm_language", "sv") => ("Svenska", "Swedish"),
+        ("alarm_language", "en") => ("Engelska", "English"),
         (_, "true") => ("Ja", "Yes"),
         (_, "false") => ("Nej", "No"),
         _ => return None,
@@ -454,6 +457,87 @@ pub static KEYS: &[KeyDef] = &[
         levels: &[A],
         help_sv: "Användarkoder eller roller, kommaseparerade, som får se kontots e-post; * för alla.",
         help: "User codes or roles, comma separated, that may see this account's mail; * for everyone.",
+    },
+    KeyDef {
+        name: "keep_raw_mail",
+        label_sv: "Spara inkommande e-post (original)",
+        label_en: "Keep incoming mail (original)",
+        kind: Kind::Duration,
+        levels: &[S],
+        help_sv: "Hur länge originalet (MIME) av ett behandlat inkommande meddelande sparas, t.ex. 90d. Uppgifterna om meddelandet sparas längre (Spara uppgifter). Meddelanden i karantän som ingen har hanterat tas aldrig bort.",
+        help: "How long the original (MIME) of a processed incoming message is kept, e.g. 90d. The message's details are kept longer (Keep records). Quarantined messages nobody has handled are never removed.",
+    },
+    KeyDef {
+        name: "keep_import_documents",
+        label_sv: "Spara importerade dokument",
+        label_en: "Keep imported documents",
+        kind: Kind::Duration,
+        levels: &[S],
+        help_sv: "Hur länge ett dokument ligger kvar i importmappen efter att affärssystemet har kvitterat det, t.ex. 90d. Okvitterade dokument tas aldrig bort.",
+        help: "How long a document stays in the import folder after the ERP acknowledged it, e.g. 90d. Documents not acknowledged are never removed.",
+    },
+    KeyDef {
+        name: "keep_sent_mail",
+        label_sv: "Spara skickad e-post",
+        label_en: "Keep sent mail",
+        kind: Kind::Duration,
+        levels: &[S],
+        help_sv: "Hur länge innehållet i skickad (eller avbruten) utgående e-post sparas, t.ex. 90d. Misslyckade meddelanden tas aldrig bort.",
+        help: "How long the content of sent (or cancelled) outgoing mail is kept, e.g. 90d. Failed messages are never removed.",
+    },
+    KeyDef {
+        name: "keep_records",
+        label_sv: "Spara uppgifter",
+        label_en: "Keep records",
+        kind: Kind::Duration,
+        levels: &[S],
+        help_sv: "Hur länge uppgifterna om in- och utgående meddelanden (avsändare, ämne, status) sparas innan de tas bort helt, t.ex. 730d.",
+        help: "How long the details of incoming and outgoing messages (sender, subject, state) are kept before they are removed altogether, e.g. 730d.",
+    },
+    KeyDef {
+        name: "alarm_email",
+        label_sv: "Larm till e-postadress",
+        label_en: "Alarm e-mail address",
+        kind: Kind::Email,
+        levels: &[S],
+        help_sv: "Vart larm skickas (en hemlighet som går ut, ett konto som inte hämtar, utgående e-post som misslyckas). Skickas via Kurirs egen utkorg från Standardavsändare.",
+        help: "Where alarms are sent (a secret about to expire, an account that does not fetch, outgoing mail that fails). Sent through Kurir's own outbox from the Default sender address.",
+    },
+    KeyDef {
+        name: "alarm_webhook",
+        label_sv: "Larm till webhook",
+        label_en: "Alarm webhook",
+        kind: Kind::Url,
+        levels: &[S],
+        help_sv: "En https-adress som får varje larm och varje åtgärdat larm som JSON (POST).",
+        help: "An https URL that receives each alarm, and each resolved alarm, as JSON (POST).",
+    },
+    KeyDef {
+        name: "alarm_language",
+        label_sv: "Språk för larm",
+        label_en: "Alarm language",
+        kind: Kind::Choice(LANGUAGES),
+        levels: &[S],
+        help_sv: "sv (svenska) eller en (engelska): språket i larmens e-post och webhook.",
+        help: "sv (Swedish) or en (English): the language of alarm e-mails and webhook calls.",
+    },
+    KeyDef {
+        name: "erp_webhook",
+        label_sv: "Webhook för affärssystemet",
+        label_en: "ERP webhook",
+        kind: Kind::Url,
+        levels: &[S],
+        help_sv: "En https-adress som anropas (POST, JSON) när nya meddelanden eller importdokument finns, så att affärssystemet kan hämta dem direkt i stället för att fråga med jämna mellanrum.",
+        help: "An https URL called (POST, JSON) when new messages or import documents are there, so the ERP can fetch them at once instead of polling.",
+    },
+    KeyDef {
+        name: "webhook_secret",
+        label_sv: "Webhookhemlighet",
+        label_en: "Webhook secret",
+        kind: Kind::Secret,
+        levels: &[S],
+        help_sv: "Om den är satt signeras varje webhookanrop med HMAC-SHA256 i huvudet X-Kurir-Signature, så att mottagaren kan kontrollera att anropet kommer från Kurir.",
+        help: "When set, every webhook call is signed with HMAC-SHA256 in the X-Kurir-Signature header, so the receiver can check the call comes from Kurir.",
     },
 ];
 

@@ -261,14 +261,15 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let (num, unit) = v.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{value}' is not a duration; write e.g. 30s, 5m or 1h"))?;
+        .map_err(|_| format!("'{value}' is not a duration; write e.g. 30s, 5m, 1h or 90d"))?;
     let secs = match unit.trim() {
         "" | "s" | "sec" | "secs" => n,
         "m" | "min" => n * 60,
         "h" => n * 3600,
+        "d" | "days" => n * 86_400,
         _ => {
             return Err(format!(
-                "'{value}' is not a duration; write e.g. 30s, 5m or 1h"
+                "'{value}' is not a duration; write e.g. 30s, 5m, 1h or 90d"
             ));
         }
     };
@@ -277,7 +278,9 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s != 0 && s.is_multiple_of(3600) {
+    if s != 0 && s.is_multiple_of(86_400) {
+        format!("{}d", s / 86_400)
+    } else if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
     } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)

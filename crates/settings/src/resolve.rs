@@ -339,6 +339,9 @@ fn apply_defaults(eff: &mut Effective) {
             "processed_folder" => Some("Processed".into()),
             "quarantine_folder" => Some("Quarantine".into()),
             "poll_interval" => Some("1m".into()),
+            "keep_raw_mail" | "keep_import_documents" | "keep_sent_mail" => Some("90d".into()),
+            "keep_records" => Some("730d".into()),
+            "alarm_language" => Some("sv".into()),
             _ => None,
         };
         f.value = default.map(StoredValue::Plain);

@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::{
-    AdminStore, MasterKey, MessageStore, OutboxStore, PgStore, SqliteStore, Store, StoreError,
+    AdminStore, LifecycleStore, MasterKey, MessageStore, OutboxStore, PgStore, SqliteStore, Store,
+    StoreError,
 };
 
-/// Everything Kurir keeps: settings, incoming mail, the outbox, admins.
-pub trait KurirStore: Store + MessageStore + OutboxStore + AdminStore + std::fmt::Debug {
+/// Everything Kurir keeps: settings, incoming mail, the outbox, admins, and what keeps them
+/// healthy over the years (retention, quarantine actions, notified alarms).
+pub trait KurirStore:
+    Store + MessageStore + OutboxStore + AdminStore + LifecycleStore + std::fmt::Debug
+{
     /// `sqlite` or `postgres` (for logs and metrics).
     fn backend(&self) -> &'static str;
 

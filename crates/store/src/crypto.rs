@@ -97,6 +97,23 @@ impl MasterKey {
         B64.encode(b)
     }
 
+    /// The key from `KURIR_MASTER_KEY`, else from `{data_dir}/master.key`; never creates one
+    /// (a restore needs the original key, not a new one).
+    pub fn load(data_dir: &Path) -> Result<MasterKey, StoreError> {
+        if let Ok(text) = std::env::var(MASTER_KEY_ENV)
+            && !text.trim().is_empty()
+        {
+            return MasterKey::parse(&text, KeyOrigin::Env);
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| StoreError::Io {
+            what: format!("read the master key file {}", path.display()),
+            source: e,
+        })?;
+        check_permissions(&path)?;
+        MasterKey::parse(&text, KeyOrigin::File(path))
+    }
+
     /// The key from `KURIR_MASTER_KEY`, else from `{data_dir}/master.key`, creating that file
     /// (mode 0600) when neither exists.
     pub fn load_or_create(data_dir: &Path) -> Result<MasterKey, StoreError> {
@@ -210,6 +227,15 @@ fn check_permissions(path: &Path) -> Result<(), StoreError> {
     }
     let _ = path;
     Ok(())
+}
+
+/// Where the master key of `data_dir` comes from, in words for an administrator (backups say
+/// it, because they do not hold the key).
+pub fn key_location(data_dir: &Path) -> String {
+    match std::env::var(MASTER_KEY_ENV) {
+        Ok(v) if !v.trim().is_empty() => format!("the environment variable {MASTER_KEY_ENV}"),
+        _ => format!("the file {}", data_dir.join(MASTER_KEY_FILE).display()),
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 
+    #[error(
+        "{0} works on the SQLite store in the data directory only; a PostgreSQL database is backed up with pg_dump and restored with pg_restore (docs/backup.md), and the data directory's files beside it are copied as they are"
+    )]
+    NotWithPostgres(&'static str),
+
     #[error("there is no user {0}; add it with `kurir users add {0}`")]
     NoSuchUser(String),
 

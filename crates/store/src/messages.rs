@@ -188,6 +188,18 @@ pub struct StoredMessage {
     /// A different message of the same account that came earlier with the same Message-ID
     /// (its id): shown as "same Message-ID as #N".
     pub same_message_id_as: Option<i64>,
+    /// A quarantined message an administrator marked handled.
+    pub handled: Option<Handled>,
+    /// When retention removed the raw MIME (the record stays until `keep_records`).
+    pub raw_purged_at: Option<String>,
+}
+
+/// Who marked a quarantined message handled, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Handled {
+    pub at: String,
+    pub by: String,
+    pub note: String,
 }
 
 /// One entry of the import queue.

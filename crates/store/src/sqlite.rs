@@ -92,6 +92,50 @@ impl SqlStore<Sqlite> {
         Ok(store)
     }
 
+    /// What a database copy (`kurir backup`'s) refers to: the raw-mail files its rows point at
+    /// (relative to the data directory), its message and outbox counts. Opened read-only, no
+    /// migrations, no key: only these three answers are read.
+    pub async fn backup_inventory(
+        path: &Path,
+    ) -> Result<(std::collections::BTreeSet<String>, u64, u64), StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?
+            .filename(path)
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let paths: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT raw_path FROM messages WHERE raw_path IS NOT NULL")
+                .fetch_all(&pool)
+                .await?;
+        let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&pool)
+            .await?;
+        let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        let files = paths
+            .iter()
+            .map(|p| match crate::messages::RawMime::from_raw_path(p) {
+                crate::messages::RawMime::Segment { path, .. }
+                | crate::messages::RawMime::File(path) => path,
+                crate::messages::RawMime::Inline(_) => String::new(),
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        Ok((files, messages as u64, outbox as u64))
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.place.path

@@ -20,8 +20,8 @@ use kurir_store::messages::{
 };
 use kurir_store::outbox::{NewOutgoing, OutboxFilter, Outcome, OutgoingState, now_ms};
 use kurir_store::{
-    AdminStore, Change, ExportValue, MasterKey, MessageStore, NewValue, OutboxStore, PgStore,
-    SqliteStore, Store, StoreError,
+    AdminStore, Change, ExportValue, LifecycleStore, MasterKey, MessageStore, NewValue,
+    OutboxStore, PgStore, SqliteStore, Store, StoreError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, Row};
@@ -41,6 +41,7 @@ trait Backend: Send + Sync + Sized + 'static {
         + MessageStore
         + OutboxStore
         + AdminStore
+        + kurir_store::LifecycleStore
         + std::fmt::Debug
         + Send
         + Sync
@@ -323,6 +324,9 @@ conformance!(
     concurrent_account_lease_has_one_winner,
     listener_users,
     admin_users_sessions_and_api_keys,
+    retention_purges_only_what_is_processed_acknowledged_or_sent,
+    quarantine_actions_are_audited_and_refused_on_other_messages,
+    notified_alarms_and_webhook_cursors_are_kept,
 );
 
 /// Instances of one PostgreSQL outbox on machines whose clocks disagree. Each used to compare
@@ -2531,4 +2535,301 @@ async fn open_store_with_a_database_url_is_postgres() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
+}
+
+/// Retention (issue #16.1): the content of what is done goes after its time, its record later;
+/// nothing still someone's work is touched: a message whose move on the server is not done, a
+/// quarantined message nobody handled, a document the ERP has not acknowledged, mail not sent.
+async fn retention_purges_only_what_is_processed_acknowledged_or_sent<B: Backend>(b: &B) {
+    use kurir_store::lifecycle::Retention;
+    let s = b.store();
+    let done = msg("graph:r-done", None, b"done message");
+    let pending = msg("graph:r-pending", None, b"pending server step");
+    let mut unacked = msg("graph:r-unacked", None, b"document not acknowledged");
+    unacked.imports = vec![import("r-unacked.xml")];
+    let mut acked = msg("graph:r-acked", None, b"document acknowledged");
+    acked.imports = vec![import("r-acked.xml")];
+    let mut quarantined = msg("graph:r-q", None, b"quarantined, nobody handled it");
+    quarantined.status = MessageStatus::Quarantined;
+    quarantined.reason = Some("no XML".into());
+    let ids: Vec<i64> = s
+        .record_batch("R", vec![done, pending, unacked, acked, quarantined])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id())
+        .collect();
+    let [done, pending, unacked, acked, quarantined] = ids[..] else {
+        panic!("five recorded")
+    };
+    s.mark_done(
+        "R",
+        &[
+            "graph:r-done",
+            "graph:r-unacked",
+            "graph:r-acked",
+            "graph:r-q",
+        ]
+        .map(String::from),
+    )
+    .await
+    .unwrap();
+    let staged: Vec<i64> = s
+        .staged_imports("R")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    s.mark_imports_ready(&staged).await.unwrap();
+    let acked_entry = s
+        .list_imports(Some("R"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.message == acked)
+        .unwrap();
+    s.ack_removed_imports(&[acked_entry.id]).await.unwrap();
+    // Outgoing: one sent, one queued, one failed.
+    let sent = s.enqueue(outgoing("ANNA", 1)).await.unwrap();
+    let failed = s.enqueue(outgoing("ANNA", 2)).await.unwrap();
+    let queued = s.enqueue(outgoing("ANNA", 3)).await.unwrap();
+    for l in s.lease_due(now_ms(), 60_000, 2).await.unwrap() {
+        let outcome = if l.message.id == sent {
+            Outcome::Sent {
+                via: "graph".into(),
+                reply: "202".into(),
+            }
+        } else {
+            Outcome::Failed {
+                error: "550 no such user".into(),
+            }
+        };
+        assert!(
+            s.finish(l.message.id, &l.lease_token, outcome)
+                .await
+                .unwrap()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Content older than "now", records kept for long.
+    let content_now = Retention {
+        raw_mail: Duration::ZERO,
+        import_documents: Duration::ZERO,
+        sent_mail: Duration::ZERO,
+        records: Duration::from_secs(3600),
+    };
+    let dry = s.purge(&content_now, true).await.unwrap();
+    assert!(dry.dry_run);
+    assert_eq!((dry.raw_messages, dry.sent_messages), (2, 1), "{dry:?}");
+    assert_eq!(
+        dry.raw_bytes,
+        (b"done message".len() + b"document acknowledged".len()) as u64
+    );
+    // The dry run changed nothing.
+    assert!(s.raw_message(done).await.unwrap().is_some());
+    let report = s.purge(&content_now, false).await.unwrap();
+    assert_eq!(
+        (report.raw_messages, report.raw_bytes, report.sent_messages),
+        (dry.raw_messages, dry.raw_bytes, dry.sent_messages)
+    );
+    assert_eq!((report.message_records, report.outbox_records), (0, 0));
+    for id in [done, acked] {
+        assert!(
+            s.raw_message(id).await.unwrap().is_none(),
+            "raw of {id} kept"
+        );
+        let m = s.message(id).await.unwrap().unwrap();
+        assert!(m.raw_purged_at.is_some());
+    }
+    for id in [pending, unacked, quarantined] {
+        assert!(
+            s.raw_message(id).await.unwrap().is_some(),
+            "raw of {id} purged"
+        );
+    }
+    assert_eq!(s.outbox_raw(sent).await.unwrap().unwrap(), Vec::<u8>::new());
+    assert_eq!(
+        s.outbox_raw(failed).await.unwrap().unwrap(),
+        outgoing("ANNA", 2).raw
+    );
+    assert_eq!(
+        s.outbox_raw(queued).await.unwrap().unwrap(),
+        outgoing("ANNA", 3).raw
+    );
+    // A second purge finds nothing more.
+    let again = s.purge(&content_now, false).await.unwrap();
+    assert_eq!((again.raw_messages, again.sent_messages), (0, 0));
+
+    // Handled by an administrator: the quarantined message's original may go too.
+    s.mark_handled(quarantined, "admin:anna", "asked the sender to resend")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.purge(&content_now, false).await.unwrap().raw_messages, 1);
+
+    let (usage, outbox) = s.storage_use().await.unwrap();
+    let r = usage.iter().find(|u| u.account == "R").unwrap();
+    assert_eq!((r.messages, r.messages_with_raw), (5, 2));
+    assert_eq!(
+        r.raw_bytes,
+        (b"pending server step".len() + b"document not acknowledged".len()) as u64
+    );
+    assert_eq!(r.quarantine_open, 0);
+    assert_eq!(outbox.entries, 3);
+    assert_eq!(
+        outbox.bytes,
+        (outgoing("ANNA", 2).raw.len() + outgoing("ANNA", 3).raw.len()) as u64
+    );
+
+    // Records whose content is gone, once older than keep_records.
+    let all_now = Retention {
+        records: Duration::ZERO,
+        ..content_now
+    };
+    let report = s.purge(&all_now, false).await.unwrap();
+    assert_eq!(
+        (report.message_records, report.outbox_records),
+        (3, 1),
+        "{report:?}"
+    );
+    for id in [done, acked, quarantined] {
+        assert!(s.message(id).await.unwrap().is_none());
+    }
+    for id in [pending, unacked] {
+        assert!(s.message(id).await.unwrap().is_some());
+    }
+    assert!(s.outbox_get(sent).await.unwrap().is_none());
+    assert!(s.outbox_get(failed).await.unwrap().is_some());
+    // The removed messages' import entries and server ids went with them: the unacknowledged
+    // entry stays.
+    let left: Vec<i64> = s
+        .list_imports(Some("R"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(left, [unacked]);
+    assert!(
+        s.known_server_ids("R", &["graph:r-done".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Quarantine actions (issue #16.4) in the store: only on quarantined messages, each with its
+/// audit entry; reprocessing replaces the state and queues the new documents as staged.
+async fn quarantine_actions_are_audited_and_refused_on_other_messages<B: Backend>(b: &B) {
+    use kurir_store::lifecycle::{ActionRefused, Reprocessed};
+    let s = b.store();
+    let mut q1 = msg("graph:q1", None, b"q1");
+    q1.status = MessageStatus::Quarantined;
+    q1.reason = Some("wrong type".into());
+    let mut q2 = msg("graph:q2", None, b"q2");
+    q2.status = MessageStatus::Quarantined;
+    let ok = msg("graph:ok", None, b"ok");
+    let ids: Vec<i64> = s
+        .record_batch("Q", vec![q1, q2, ok])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id())
+        .collect();
+    let [q1, q2, ok] = ids[..] else { panic!() };
+    assert_eq!(
+        s.mark_handled(ok, "admin:a", "n").await.unwrap(),
+        Err(ActionRefused::NotQuarantined)
+    );
+    assert_eq!(
+        s.mark_handled(999_999, "admin:a", "n").await.unwrap(),
+        Err(ActionRefused::NotFound)
+    );
+    // The move on the server is not recorded yet: deleting would take it in again.
+    assert_eq!(
+        s.delete_quarantined(q2, "admin:a").await.unwrap(),
+        Err(ActionRefused::ServerStepPending)
+    );
+    s.mark_done("Q", &["graph:q1".into(), "graph:q2".into()])
+        .await
+        .unwrap();
+
+    let outcome = Reprocessed {
+        status: MessageStatus::Stored,
+        reason: None,
+        handler: "monitor-to-monitor".into(),
+        attachments: Vec::new(),
+        imports: vec![import("q1.xml")],
+    };
+    let new = s
+        .replace_quarantine(q1, outcome.clone(), "api:erp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.len(), 1);
+    let m = s.message(q1).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status, m.reason.as_deref(), m.handler.as_str()),
+        (MessageStatus::Stored, None, "monitor-to-monitor")
+    );
+    assert_eq!(s.staged_imports("Q").await.unwrap()[0].id, new[0]);
+    // Not quarantined any more: a second reprocess is refused.
+    assert_eq!(
+        s.replace_quarantine(q1, outcome, "api:erp").await.unwrap(),
+        Err(ActionRefused::NotQuarantined)
+    );
+    s.delete_quarantined(q2, "cli:root").await.unwrap().unwrap();
+    assert!(s.message(q2).await.unwrap().is_none());
+    assert!(
+        s.known_server_ids("Q", &["graph:q2".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let log = s.audit_log(None, 10).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("cli:root", "delete", format!("message:{q2}").as_str()),
+            ("api:erp", "reprocess", format!("message:{q1}").as_str()),
+        ]
+    );
+    assert_eq!(
+        s.audit_log(Some(&format!("message:{q1}")), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn notified_alarms_and_webhook_cursors_are_kept<B: Backend>(b: &B) {
+    use kurir_store::lifecycle::NotifiedAlarm;
+    let s = b.store();
+    assert!(s.notified_alarms().await.unwrap().is_empty());
+    let mut a = NotifiedAlarm {
+        key: "client_secret_expiring/system".into(),
+        severity: "warning".into(),
+        message: "expires in 20 days".into(),
+        first_seen: "2026-12-01T00:00:00Z".into(),
+        last_sent: "2026-12-01T00:00:00Z".into(),
+    };
+    s.save_notified_alarm(&a).await.unwrap();
+    a.message = "expires in 19 days".into();
+    a.last_sent = "2026-12-02T00:00:00Z".into();
+    s.save_notified_alarm(&a).await.unwrap();
+    assert_eq!(s.notified_alarms().await.unwrap(), [a.clone()]);
+    s.forget_notified_alarm(&a.key).await.unwrap();
+    assert!(s.notified_alarms().await.unwrap().is_empty());
+    assert_eq!(s.webhook_cursor("messages").await.unwrap(), None);
+    s.set_webhook_cursor("messages", 7).await.unwrap();
+    s.set_webhook_cursor("messages", 9).await.unwrap();
+    assert_eq!(s.webhook_cursor("messages").await.unwrap(), Some(9));
 }

@@ -77,19 +77,6 @@ pub fn certificate_not_after(pem: &str) -> Option<time::Date> {
         .map(|t| t.date())
 }
 
-/// `60s`, `5m`, `1h` → seconds (the settings crate already checked the shape).
-fn duration_secs(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = num.parse().ok()?;
-    Some(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
-    })
-}
-
 /// Computes the alarms of the settings and the intake health records.
 pub fn compute(
     snap: &SettingsSnapshot,
@@ -221,9 +208,8 @@ pub fn compute(
         // Several missed polls in a row, but never less than half an hour: one slow poll or a
         // short Microsoft outage is not worth waking anyone for.
         let limit = eff
-            .get("poll_interval")
-            .and_then(duration_secs)
-            .map(|s| (s * 5).max(1800))
+            .duration("poll_interval")
+            .map(|d| (d.as_secs() as i64 * 5).max(1800))
             .unwrap_or(1800);
         let parse = |s: &Option<String>| {
             s.as_deref().and_then(|t| {

@@ -9,6 +9,9 @@ use clap::Subcommand;
 use kurir_settings::normalize_account_name;
 use kurir_store::messages::{MessageFilter, MessageStatus};
 
+use kurir_store::KurirStore;
+use kurir_web::ops::{ActionDone, OpError, QuarantineAction, quarantine_action};
+
 use super::{Place, open_store};
 use crate::fail::bad;
 
@@ -43,6 +46,33 @@ pub enum MessagesCmd {
     Imports {
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the account's handler again on a quarantined message (e.g. after its type was
+    /// changed); the result replaces the quarantine state.
+    Reprocess { id: i64 },
+    /// Mark a quarantined message handled, with a note saying what was done.
+    Handle {
+        id: i64,
+        #[arg(long)]
+        note: String,
+    },
+    /// Forward a quarantined message (attached as .eml) to an address through the outbox, sent
+    /// as Kurir itself from the Default sender address.
+    Forward {
+        id: i64,
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+    },
+    /// Delete a quarantined message: its record and its raw MIME.
+    Delete { id: i64 },
+    /// Who did what to which message (quarantine actions), newest first.
+    Audit {
+        /// Only this message's entries.
+        id: Option<i64>,
+        #[arg(long, default_value = "50")]
+        limit: u32,
         #[arg(long)]
         json: bool,
     },
@@ -123,6 +153,12 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
                 println!("  date         {}", m.date.as_deref().unwrap_or("—"));
                 println!("  size         {} bytes, blake3 {}", m.size, m.content_hash);
                 println!("  received     {}", m.received_at);
+                if let Some(h) = &m.handled {
+                    println!("  handled      {} by {}: {}", h.at, h.by, h.note);
+                }
+                if let Some(at) = &m.raw_purged_at {
+                    println!("  original     removed by retention (keep_raw_mail) {at}");
+                }
                 println!("  server ids   {}", m.server_ids.join(", "));
                 for a in &m.attachments {
                     println!(
@@ -182,6 +218,38 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        MessagesCmd::Reprocess { id } => {
+            return quarantine(&store, id, QuarantineAction::Reprocess).await;
+        }
+        MessagesCmd::Handle { id, note } => {
+            return quarantine(&store, id, QuarantineAction::MarkHandled { note }).await;
+        }
+        MessagesCmd::Forward { id, to } => {
+            return quarantine(&store, id, QuarantineAction::Forward { to }).await;
+        }
+        MessagesCmd::Delete { id } => {
+            return quarantine(&store, id, QuarantineAction::Delete).await;
+        }
+        MessagesCmd::Audit { id, limit, json } => {
+            let subject = id.map(|id| format!("message:{id}"));
+            let log = store.audit_log(subject.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&log)?);
+            } else if log.is_empty() {
+                println!("Nothing in the audit trail.");
+            } else {
+                for e in log {
+                    println!(
+                        "{}  {:<14} {:<14} {:<20} {}",
+                        e.at,
+                        e.action,
+                        e.subject,
+                        e.actor,
+                        e.detail.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
         MessagesCmd::Health { account: a, json } => {
             let a = account(a)?;
             let list = store.health(a.as_deref()).await?;
@@ -210,4 +278,40 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who runs a CLI command, for the audit trail: `cli:<the OS user>`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+async fn quarantine(
+    store: &std::sync::Arc<dyn KurirStore>,
+    id: i64,
+    action: QuarantineAction,
+) -> anyhow::Result<ExitCode> {
+    let submitter = kurir_outbox::Submitter::new(store.clone());
+    match quarantine_action(store, &submitter, id, action, &cli_actor()).await {
+        Ok(done) => {
+            match done {
+                ActionDone::Stored { documents } => println!(
+                    "Message {id} reprocessed: taken in, {documents} document(s) in the import folder."
+                ),
+                ActionDone::StillQuarantined { reason } => {
+                    println!("Message {id} reprocessed: still quarantined: {reason}")
+                }
+                ActionDone::MarkedHandled => println!("Message {id} marked handled."),
+                ActionDone::Forwarded { outbox_id } => println!(
+                    "Message {id} forwarded: outbox entry {outbox_id} (`kurir serve` sends it; see `kurir outbox show {outbox_id}`)."
+                ),
+                ActionDone::Deleted => println!("Message {id} deleted."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(OpError::Store(e)) => Err(e.into()),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }

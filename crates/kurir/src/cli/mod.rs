@@ -15,6 +15,7 @@ mod send;
 pub mod serve;
 mod settings;
 mod token;
+mod upkeep;
 mod users;
 
 use std::path::PathBuf;
@@ -110,6 +111,15 @@ pub enum Command {
     /// Admin users of the web UI and API keys of the REST API.
     #[command(subcommand)]
     Admin(admin::AdminCmd),
+    /// Remove what the retention settings (keep_raw_mail, keep_import_documents,
+    /// keep_sent_mail, keep_records) let go; `kurir serve` does it daily. Never removes what
+    /// is not processed, acknowledged or sent.
+    Purge(upkeep::PurgeArgs),
+    /// Write a consistent backup (.tar.gz) of the data directory while Kurir runs: the
+    /// database, raw mail, import folders. Not the master key: keep that separately.
+    Backup(upkeep::BackupArgs),
+    /// Restore a backup into an empty data directory (the master key must be in place).
+    Restore(upkeep::RestoreArgs),
     /// The whole product against the built-in emulator: the seed's settings, mail coming in
     /// and going out, the web UI (prints its URL and a login). --check: one round trip, exit 0/1.
     Demo(demo::DemoArgs),
@@ -175,6 +185,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::run(&place, args).await,
         Command::Outbox(cmd) => outbox::run(&place, cmd).await,
         Command::Listener(args) => listener::run(&place, args).await,
+        Command::Purge(args) => upkeep::purge(&place, args).await,
+        Command::Backup(args) => upkeep::backup(&place, args).await,
+        Command::Restore(args) => upkeep::restore(&place, args).await,
         Command::Emulator(args) => {
             kurir_emulator::cli::run(args).await?;
             Ok(ExitCode::SUCCESS)

@@ -56,6 +56,19 @@ pub struct ServeArgs {
     /// Do not send the outbox in this process.
     #[arg(long)]
     pub no_outbox: bool,
+    /// Do not run upkeep in this process: retention's purge, alarm notifications, the ERP
+    /// webhook.
+    #[arg(long)]
+    pub no_upkeep: bool,
+    /// How often retention purges, in hours (also once at start).
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    pub purge_every_hours: u64,
+    /// How often alarms and the ERP feeds are looked at, in seconds.
+    #[arg(long, default_value_t = 15, value_name = "SECS", hide = true)]
+    pub upkeep_tick: u64,
+    /// After how many seconds a lasting alarm is notified again (a day).
+    #[arg(long, default_value_t = 86_400, value_name = "SECS", hide = true)]
+    pub alarm_repeat_secs: u64,
     /// Seconds to let intake passes and sends in flight finish on shutdown.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub shutdown_grace: u64,
@@ -113,6 +126,11 @@ impl ServeArgs {
             run_outbox: !self.no_outbox,
             run_intake: !self.no_intake,
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            upkeep: (!self.no_upkeep).then(|| kurir_service::upkeep::UpkeepConfig {
+                tick: Duration::from_secs(self.upkeep_tick.max(1)),
+                purge_every: Duration::from_secs(self.purge_every_hours.max(1) * 3600),
+                repeat_after: Duration::from_secs(self.alarm_repeat_secs.max(1)),
+            }),
         })
     }
 }

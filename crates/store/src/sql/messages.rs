@@ -17,7 +17,7 @@ use sqlx::AssertSqlSafe;
 use super::{for_every_backend, no_nul, now, params, value_rows};
 use crate::StoreError;
 use crate::messages::{
-    ACCOUNT_DIR_TRIES, AccountLease, Ack, AttachmentInfo, Claim, Health, IMPORTS_WITH_DIR,
+    ACCOUNT_DIR_TRIES, AccountLease, Ack, AttachmentInfo, Claim, Handled, Health, IMPORTS_WITH_DIR,
     ImportEntry, MessageCounts, MessageFilter, MessageStatus, MessageStore, NewMessage, RawMime,
     Recorded, SAME_MESSAGE_ID_AS, StoredMessage, account_dir_candidate,
 };
@@ -29,7 +29,8 @@ const IN_CHUNK: usize = 500;
 const RECORD_CHUNK: usize = 100;
 
 const MESSAGE_COLUMNS: &str = "id, account, message_id, content_hash, status, reason, handler, \
-    from_addr, to_addrs, subject, date, size, attachments, raw_path, received_at, same_message_id_as";
+    from_addr, to_addrs, subject, date, size, attachments, raw_path, received_at, same_message_id_as, \
+    handled_at, handled_by, handled_note, raw_purged_at";
 
 #[derive(sqlx::FromRow)]
 struct MessageRow {
@@ -49,6 +50,10 @@ struct MessageRow {
     raw_path: Option<String>,
     received_at: String,
     same_message_id_as: Option<i64>,
+    handled_at: Option<String>,
+    handled_by: Option<String>,
+    handled_note: Option<String>,
+    raw_purged_at: Option<String>,
 }
 
 impl From<MessageRow> for StoredMessage {
@@ -73,6 +78,12 @@ impl From<MessageRow> for StoredMessage {
             server_ids: Vec::new(),
             received_at: r.received_at,
             same_message_id_as: r.same_message_id_as,
+            handled: r.handled_at.map(|at| Handled {
+                at,
+                by: r.handled_by.unwrap_or_default(),
+                note: r.handled_note.unwrap_or_default(),
+            }),
+            raw_purged_at: r.raw_purged_at,
         }
     }
 }
@@ -614,11 +625,13 @@ for_every_backend! {
         }
 
         async fn raw_message(&self, id: i64) -> Result<Option<RawMime>, StoreError> {
-            let row: Option<RawColumns> =
-                sqlx::query_as("SELECT raw, raw_path FROM messages WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            // A message whose raw MIME retention removed has none any more.
+            let row: Option<RawColumns> = sqlx::query_as(
+                "SELECT raw, raw_path FROM messages WHERE id = $1 AND raw_purged_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
             Ok(row.and_then(|(raw, path)| {
                 raw.map(RawMime::Inline)
                     .or(path.map(|p| RawMime::from_raw_path(&p)))

@@ -19,6 +19,7 @@ use sqlx::{Database, Pool};
 use crate::crypto::MasterKey;
 use crate::error::StoreError;
 
+mod lifecycle;
 mod messages;
 mod outbox;
 mod settings;

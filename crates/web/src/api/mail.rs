@@ -21,6 +21,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/api/v1/messages", get(messages))
         .route("/api/v1/messages/{id}", get(message_show))
         .route("/api/v1/messages/{id}/raw", get(message_raw))
+        .route("/api/v1/messages/{id}/quarantine", post(message_quarantine))
+        .route("/api/v1/messages/{id}/audit", get(message_audit))
         .route("/api/v1/imports", get(imports))
         .route("/api/v1/imports/{id}/claim", post(import_claim))
         .route("/api/v1/imports/{id}/ack", post(import_ack))
@@ -151,6 +153,73 @@ async fn message_raw(State(s): State<Shared>, c: ApiCaller, Path(id): Path<Strin
             &format!("the raw message {id} cannot be read from the data directory ({e})"),
             "restore the data directory from a backup",
         ),
+    }
+}
+
+/// A quarantine action: `{"action": "reprocess" | "mark_handled" | "forward" | "delete",
+/// "note": …, "to": …}`.
+#[derive(Deserialize)]
+pub struct QuarantineBody {
+    action: String,
+    note: Option<String>,
+    to: Option<String>,
+}
+
+/// Acts on a quarantined message; audited under the API key's name.
+async fn message_quarantine(
+    State(s): State<Shared>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+    Json(body): Json<QuarantineBody>,
+) -> Response {
+    let id = match id_of(
+        &id,
+        "incoming message",
+        "/api/v1/messages?status=quarantined",
+    ) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let action = match body.action.as_str() {
+        "reprocess" => ops::QuarantineAction::Reprocess,
+        "mark_handled" => ops::QuarantineAction::MarkHandled {
+            note: body.note.unwrap_or_default(),
+        },
+        "forward" => ops::QuarantineAction::Forward {
+            to: body.to.unwrap_or_default(),
+        },
+        "delete" => ops::QuarantineAction::Delete,
+        other => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("unknown quarantine action '{other}'"),
+                "use one of reprocess, mark_handled (with note), forward (with to), delete",
+            );
+        }
+    };
+    let actor = format!("api:{}", c.key_name);
+    match ops::quarantine_action(&s.store, &s.submitter, id, action, &actor).await {
+        Ok(done) => {
+            tracing::info!(api_key = %c.key_name, id, "quarantine action through the API");
+            Json(done).into_response()
+        }
+        Err(e) => refusal(
+            e,
+            "nothing was done",
+            "GET /api/v1/messages?status=quarantined",
+        ),
+    }
+}
+
+/// The audit trail of one message (quarantine actions), newest first.
+async fn message_audit(State(s): State<Shared>, _: ApiCaller, Path(id): Path<String>) -> Response {
+    let id = match id_of(&id, "incoming message", "/api/v1/messages") {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match s.store.audit_log(Some(&format!("message:{id}")), 200).await {
+        Ok(log) => Json(log).into_response(),
+        Err(e) => internal(e),
     }
 }
 

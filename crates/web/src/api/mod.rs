@@ -136,6 +136,16 @@ fn refusal(e: OpError, not_done: &str, list: &str) -> Response {
             ),
             &format!("see its state with GET /api/v1/outbox/{}", m.id),
         ),
+        OpError::Quarantine(r) => api_error(
+            StatusCode::CONFLICT,
+            &format!("{r}; {not_done}"),
+            &format!("see the message with {list}"),
+        ),
+        OpError::Failed(m) => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{m}; {not_done}"),
+            "fix what the error names and try again",
+        ),
         OpError::Store(e) => internal(e),
     }
 }

@@ -8,12 +8,14 @@
 //! one transaction.
 
 mod mail;
+mod quarantine;
 mod settings;
 
 pub use mail::{
     AccountHealth, HealthSummary, OutboxAction, RawError, SenderHealth, eml_response,
     health_summary, outbox_action, read_raw,
 };
+pub use quarantine::{ActionDone, QuarantineAction, QuarantineRefused, quarantine_action};
 pub use settings::{
     Edit, Listed, Subject, add, added_custom_endpoints, change_settings, list, remove, snapshot_of,
     to_changes,
@@ -46,6 +48,11 @@ pub enum OpError {
     CustomEndpoints(Vec<Problem>),
     /// An outgoing message is not in a state the action applies to (409).
     WrongState(Box<OutgoingMessage>),
+    /// A quarantine action that cannot be done as asked (409).
+    Quarantine(quarantine::QuarantineRefused),
+    /// Something the operation needed failed (reading a message, queueing in the outbox); the
+    /// text says what (500).
+    Failed(String),
     /// The store failed: not the caller's fault (500, see the log).
     Store(StoreError),
 }
@@ -56,7 +63,10 @@ impl OpError {
         match self {
             OpError::BadName(_) => StatusCode::BAD_REQUEST,
             OpError::NotFound(_) => StatusCode::NOT_FOUND,
-            OpError::Exists(_) | OpError::WrongState(_) => StatusCode::CONFLICT,
+            OpError::Exists(_) | OpError::WrongState(_) | OpError::Quarantine(_) => {
+                StatusCode::CONFLICT
+            }
+            OpError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             OpError::Refused(_) | OpError::CustomEndpoints(_) => StatusCode::UNPROCESSABLE_ENTITY,
             OpError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,7 +76,8 @@ impl OpError {
 impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpError::BadName(m) | OpError::NotFound(m) => f.write_str(m),
+            OpError::BadName(m) | OpError::NotFound(m) | OpError::Failed(m) => f.write_str(m),
+            OpError::Quarantine(r) => write!(f, "{r}"),
             OpError::Exists(e) | OpError::Store(e) => write!(f, "{e}"),
             OpError::Refused(fields) => {
                 f.write_str("a value was refused; nothing was changed:")?;

@@ -6,14 +6,15 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::*;
 use crate::AppState;
-use crate::auth::{Admin, PageLang};
+use crate::auth::{Admin, AdminForm, PageLang};
 use crate::i18n::{Lang, Texts};
-use crate::ops::{RawError, eml_response, read_raw};
+use crate::ops::{self, ActionDone, OpError, QuarantineAction, RawError, eml_response, read_raw};
 use kurir_store::messages::{ImportEntry, MessageFilter, StoredMessage};
 use std::collections::BTreeSet;
 
@@ -28,6 +29,7 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/incoming/imports", get(imports_page))
         .route("/incoming/{id}", get(incoming_message_page))
         .route("/incoming/{id}/raw", get(incoming_raw))
+        .route("/incoming/{id}/quarantine", post(incoming_quarantine))
         .route("/quarantine", get(quarantine_page))
 }
 
@@ -46,9 +48,12 @@ pub struct MessageRow {
     pub status: &'static str,
     pub status_text: &'static str,
     pub reason: String,
+    /// A quarantined message an administrator marked handled.
+    pub handled: bool,
 }
 
-fn message_row(m: &StoredMessage, t: &'static Texts) -> MessageRow {
+fn message_row(m: &StoredMessage, lang: Lang) -> MessageRow {
+    let t = lang.texts();
     MessageRow {
         id: m.id,
         href: format!("/incoming/{}", m.id),
@@ -76,7 +81,12 @@ fn message_row(m: &StoredMessage, t: &'static Texts) -> MessageRow {
         attachment_count: m.attachments.len(),
         status: m.status.as_str(),
         status_text: status_text(t, m.status),
-        reason: m.reason.clone().unwrap_or_default(),
+        reason: m
+            .reason
+            .as_deref()
+            .map(|r| lang.reason(r))
+            .unwrap_or_default(),
+        handled: m.handled.is_some(),
     }
 }
 
@@ -103,6 +113,8 @@ struct IncomingTpl {
     page_no: u32,
     newer: Option<String>,
     older: Option<String>,
+    /// A quarantined message was just deleted.
+    deleted: bool,
 }
 
 async fn messages_list(
@@ -203,12 +215,13 @@ async fn messages_list(
             action: base,
             intro,
             empty,
-            rows: list.iter().map(|m| message_row(m, t)).collect(),
+            rows: list.iter().map(|m| message_row(m, lang)).collect(),
             accounts,
             statuses,
             page_no,
             newer,
             older,
+            deleted: quarantine && q.done.as_deref() == Some("deleted"),
         },
         q.switched(),
         StatusCode::OK,
@@ -276,6 +289,57 @@ struct IncomingMessageTpl {
     /// (name, content type, size)
     attachments: Vec<(String, String, String)>,
     imports: Vec<ImportRow>,
+    /// Quarantined: the actions are offered.
+    actions: bool,
+    /// (when, by whom, note) of "mark handled".
+    handled: Option<(String, String, String)>,
+    raw_gone: bool,
+    /// What the last action did (`ok` or `error` class, text).
+    notice: Option<(&'static str, &'static str)>,
+    /// (when, who, action, detail), newest first.
+    audit: Vec<(String, String, &'static str, String)>,
+}
+
+/// The query of the message page: what the last action did.
+#[derive(serde::Deserialize, Default)]
+struct MessagePageQuery {
+    lang: Option<String>,
+    done: Option<String>,
+    refused: Option<String>,
+}
+
+fn notice(t: &'static Texts, q: &MessagePageQuery) -> Option<(&'static str, &'static str)> {
+    let done = match q.done.as_deref() {
+        Some("stored") => Some(t.done_stored),
+        Some("still_quarantined") => Some(t.done_still_quarantined),
+        Some("marked_handled") => Some(t.done_handled),
+        Some("forwarded") => Some(t.done_forwarded),
+        _ => None,
+    };
+    if let Some(text) = done {
+        return Some(("ok", text));
+    }
+    let refused = match q.refused.as_deref()? {
+        "not_quarantined" => t.refused_not_quarantined,
+        "note_needed" => t.refused_note_needed,
+        "bad_address" => t.refused_bad_address,
+        "raw_gone" => t.refused_raw_gone,
+        "server_step_pending" => t.refused_server_step_pending,
+        "account_gone" => t.refused_account_gone,
+        "cannot_send" => t.refused_cannot_send,
+        _ => return None,
+    };
+    Some(("error", refused))
+}
+
+fn action_text(t: &'static Texts, action: &str) -> &'static str {
+    match action {
+        "reprocess" => t.action_reprocess,
+        "mark_handled" => t.action_mark_handled,
+        "forward" => t.action_forward,
+        "delete" => t.action_delete,
+        _ => "—",
+    }
 }
 
 async fn incoming_message_page(
@@ -283,7 +347,7 @@ async fn incoming_message_page(
     admin: Admin,
     PageLang(lang): PageLang,
     Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<MessagePageQuery>,
 ) -> Response {
     let t = lang.texts();
     let store = &state.store;
@@ -305,6 +369,24 @@ async fn incoming_message_page(
     };
     let snap = match state.store.snapshot().await {
         Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
+    let audit = match state
+        .store
+        .audit_log(Some(&format!("message:{id}")), 100)
+        .await
+    {
+        Ok(log) => log
+            .into_iter()
+            .map(|e| {
+                (
+                    fmt_time(&e.at),
+                    e.actor,
+                    action_text(t, &e.action),
+                    e.detail.unwrap_or_default(),
+                )
+            })
+            .collect(),
         Err(e) => return store_error(e),
     };
     let nav = if m.status == MessageStatus::Quarantined {
@@ -344,11 +426,64 @@ async fn incoming_message_page(
                 })
                 .collect(),
             imports,
-            m: message_row(&m, t),
+            actions: m.status == MessageStatus::Quarantined,
+            handled: m
+                .handled
+                .as_ref()
+                .map(|h| (fmt_time(&h.at), h.by.clone(), h.note.clone())),
+            raw_gone: m.raw_purged_at.is_some(),
+            notice: notice(t, &q),
+            audit,
+            m: message_row(&m, lang),
         },
-        q.switched(),
+        q.lang.as_deref().and_then(Lang::parse),
         StatusCode::OK,
     )
+}
+
+/// A quarantine action from the message page (form field `action`: reprocess, mark_handled
+/// with `note`, forward with `to`, delete with `confirm`), audited as `admin:NAME`.
+async fn incoming_quarantine(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    AdminForm { admin, lang, form }: AdminForm,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found(&state, &admin, lang, "quarantine").await;
+    };
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let action = match form.get("action").map(String::as_str) {
+        Some("reprocess") => QuarantineAction::Reprocess,
+        Some("mark_handled") => QuarantineAction::MarkHandled {
+            note: field("note"),
+        },
+        Some("forward") => QuarantineAction::Forward { to: field("to") },
+        // Deleting loses the message: the form's box must be ticked.
+        Some("delete") if form.contains_key("confirm") => QuarantineAction::Delete,
+        _ => return Redirect::to(&format!("/incoming/{id}")).into_response(),
+    };
+    let name = action.name();
+    let actor = format!("admin:{}", admin.name);
+    match ops::quarantine_action(&state.store, &state.submitter, id, action, &actor).await {
+        Ok(done) => {
+            tracing::info!(admin = %admin.name, id, action = name, "quarantine action in the web UI");
+            let code = match done {
+                ActionDone::Deleted => {
+                    return Redirect::to("/quarantine?done=deleted").into_response();
+                }
+                ActionDone::Stored { .. } => "stored",
+                ActionDone::StillQuarantined { .. } => "still_quarantined",
+                ActionDone::MarkedHandled => "marked_handled",
+                ActionDone::Forwarded { .. } => "forwarded",
+            };
+            Redirect::to(&format!("/incoming/{id}?done={code}")).into_response()
+        }
+        Err(OpError::Quarantine(r)) => {
+            Redirect::to(&format!("/incoming/{id}?refused={}", r.code())).into_response()
+        }
+        Err(OpError::NotFound(_)) => not_found(&state, &admin, lang, "quarantine").await,
+        Err(e) => op_error(e),
+    }
 }
 
 async fn incoming_raw(
