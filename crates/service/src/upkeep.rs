@@ -456,17 +456,18 @@ fn notice_text(
         .iter()
         .filter(|(_, a, _)| a.severity == AlarmSeverity::Error)
         .count();
-    let subject = match (raised.len(), resolved.len()) {
-        (0, n) => format!(
-            "Kurir: {n} {}",
-            lang.pick("larm åtgärdade", "alarms resolved")
-        ),
-        (n, _) if errors > 0 => format!(
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    let subject = match (raised.len(), resolved.len(), lang) {
+        (0, n, Lang::Sv) => format!("Kurir: {n} larm åtgärdade"),
+        (0, n, Lang::En) => format!("Kurir: {n} {} resolved", plural(n, "alarm", "alarms")),
+        (n, _, Lang::Sv) if errors > 0 => format!("Kurir: {n} larm ({errors} fel)"),
+        (n, _, Lang::En) if errors > 0 => format!(
             "Kurir: {n} {} ({errors} {})",
-            lang.pick("larm", "alarms"),
-            lang.pick("fel", "errors")
+            plural(n, "alarm", "alarms"),
+            plural(errors, "error", "errors")
         ),
-        (n, _) => format!("Kurir: {n} {}", lang.pick("varningar", "warnings")),
+        (n, _, Lang::Sv) => format!("Kurir: {n} larm"),
+        (n, _, Lang::En) => format!("Kurir: {n} {}", plural(n, "alarm", "alarms")),
     };
     let mut text = String::new();
     for (_, a, repeat) in raised {
