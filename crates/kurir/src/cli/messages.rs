@@ -171,11 +171,17 @@ pub async fn run(place: &Place, cmd: MessagesCmd) -> anyhow::Result<ExitCode> {
             }
         }
         MessagesCmd::Export { id, out } => {
-            let raw = store.raw_message(id).await?.ok_or_else(|| {
-                bad(format!(
-                    "there is no stored message {id}; list them with `kurir messages list`"
-                ))
-            })?;
+            let Some(raw) = store.raw_message(id).await? else {
+                return Err(match store.message(id).await? {
+                    Some(m) if m.raw_purged_at.is_some() => bad(format!(
+                        "the original of message {id} was removed by retention (keep_raw_mail) on {}; its details remain (`kurir messages show {id}`)",
+                        m.raw_purged_at.unwrap_or_default()
+                    )),
+                    _ => bad(format!(
+                        "there is no stored message {id}; list them with `kurir messages list`"
+                    )),
+                });
+            };
             let bytes = raw.read(&place.data_dir).map_err(|e| {
                 anyhow::anyhow!(
                     "the raw message of {id} cannot be read from the data directory ({e}); restore the data directory from a backup"
