@@ -35,7 +35,8 @@ for (const [what, path, fix] of [
 const dataDir = mkdtempSync(join(tmpdir(), 'kurir-ui-'));
 const mailDir = mkdtempSync(join(tmpdir(), 'kurir-ui-mail-'));
 const profileDir = mkdtempSync(join(tmpdir(), 'kurir-ui-chromium-'));
-const env = { ...process.env, KURIR_DATA_DIR: dataDir };
+// The server's zone is Stockholm's: the UI shows times in it, with the zone named (CET/CEST).
+const env = { ...process.env, KURIR_DATA_DIR: dataDir, TZ: 'Europe/Stockholm' };
 delete env.KURIR_MASTER_KEY;
 delete env.KURIR_LANG;
 let emulator, server, context, page, emu, base;
@@ -368,7 +369,8 @@ test('quarantine: the message without XML, with the reason, and its raw download
   const rows = page.locator('table#messages tbody tr');
   assert.equal(await rows.count(), 1);
   assert.equal(await rows.locator('a.subject').textContent(), 'Hej, kolla detta');
-  assert.match(await rows.locator('.reason').textContent(), /must carry an XML business document/);
+  // The reason in the UI's language (stored in English, shown in Swedish here).
+  assert.match(await rows.locator('.reason').textContent(), /måste innehålla ett XML-affärsdokument/);
   const r = await context.request.get(`${base}${await rows.locator('a.raw').getAttribute('href')}`);
   assert.equal(r.status(), 200);
   assert.match(await r.text(), /Ingen XML här/);
@@ -380,7 +382,8 @@ test('account health: last success, the failing account explained, messages in 2
   assert.equal(await page.locator('h1').textContent(), 'Kontohälsa');
   const m2m = page.locator('tr[data-account="Monitor-till-Monitor"]');
   assert.equal(await m2m.getAttribute('class'), 'healthy');
-  assert.match(await m2m.locator('.last-success').textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+  // In the server's time zone (Europe/Stockholm here), with the zone named.
+  assert.match(await m2m.locator('.last-success').textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T/);
   assert.equal((await m2m.locator('.last-24h').textContent()).trim(), '1 / 1');
   const bad = page.locator('tr[data-account="Leverantörsfakturor"]');
   assert.equal(await bad.getAttribute('class'), 'failing');
@@ -389,6 +392,12 @@ test('account health: last success, the failing account explained, messages in 2
   const anna = page.locator('#sender-health tr[data-user="ANNA"]');
   assert.equal(await anna.locator('.failed').textContent(), '1');
   assert.equal(await anna.locator('.waiting').textContent(), '1');
+  // What each account's mail takes up (retention's work).
+  const storage = page.locator('#storage tr[data-storage-account="Monitor-till-Monitor"]');
+  assert.equal(await storage.locator('.messages').textContent(), '2');
+  assert.equal(await storage.locator('.originals').textContent(), '2');
+  assert.equal(await storage.locator('.quarantine-open').textContent(), '1');
+  assert.match(await storage.locator('.imports').textContent(), /^2 \(/);
   await shot('health');
 });
 
@@ -421,6 +430,70 @@ test('an outgoing message: headers and the error explained, never the secret; Re
   assert.equal(await outboxRow('Faktura 1001').getAttribute('data-state'), 'queued');
   // Nothing failed any more: the alarm is gone.
   assert.doesNotMatch((await page.locator('#alarms').textContent()) ?? '', /utgående/);
+});
+
+test('quarantine actions: mark handled, forward, reprocess after a type change, delete; audited, both languages', async () => {
+  // A second message without XML, to delete.
+  writeFileSync(join(mailDir, 'no-xml-2.eml'), NO_XML_EML.replace('hello-1@', 'hello-2@').replace('kolla detta', 'ta bort mig'));
+  kurir(['emulator', 'put-mail', '--state-dir', emu.state_dir, '--mailbox', 'm2m@kurirdemo.onmicrosoft.com',
+    join(mailDir, 'no-xml-2.eml')]);
+  kurir(['fetch', '--account', 'Monitor-till-Monitor']);
+  kurir(['settings', 'set', 'default_sender=kurir@kurirdemo.onmicrosoft.com']);
+
+  await page.goto(`${base}/quarantine?lang=sv`);
+  await page.locator('table#messages tr:has(a.subject:text-is("Hej, kolla detta")) a.subject').click();
+  await page.waitForURL(/\/incoming\/\d+/);
+  const url = page.url().replace(/\?.*$/, '');
+  assert.equal(await page.locator('#quarantine-actions').count(), 1);
+  assert.equal(await page.locator('h2:text-is("Åtgärder")').count(), 1);
+  assert.match(await page.locator('#reason').textContent(), /måste innehålla ett XML-affärsdokument/);
+
+  // Mark handled: a note is required by the form, and kept.
+  await page.fill('#note', 'Avsändaren kontaktad');
+  await page.click('#mark-handled');
+  await page.waitForURL(/done=marked_handled/);
+  assert.equal(await page.locator('#flash').textContent(), 'Meddelandet är markerat som hanterat.');
+  assert.match(await page.locator('#handled').textContent(), /admin:admin: Avsändaren kontaktad/);
+
+  // Forward: queued in the outbox, sent as Kurir itself.
+  await page.fill('#forward-to', 'kund@example.com');
+  await page.click('#forward');
+  await page.waitForURL(/done=forwarded/);
+  assert.match(await page.locator('#flash').textContent(), /vidarebefordrat/);
+  await shot('quarantine-actions');
+
+  // In English: reprocess while the type is still Monitor-to-Monitor: still quarantined.
+  await page.goto(`${url}?lang=en`);
+  assert.equal(await page.locator('h2:text-is("Actions")').count(), 1);
+  assert.match(await page.locator('#reason').textContent(), /must carry an XML business document/);
+  await page.click('#reprocess');
+  await page.waitForURL(/done=still_quarantined/);
+  assert.match(await page.locator('#flash').textContent(), /stays in quarantine/);
+  // After the account's type was changed: taken in; the actions are gone.
+  kurir(['settings', 'set', '--account', 'Monitor-till-Monitor', 'type=general']);
+  await page.click('#reprocess');
+  await page.waitForURL(/done=stored/);
+  assert.match(await page.locator('#flash').textContent(), /reprocessed and taken in/);
+  assert.equal(await page.locator('#status').textContent(), 'Stored');
+  assert.equal(await page.locator('#quarantine-actions').count(), 0);
+  const audit = await page.locator('#audit tbody tr').allTextContents();
+  assert.equal(audit.length, 4, audit.join(' | '));
+  assert.match(audit[0], /admin:admin.*Reprocessed.*taken in by general/);
+  assert.match(audit[2], /Forwarded.*to kund@example\.com/);
+  assert.match(audit[3], /Marked handled.*Avsändaren kontaktad/);
+  await shot('quarantine-audit-en');
+  const outbox = JSON.parse(kurir(['outbox', 'list', '--json']));
+  assert.ok(outbox.some((m) => m.subject === 'Fwd: Hej, kolla detta' && m.sender_user === ':system'), JSON.stringify(outbox));
+
+  // Delete: only with the box ticked.
+  await page.goto(`${base}/quarantine?lang=sv`);
+  await page.locator('table#messages tr:has(a.subject:text-is("Hej, ta bort mig")) a.subject').click();
+  await page.waitForURL(/\/incoming\/\d+/);
+  await page.check('#delete-confirm');
+  await page.click('#delete');
+  await page.waitForURL(/\/quarantine\?done=deleted/);
+  assert.equal(await page.locator('#flash').textContent(), 'Meddelandet är borttaget.');
+  assert.equal(await page.locator('table#messages tr:has-text("ta bort mig")').count(), 0);
 });
 
 test('log out', async () => {

@@ -409,7 +409,10 @@ async fn quarantine_actions_reprocess_handle_forward_and_delete_with_an_audit_tr
         .find(|m| m["subject"] == subject.as_str())
         .unwrap_or_else(|| panic!("{subject} forwarded: {inbox:?}"));
     assert_eq!(fwd["from"], demo::USER, "{fwd}");
-    assert_eq!(fwd["hasAttachments"], true, "the original is attached: {fwd}");
+    assert_eq!(
+        fwd["hasAttachments"], true,
+        "the original is attached: {fwd}"
+    );
 
     // Delete: the record and its raw MIME.
     ok(&dir, &["messages", "delete", d]);

@@ -27,6 +27,8 @@ pub const ALARMS: &str = "kurir_alarms";
 pub const SECRET_DAYS_LEFT: &str = "kurir_client_secret_days_left";
 pub const CERTIFICATE_DAYS_LEFT: &str = "kurir_certificate_days_left";
 pub const CHECKS: &str = "kurir_connection_tests_total";
+pub const STORAGE_BYTES: &str = "kurir_storage_bytes";
+pub const STORAGE_MESSAGES: &str = "kurir_storage_messages";
 
 /// Installs the Prometheus recorder once per process and returns its handle; later calls (a
 /// second server in the same process, tests) get the same handle.
@@ -81,6 +83,15 @@ fn describe() {
         "Days until the certificate expires (negative: expired), by subject"
     );
     metrics::describe_counter!(CHECKS, "Test connection runs, by subject kind and outcome");
+    metrics::describe_gauge!(
+        STORAGE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes kept, by account (raw incoming mail, import documents) and for the outbox"
+    );
+    metrics::describe_gauge!(
+        STORAGE_MESSAGES,
+        "Incoming message records kept, by account (retention removes them after keep_records)"
+    );
 }
 
 /// The `method` label of an HTTP request: one of the methods Kurir's routes use (and HEAD and
@@ -147,6 +158,20 @@ pub async fn export_store(store: &dyn kurir_store::KurirStore) {
         }
         queue_depth("outbox", waiting);
         metrics::gauge!("kurir_outbox_failed", "queue" => "outbox").set(failed as f64);
+    }
+    // One series per account that has mail (the accounts are the administrator's, so the label
+    // is bounded like the other account labels).
+    if let Ok((accounts, outbox)) = store.storage_use().await {
+        for u in &accounts {
+            metrics::gauge!(STORAGE_BYTES, "account" => u.account.clone(), "kind" => "raw")
+                .set(u.raw_bytes as f64);
+            metrics::gauge!(STORAGE_BYTES, "account" => u.account.clone(), "kind" => "import")
+                .set(u.import_bytes as f64);
+            metrics::gauge!(STORAGE_MESSAGES, "account" => u.account.clone())
+                .set(u.messages as f64);
+        }
+        metrics::gauge!(STORAGE_BYTES, "account" => "", "kind" => "outbox")
+            .set(outbox.bytes as f64);
     }
 }
 

@@ -207,20 +207,37 @@ pub(crate) fn op_error(e: OpError) -> Response {
 
 // ---- shared helpers ---------------------------------------------------------------------------
 
-/// `2026-06-01T12:00:00.123Z` → `2026-06-01 12:00:00 UTC` (the text itself when unreadable).
+/// `2026-06-01T12:00:00.123Z` → `2026-06-01 14:00:00 CEST`: in the server's time zone, with the
+/// zone shown (the text itself when unreadable).
 pub fn fmt_time(rfc3339: &str) -> String {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
-        .and_then(|t| fmt_odt(t.to_offset(time::UtcOffset::UTC)))
+        .and_then(fmt_odt)
         .unwrap_or_else(|| rfc3339.to_owned())
 }
 
-fn fmt_odt(t: time::OffsetDateTime) -> Option<String> {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.format(&f).ok()
+/// The server's time zone: `TZ`, else the system's (`/etc/localtime`, the Windows setting),
+/// else UTC. Read once: the zone of a running service does not change under it.
+fn local_zone() -> &'static jiff::tz::TimeZone {
+    static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    ZONE.get_or_init(jiff::tz::TimeZone::system)
 }
 
-/// Unix milliseconds (the outbox's clock) → `2026-06-01 12:00:00 UTC`.
+fn fmt_odt(t: time::OffsetDateTime) -> Option<String> {
+    fmt_in(t, local_zone())
+}
+
+/// `t` as local time in `zone` with the zone's abbreviation (CET/CEST, UTC, or the offset).
+fn fmt_in(t: time::OffsetDateTime, zone: &jiff::tz::TimeZone) -> Option<String> {
+    let ts = jiff::Timestamp::from_nanosecond(t.unix_timestamp_nanos()).ok()?;
+    Some(
+        ts.to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+    )
+}
+
+/// Unix milliseconds (the outbox's clock) → `2026-06-01 14:00:00 CEST`.
 pub fn fmt_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
