@@ -153,7 +153,7 @@ async fn an_alarm_reaches_the_admin_by_mail_and_webhook_once_again_daily_and_whe
     );
     let inbox = common::wait_for_count(&env.emu, &admin, 1, Duration::from_secs(30)).await;
     assert!(
-        inbox.get("Kurir: 1 larm").is_some(),
+        inbox.contains_key("Kurir: 1 larm"),
         "the notice arrived through Postfix and Dovecot: {inbox:?}"
     );
     let sent = store

@@ -172,11 +172,7 @@ async fn message_quarantine(
     Path(id): Path<String>,
     Json(body): Json<QuarantineBody>,
 ) -> Response {
-    let id = match id_of(
-        &id,
-        "incoming message",
-        "/api/v1/messages?status=quarantined",
-    ) {
+    let id = match id_of(&id, "incoming message", "/api/v1/messages") {
         Ok(id) => id,
         Err(r) => return r,
     };
