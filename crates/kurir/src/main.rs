@@ -26,6 +26,12 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     args.data_dir_explicit = matches.value_source("data_dir") != Some(ValueSource::DefaultValue);
+    // kurir.toml goes under the flags and the environment, before logging is set up (it may
+    // ask for JSON logs).
+    if let Err(e) = cli::config::apply(&mut args, &matches) {
+        eprintln!("kurir: {e}");
+        return ExitCode::from(2);
+    }
     if !matches!(
         args.command,
         cli::Command::Serve(_) | cli::Command::Demo(_) | cli::Command::Emulator(_)

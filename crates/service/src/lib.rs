@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod backup;
+pub mod config;
 pub mod intake;
 mod listener;
 pub mod paths;
@@ -61,6 +62,8 @@ pub struct ServiceConfig {
 /// A running service: what `kurir serve` and `kurir demo` start.
 pub struct Service {
     pub web_addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     data_dir: PathBuf,
     smtp_addr: watch::Receiver<Option<SocketAddr>>,
     stop_tx: watch::Sender<bool>,
@@ -93,10 +96,26 @@ impl Service {
             shutdown_grace,
             upkeep: upkeep_config,
         } = config;
+        let mut config = config;
+        // With its own certificate the UI is HTTPS: its cookies never travel in the clear.
+        let tls = match &config.tls {
+            Some(files) => {
+                config.secure_cookies = true;
+                let cfg = kurir_web::tls::server_config(files)?;
+                if let Some(day) = kurir_web::tls::not_after(files) {
+                    let left = (day - time::OffsetDateTime::now_utc().date()).whole_days();
+                    if left < 30 {
+                        tracing::warn!(certificate = %files.cert.display(), expires = %day, days_left = left, "the web UI's certificate expires soon (or has expired); replace it");
+                    }
+                }
+                Some(cfg)
+            }
+            None => None,
+        };
         if !config.listen.ip().is_loopback() && !config.secure_cookies {
             tracing::warn!(
                 listen = %config.listen,
-                "the web UI is reachable from other machines over plain HTTP: put a TLS reverse proxy in front and pass --secure-cookies"
+                "the web UI is reachable from other machines over plain HTTP: give it a certificate (web.tls_cert / --tls-cert) or put a TLS reverse proxy in front and pass --secure-cookies"
             );
         }
         let web_listener = kurir_web::bind(config.listen).await.with_context(|| {
@@ -110,13 +129,22 @@ impl Service {
 
         let outbox = Outbox::new(store.clone(), worker_cfg);
         let state = kurir_web::AppState::new(store.clone(), config, outbox.submitter());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let web = {
             let mut stop = stop_rx.clone();
-            tokio::spawn(kurir_web::serve(web_listener, state, async move {
+            let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
-            }))
+            };
+            match tls {
+                Some(cfg) => tokio::spawn(kurir_web::serve_tls(
+                    kurir_web::tls::TlsListener::new(web_listener, cfg)?,
+                    state,
+                    shutdown,
+                )),
+                None => tokio::spawn(kurir_web::serve(web_listener, state, shutdown)),
+            }
         };
-        tracing::info!(addr = %web_addr, "web UI and REST API listening");
+        tracing::info!(addr = %web_addr, scheme, "web UI and REST API listening");
 
         let mut workers = Vec::new();
         if run_outbox {
@@ -174,6 +202,7 @@ impl Service {
         }
         Ok(Service {
             web_addr,
+            scheme,
             data_dir: data_dir.to_owned(),
             smtp_addr,
             stop_tx,
@@ -192,11 +221,11 @@ impl Service {
     /// Prints the one JSON line (ports, paths) with `extra` merged in.
     pub fn print_line(&self, extra: serde_json::Value) -> anyhow::Result<()> {
         use std::io::Write;
-        let addr = self.web_addr;
+        let (addr, scheme) = (self.web_addr, self.scheme);
         let mut line = serde_json::json!({
-            "listen": format!("http://{addr}"),
-            "metrics": format!("http://{addr}/metrics"),
-            "openapi": format!("http://{addr}/api/openapi.json"),
+            "listen": format!("{scheme}://{addr}"),
+            "metrics": format!("{scheme}://{addr}/metrics"),
+            "openapi": format!("{scheme}://{addr}/api/openapi.json"),
             "smtp": self.smtp_addr().map(|a| a.to_string()),
             "data_dir": self.data_dir,
             "store": self.backend,

@@ -14,7 +14,8 @@
 //! `i18n.rs` (Swedish and English).
 //!
 //! The UI listens on loopback by default: it administers mail credentials, so exposing it is a
-//! decision (put it behind a TLS reverse proxy and pass `secure_cookies`).
+//! decision: give it a certificate (`tls.rs`, HTTPS with rustls) or put it behind a TLS reverse
+//! proxy and pass `secure_cookies`.
 
 // Handlers and their helpers return `Result<_, Response>`: the error IS the answer to send
 // (axum's own pattern), built once per failed request, so its size does not matter.
@@ -28,6 +29,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod ops;
 mod probe;
+pub mod tls;
 pub mod ui;
 
 use std::collections::HashMap;
@@ -58,6 +60,8 @@ pub struct WebConfig {
     /// refused, so a DNS-rebinding page (evil.example resolving to 127.0.0.1) cannot use a
     /// browser to reach the UI or API.
     pub allowed_hosts: Vec<String>,
+    /// HTTPS with this certificate (cookies are then always `Secure`).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for WebConfig {
@@ -67,6 +71,7 @@ impl Default for WebConfig {
             secure_cookies: false,
             session_ttl: time::Duration::hours(8),
             allowed_hosts: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -130,6 +135,23 @@ pub async fn serve(
     // The peer address feeds the per-IP login throttle.
     axum::serve(
         listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// [`serve`] over HTTPS: connections from a [`tls::TlsListener`].
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` is what gives a listener of our own axum's ConnectInfo<SocketAddr> (its
+    // `Connected` impl for the peer address of a tapped listener).
+    axum::serve(
+        listener.tap_io(|_| {}),
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)

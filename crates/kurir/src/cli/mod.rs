@@ -5,6 +5,7 @@ mod admin;
 mod args;
 mod assign;
 mod check;
+pub mod config;
 mod demo;
 mod fetch;
 mod listener;
@@ -61,10 +62,25 @@ pub struct Cli {
     )]
     pub database_url: Option<String>,
 
-    /// Whether --data-dir / KURIR_DATA_DIR was given (the demo then uses it instead of its
-    /// own directory).
+    /// The service's own options (kurir.toml: listen addresses, data directory, database URL,
+    /// the web UI's certificate, the SMTP listener). Default: /etc/kurir/kurir.toml
+    /// (%ProgramData%\Kurir\kurir.toml on Windows), if it exists. Flags and KURIR_… variables
+    /// override what it says.
+    #[arg(long, global = true, env = "KURIR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Whether --data-dir / KURIR_DATA_DIR (or the config file) gave the data directory (the
+    /// demo then uses it instead of its own directory).
     #[arg(skip)]
     pub data_dir_explicit: bool,
+
+    /// The config file as loaded ([`config::apply`]).
+    #[arg(skip)]
+    pub config_file: Option<kurir_service::config::Loaded>,
+
+    /// Where each option's value comes from (flag, environment, file, default).
+    #[arg(skip)]
+    pub sources: std::collections::BTreeMap<String, &'static str>,
 
     /// More log output on stderr (-v, -vv); KURIR_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -108,6 +124,9 @@ pub enum Command {
     /// Test connection: settings → token → mailbox → IMAP/POP3/SMTP → folders, each step ok or
     /// what to fix.
     Check(check::CheckArgs),
+    /// The service's own configuration (kurir.toml): check it, or show what is in effect.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
     /// Admin users of the web UI and API keys of the REST API.
     #[command(subcommand)]
     Admin(admin::AdminCmd),
@@ -180,6 +199,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(cmd) => messages::run(&place, cmd).await,
         Command::Serve(args) => serve::run(&place, args).await,
         Command::Check(args) => check::run(&place, args).await,
+        Command::Config(cmd) => {
+            let loaded = cli.config_file.clone().unwrap_or_default();
+            config::run(&place, &loaded, &cli.sources, cmd).await
+        }
         Command::Admin(cmd) => admin::run(&place, cmd).await,
         Command::Demo(args) => demo::run(&place, cli.data_dir_explicit, args).await,
         Command::Send(args) => send::run(&place, args).await,

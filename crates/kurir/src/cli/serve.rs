@@ -21,6 +21,13 @@ pub struct ServeArgs {
     /// proxy and --secure-cookies).
     #[arg(long, env = "KURIR_LISTEN", default_value = "127.0.0.1:8025")]
     pub listen: SocketAddr,
+    /// The web UI's certificate (PEM chain): with --tls-key, the UI and the API speak HTTPS
+    /// themselves (rustls), and cookies are Secure.
+    #[arg(long, env = "KURIR_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM, unencrypted; readable by Kurir's user only).
+    #[arg(long, env = "KURIR_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Users reach Kurir over HTTPS (a TLS reverse proxy in front): mark cookies Secure.
     #[arg(long, env = "KURIR_SECURE_COOKIES")]
     pub secure_cookies: bool,
@@ -120,6 +127,18 @@ impl ServeArgs {
                 secure_cookies: self.secure_cookies,
                 session_ttl: time::Duration::hours(i64::from(self.session_hours.max(1))),
                 allowed_hosts: self.allowed_hosts.clone(),
+                tls: match (&self.tls_cert, &self.tls_key) {
+                    (Some(cert), Some(key)) => Some(kurir_web::tls::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(bad(
+                            "give both the web UI's certificate and its key (web.tls_cert and web.tls_key, or --tls-cert and --tls-key)",
+                        ));
+                    }
+                },
             },
             smtp_listen,
             outbox: self.worker.config()?,
