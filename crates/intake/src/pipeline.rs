@@ -611,14 +611,7 @@ impl Intake {
     /// Parses, handles and makes durable every fetched message of a batch, off the async
     /// threads (parsing is CPU work). A panic in the parser quarantines that one message.
     async fn prepare_all(&self, fetched: Vec<Fetched>) -> Result<Vec<Prepared>, IntakeError> {
-        let ctx = PrepareCtx {
-            data_dir: self.data_dir.clone(),
-            raw_in_store: self.store.keeps_raw_bytes(),
-            staging: self.staging_dir(),
-            import_dir: self.import_dir(),
-            account_dir: self.account_dir_name().to_owned(),
-            handler: self.handler.clone(),
-        };
+        let ctx = self.prepare_ctx();
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let mut prepared = fetched
@@ -698,14 +691,7 @@ impl Intake {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| IntakeError::disk("create the import folder", &dir, e))?;
         }
-        let ctx = PrepareCtx {
-            data_dir: self.data_dir.clone(),
-            raw_in_store: self.store.keeps_raw_bytes(),
-            staging: self.staging_dir(),
-            import_dir: self.import_dir(),
-            account_dir: self.account_dir_name().to_owned(),
-            handler: self.handler.clone(),
-        };
+        let ctx = self.prepare_ctx();
         let data_dir = self.data_dir.clone();
         let examined = tokio::task::spawn_blocking(move || {
             let bytes = raw
@@ -762,6 +748,18 @@ impl Intake {
                 reason: reason.unwrap_or_default(),
             },
         })
+    }
+
+    /// What parsing and handling a message needs, off the async threads.
+    fn prepare_ctx(&self) -> PrepareCtx {
+        PrepareCtx {
+            data_dir: self.data_dir.clone(),
+            raw_in_store: self.store.keeps_raw_bytes(),
+            staging: self.staging_dir(),
+            import_dir: self.import_dir(),
+            account_dir: self.account_dir_name().to_owned(),
+            handler: self.handler.clone(),
+        }
     }
 
     /// The account's lock, waiting up to `wait` for a pass that holds it.

@@ -69,6 +69,35 @@ pub struct Submission {
     pub messages: Vec<Content>,
 }
 
+impl Submission {
+    /// Mail Kurir sends itself (an alarm notice, a forwarded quarantined message) to one
+    /// address: composed, from the Default sender address, refused at once when the system
+    /// cannot send (the caller says so to whoever asked for it).
+    pub fn from_system(
+        origin: String,
+        to: &str,
+        subject: String,
+        text: String,
+        attachments: Vec<FileAttachment>,
+    ) -> Submission {
+        Submission {
+            send_as: SendAs::System,
+            origin,
+            transport: ExchangeTransport::Auto,
+            queue_if_sender_cannot_send: false,
+            messages: vec![Content::Compose {
+                to: vec![to.to_owned()],
+                cc: Vec::new(),
+                bcc: Vec::new(),
+                subject,
+                text: Some(text),
+                html: None,
+                attachments,
+            }],
+        }
+    }
+}
+
 /// What was queued.
 #[derive(Debug, Clone)]
 pub struct Queued {

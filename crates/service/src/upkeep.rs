@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kurir_outbox::{Content, SendAs, Submission, Submitter};
+use kurir_outbox::{Submission, Submitter};
 use kurir_settings::{Scope, SettingsSnapshot};
 use kurir_store::lifecycle::{NotifiedAlarm, Retention};
 use kurir_store::messages::MessageFilter;
@@ -235,21 +235,13 @@ impl Upkeep {
             let (subject, text) = notice_text(lang, &raised, &resolved);
             let queued = self
                 .submitter
-                .queue(Submission {
-                    send_as: SendAs::System,
-                    origin: "alarm".into(),
-                    transport: kurir_outbox::ExchangeTransport::Auto,
-                    queue_if_sender_cannot_send: false,
-                    messages: vec![Content::Compose {
-                        to: vec![to.clone()],
-                        cc: Vec::new(),
-                        bcc: Vec::new(),
-                        subject,
-                        text: Some(text),
-                        html: None,
-                        attachments: Vec::new(),
-                    }],
-                })
+                .queue(Submission::from_system(
+                    "alarm".into(),
+                    to,
+                    subject,
+                    text,
+                    Vec::new(),
+                ))
                 .await;
             match queued {
                 Ok(q) => {

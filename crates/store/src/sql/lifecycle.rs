@@ -110,6 +110,18 @@ for_every_backend! {
             })
         }
 
+        /// How many rows `from_where` (`table alias WHERE …`, with the cutoff as `$1`) has, and
+        /// the sum of their `size`: what a dry run reports.
+        async fn count_and_size(&self, from_where: &str, cut: &str) -> Result<(u64, u64), StoreError> {
+            let (n, bytes): (i64, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT COUNT(*), CAST(SUM(size) AS BIGINT) FROM {from_where}"
+            )))
+            .bind(cut)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok((n as u64, bytes.unwrap_or(0) as u64))
+        }
+
         /// Whether any message row still points at `file` (a message file, or a segment).
         async fn file_referenced(&self, file: &str) -> Result<bool, StoreError> {
             let prefix = format!("{file}#");
@@ -146,15 +158,15 @@ for_every_backend! {
             report: &mut PurgeReport,
         ) -> Result<(), StoreError> {
             if dry_run {
-                let (n, bytes): (i64, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT COUNT(*), CAST(SUM(m.size) AS BIGINT) FROM messages m \
-                     WHERE m.raw_purged_at IS NULL AND m.received_at < $1 AND {RAW_PURGEABLE}"
-                )))
-                .bind(cut)
-                .fetch_one(&self.pool)
-                .await?;
-                report.raw_messages = n as u64;
-                report.raw_bytes = bytes.unwrap_or(0) as u64;
+                (report.raw_messages, report.raw_bytes) = self
+                    .count_and_size(
+                        &format!(
+                            "messages m WHERE m.raw_purged_at IS NULL AND m.received_at < $1 \
+                             AND {RAW_PURGEABLE}"
+                        ),
+                        cut,
+                    )
+                    .await?;
                 return Ok(());
             }
             let mut files = BTreeSet::new();
@@ -256,14 +268,9 @@ for_every_backend! {
         ) -> Result<(), StoreError> {
             const SENT: &str = "state IN ('sent', 'cancelled') AND raw_purged_at IS NULL AND created_at < $1";
             if dry_run {
-                let (n, bytes): (i64, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT COUNT(*), CAST(SUM(size) AS BIGINT) FROM outbox WHERE {SENT}"
-                )))
-                .bind(cut)
-                .fetch_one(&self.pool)
-                .await?;
-                report.sent_messages = n as u64;
-                report.sent_bytes = bytes.unwrap_or(0) as u64;
+                (report.sent_messages, report.sent_bytes) = self
+                    .count_and_size(&format!("outbox WHERE {SENT}"), cut)
+                    .await?;
                 return Ok(());
             }
             loop {

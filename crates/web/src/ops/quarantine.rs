@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kurir_intake::{Intake, ReprocessOutcome};
 use kurir_outbox::compose::FileAttachment;
-use kurir_outbox::submission::{Content, SendAs, Submission};
+use kurir_outbox::submission::Submission;
 use kurir_settings::Scope;
 use kurir_store::KurirStore;
 use kurir_store::lifecycle::ActionRefused;
@@ -245,24 +245,16 @@ async fn forward(
         reason = message.reason.as_deref().unwrap_or("-"),
     );
     let queued = submitter
-        .queue(Submission {
-            send_as: SendAs::System,
-            origin: format!("quarantine:{}", message.id),
-            transport: kurir_outbox::ExchangeTransport::Auto,
-            queue_if_sender_cannot_send: false,
-            messages: vec![Content::Compose {
-                to: vec![to.to_owned()],
-                cc: Vec::new(),
-                bcc: Vec::new(),
-                subject,
-                text: Some(text),
-                html: None,
-                attachments: vec![FileAttachment {
-                    name: format!("message-{}.eml", message.id),
-                    content: raw,
-                }],
+        .queue(Submission::from_system(
+            format!("quarantine:{}", message.id),
+            to,
+            subject,
+            text,
+            vec![FileAttachment {
+                name: format!("message-{}.eml", message.id),
+                content: raw,
             }],
-        })
+        ))
         .await
         .map_err(|e| match e {
             kurir_outbox::SubmitError::Store(e) => OpError::Store(e),
