@@ -58,6 +58,12 @@ pub const LOCKED_USER: &str = "locked.user@kurirdemo.onmicrosoft.com";
 pub const EXPIRED_PASSWORD_USER: &str = "expired.password@kurirdemo.onmicrosoft.com";
 /// Blocked by Conditional Access (AADSTS53003).
 pub const CA_BLOCKED_USER: &str = "ca.blocked@kurirdemo.onmicrosoft.com";
+/// The tenant's administrator (Global Administrator): may register apps and grant consent.
+pub const ADMIN_USER: &str = "admin@kurirdemo.onmicrosoft.com";
+/// A public client an administrator signs in with to set Kurir up (device code): the client id
+/// of Microsoft's "Microsoft Graph Command Line Tools", which every tenant has, with the
+/// delegated permissions the set-up needs, consented.
+pub const SETUP_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
 
 /// The demo fixture in the documented TOML format (also a worked example of it).
 pub fn toml() -> String {
@@ -118,6 +124,21 @@ secrets = [
 "https://outlook.office365.com" = ["IMAP.AccessAsApp"]
 [apps.delegated_permissions]
 "https://outlook.office.com" = ["IMAP.AccessAsUser.All", "SMTP.Send"]
+
+[[apps]]
+client_id = "{SETUP_CLIENT_ID}"
+display_name = "Microsoft Graph Command Line Tools"
+tenant = "{TENANT_ID}"
+public_client = true
+admin_consent = true
+[apps.delegated_permissions]
+"https://graph.microsoft.com" = ["User.Read", "Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
+
+[[users]]
+upn = "{ADMIN_USER}"
+display_name = "Kurir Demo Admin"
+password = "{PASSWORD}"
+directory_roles = ["Global Administrator"]
 
 [[users]]
 upn = "{USER}"

@@ -101,6 +101,18 @@ pub struct App {
     pub mailbox_access: Option<Vec<String>>,
     /// The service principal is disabled: every token request answers 7000112.
     pub disabled: bool,
+    /// The application object's id (not the client id): what Graph's `/applications/{id}` uses.
+    pub object_id: Uuid,
+    /// Owners of the registration (user or service principal object ids): an app whose own
+    /// service principal is an owner may manage its credentials with
+    /// `Application.ReadWrite.OwnedBy`.
+    pub owners: Vec<Uuid>,
+    /// `requiredResourceAccess` as the registration was created or last patched with.
+    pub required_resource_access: serde_json::Value,
+    /// Whether the service principal exists (an app registered through Graph has none until
+    /// `POST /servicePrincipals`).
+    pub has_service_principal: bool,
+    pub created: OffsetDateTime,
 }
 
 /// A client secret: Microsoft shows its id and its value side by side, and the id is often
@@ -110,6 +122,9 @@ pub struct Secret {
     pub id: Uuid,
     pub value: String,
     pub expires: OffsetDateTime,
+    /// What `addPassword` was given (the portal's Description).
+    pub display_name: Option<String>,
+    pub start: Option<OffsetDateTime>,
 }
 
 /// Where an app's registered certificate comes from.
@@ -139,6 +154,10 @@ pub struct User {
     /// `Add-RecipientPermission -Identity <this> -Trustee <mailbox> -AccessRights SendAs`);
     /// lower case.
     pub send_as: Vec<String>,
+    /// Microsoft Entra directory roles ("Global Administrator", "Privileged Role
+    /// Administrator", "Cloud Application Administrator", "Application Administrator"): what
+    /// the user may do through Graph's directory API, whatever the token's scopes.
+    pub directory_roles: Vec<String>,
 }
 
 impl Fixture {
@@ -308,6 +327,8 @@ struct RawUser {
     mailbox: bool,
     #[serde(default)]
     send_as: Vec<String>,
+    #[serde(default)]
+    directory_roles: Vec<String>,
 }
 
 fn guid(what: &'static str, value: &str) -> Result<Uuid, FixtureError> {
@@ -390,6 +411,8 @@ impl RawFixture {
                     id,
                     value: s.value,
                     expires,
+                    display_name: None,
+                    start: None,
                 });
             }
             let mut certificates = Vec::new();
@@ -431,6 +454,11 @@ impl RawFixture {
                     .mailbox_access
                     .map(|l| l.iter().map(|a| a.trim().to_ascii_lowercase()).collect()),
                 disabled: raw.disabled,
+                object_id: stable_id("application", &client_id.to_string()),
+                owners: Vec::new(),
+                required_resource_access: serde_json::Value::Array(Vec::new()),
+                has_service_principal: true,
+                created: OffsetDateTime::UNIX_EPOCH,
             });
         }
 
@@ -472,6 +500,7 @@ impl RawFixture {
                     .iter()
                     .map(|a| a.trim().to_ascii_lowercase())
                     .collect(),
+                directory_roles: raw.directory_roles,
             });
         }
         let mailboxes = crate::graph::fixture::validate(self.mailboxes, &users, &find_tenant)?;

@@ -17,10 +17,12 @@
 //!
 //! Layout: `entra/` holds one file per Entra endpoint or grant, `fixture.rs` the directory,
 //! `keys.rs` signing and certificates, `tls.rs` the CA, `server.rs` listeners and the handle,
-//! `ops.rs` the `/_emulator` test endpoints, `cli.rs` the `kurir emulator` command.
+//! `ops.rs` the `/_emulator` test endpoints, `cli.rs` the `kurir emulator` command, `graph/` Graph
+//! mail and `directory.rs` Graph's directory objects (apps, service principals, consent).
 
 pub mod cli;
 pub mod demo;
+pub mod directory;
 pub mod entra;
 pub mod fixture;
 pub mod graph;

@@ -153,7 +153,7 @@ async fn revoke(
 ) -> Response {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let user_id = match &body.username {
-        Some(name) => match state.fixture.user(name) {
+        Some(name) => match state.fixture().user(name) {
             Some(u) => Some(u.object_id),
             None => {
                 return problem(

@@ -182,7 +182,7 @@ impl Emulator {
 
         let graph = crate::graph::GraphState::load(&cfg.fixture, &state_dir)?;
         let state = Arc::new(EmulatorState {
-            fixture: cfg.fixture,
+            directory: std::sync::RwLock::new(Arc::new(cfg.fixture)),
             keys,
             app_certificates,
             faults: Faults::default(),
@@ -329,9 +329,8 @@ impl RunningEmulator {
     }
     /// Revokes a user's refresh tokens (every user's with `None`); returns how many.
     pub fn revoke_refresh_tokens(&self, username: Option<&str>) -> usize {
-        let id = username
-            .and_then(|u| self.state.fixture.user(u))
-            .map(|u| u.object_id);
+        let fixture = self.state.fixture();
+        let id = username.and_then(|u| fixture.user(u)).map(|u| u.object_id);
         if username.is_some() && id.is_none() {
             return 0;
         }
@@ -341,8 +340,9 @@ impl RunningEmulator {
     pub fn reset(&self) {
         self.state.reset();
     }
-    pub fn fixture(&self) -> &Fixture {
-        &self.state.fixture
+    /// The directory as it is now (the fixture, with what Graph's directory API changed).
+    pub fn fixture(&self) -> Arc<Fixture> {
+        self.state.fixture()
     }
     /// The certificate generated for an app with `generate_certificate = true`.
     pub fn app_certificate(&self, client_id: &str) -> Option<AppCertificate> {

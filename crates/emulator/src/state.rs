@@ -134,7 +134,10 @@ pub struct RefreshGrant {
 
 /// Everything the handlers share.
 pub struct EmulatorState {
-    pub fixture: Fixture,
+    /// The directory: the fixture, and what Graph's directory API changed in it since (apps
+    /// registered, secrets added, permissions granted). Read as a snapshot ([`Self::fixture`]);
+    /// a change replaces the whole snapshot, so a request never sees half of one.
+    pub(crate) directory: std::sync::RwLock<std::sync::Arc<Fixture>>,
     pub keys: SigningKeys,
     /// Registered certificates per app (from the fixture and generated ones).
     pub app_certificates: HashMap<Uuid, Vec<RegisteredCertificate>>,
@@ -157,6 +160,26 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EmulatorState {
+    /// The directory as it is now.
+    pub fn fixture(&self) -> std::sync::Arc<Fixture> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the directory: `change` works on a copy that replaces it when it returns `Ok`.
+    pub(crate) fn change_directory<T, E>(
+        &self,
+        change: impl FnOnce(&mut Fixture) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut guard = self.directory.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**guard).clone();
+        let out = change(&mut next)?;
+        *guard = std::sync::Arc::new(next);
+        Ok(out)
+    }
+
     pub fn reset(&self) {
         self.faults.reset();
         self.graph.faults.reset();

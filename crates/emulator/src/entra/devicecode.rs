@@ -78,7 +78,8 @@ fn start(
     tenant_segment: &str,
     form: &std::collections::HashMap<String, String>,
 ) -> Result<Value, EntraError> {
-    let sel = resolve_tenant(&state.fixture, tenant_segment)?;
+    let fixture = state.fixture();
+    let sel = resolve_tenant(&fixture, tenant_segment)?;
     if matches!(sel, TenantSel::Consumers) {
         return Err(EntraError::UnsupportedOnCommon);
     }
@@ -90,7 +91,7 @@ fn start(
         client_id: client_id.clone(),
         tenant: tenant_segment.to_string(),
     };
-    let app = state.fixture.app(client_id).ok_or_else(unknown)?;
+    let app = fixture.app(client_id).ok_or_else(unknown)?;
     if let TenantSel::Tenant(t) = sel
         && t.id != app.tenant_id
     {
@@ -166,11 +167,11 @@ pub fn redeem(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, Entra
     let DeviceCodeStatus::Approved { user_id } = entry.status else {
         return Err(EntraError::BadVerificationCode);
     };
-    let user = state
+    let user = req
         .fixture
         .user_by_id(user_id)
         .ok_or(EntraError::BadVerificationCode)?;
-    let tenant = state
+    let tenant = req
         .fixture
         .tenant_by_id(user.tenant_id)
         .ok_or(EntraError::BadVerificationCode)?;
@@ -202,8 +203,8 @@ pub fn approve(
     user_code: &str,
     username: &str,
 ) -> Result<(), DeviceCodeHookError> {
-    let user = state
-        .fixture
+    let fixture = state.fixture();
+    let user = fixture
         .user(username)
         .ok_or_else(|| DeviceCodeHookError::UnknownUser(username.to_string()))?;
     let mut codes = lock(&state.device_codes);

@@ -36,7 +36,8 @@ pub async fn openid_configuration(
     headers: HeaderMap,
 ) -> Response {
     let ctx = RequestContext::from_headers(&headers);
-    let sel = match resolve_tenant(&state.fixture, &segment) {
+    let fixture = state.fixture();
+    let sel = match resolve_tenant(&fixture, &segment) {
         Ok(s) => s,
         Err(e) => return e.into_discovery_response(&ctx),
     };
@@ -80,7 +81,8 @@ pub async fn keys(
     headers: HeaderMap,
 ) -> Response {
     let ctx = RequestContext::from_headers(&headers);
-    let sel = match resolve_tenant(&state.fixture, &segment) {
+    let fixture = state.fixture();
+    let sel = match resolve_tenant(&fixture, &segment) {
         Ok(s) => s,
         Err(e) => return e.into_discovery_response(&ctx),
     };

@@ -34,6 +34,8 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 /// One token request, parsed once and handed to the grant.
 pub struct TokenRequest<'a> {
     pub state: &'a EmulatorState,
+    /// The directory when the request came in (one snapshot for the whole request).
+    pub fixture: Arc<crate::fixture::Fixture>,
     pub form: HashMap<String, String>,
     pub creds: Credentials,
     pub base: String,
@@ -71,6 +73,7 @@ pub async fn handle(
         return EntraError::TemporarilyUnavailable.into_response_with(&ctx);
     }
     let req = TokenRequest {
+        fixture: state.fixture(),
         state: &state,
         form,
         creds,
@@ -95,7 +98,7 @@ pub async fn handle(
 }
 
 fn process(req: &TokenRequest<'_>) -> Result<Value, EntraError> {
-    let sel = resolve_tenant(&req.state.fixture, &req.tenant_segment)?;
+    let sel = resolve_tenant(&req.fixture, &req.tenant_segment)?;
     let grant = req
         .form
         .get("grant_type")
@@ -138,7 +141,7 @@ impl TokenRequest<'_> {
             client_id: client_id.clone(),
             tenant: self.tenant_segment.clone(),
         };
-        let app = self.state.fixture.app(&client_id).ok_or_else(unknown)?;
+        let app = self.fixture.app(&client_id).ok_or_else(unknown)?;
         match sel {
             TenantSel::Tenant(t) if t.id != app.tenant_id => Err(unknown()),
             _ if app.disabled => Err(EntraError::AppDisabled {
@@ -200,7 +203,7 @@ impl TokenRequest<'_> {
             if a.eq_ignore_ascii_case(b) {
                 return true;
             }
-            let fixture = &self.state.fixture;
+            let fixture = &self.fixture;
             matches!((fixture.tenant(a), fixture.tenant(b)), (Some(x), Some(y)) if x.id == y.id)
         };
         same_tenant(segments[0], &self.tenant_segment)
@@ -276,7 +279,7 @@ fn password(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, EntraEr
     let password = req.param("password")?;
     let app = req.app(sel)?;
     let auth = req.authenticate(app, true)?;
-    let fixture = &req.state.fixture;
+    let fixture = &req.fixture;
     // /organizations finds the home tenant from the user's domain, like home realm discovery.
     let tenant = match sel {
         TenantSel::Tenant(t) => t,
@@ -377,7 +380,7 @@ fn refresh(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, EntraErr
         if grant.client_id != app.client_id {
             return Err(EntraError::MalformedGrant);
         }
-        let tenant = state
+        let tenant = req
             .fixture
             .tenant_by_id(grant.tenant_id)
             .ok_or(EntraError::MalformedGrant)?;
@@ -386,7 +389,7 @@ fn refresh(req: &TokenRequest<'_>, sel: TenantSel<'_>) -> Result<Value, EntraErr
         {
             return Err(EntraError::MalformedGrant);
         }
-        let user = state
+        let user = req
             .fixture
             .user_by_id(grant.user_id)
             .ok_or(EntraError::MalformedGrant)?;

@@ -21,7 +21,7 @@ pub async fn handle(
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or_default();
-    let body = match state.fixture.tenant(domain) {
+    let body = match state.fixture().tenant(domain) {
         Some(_) => json!({
             "ver": "1.0",
             "account_type": "Managed",

@@ -126,7 +126,7 @@ pub fn authenticate(state: &EmulatorState, headers: &HeaderMap) -> Result<Caller
         .tid
         .as_deref()
         .and_then(|t| Uuid::parse_str(t).ok())
-        .filter(|t| state.fixture.tenant_by_id(*t).is_some())
+        .filter(|t| state.fixture().tenant_by_id(*t).is_some())
         .filter(|t| c.iss.as_deref() == Some(format!("https://sts.windows.net/{t}/").as_str()))
         .ok_or_else(|| {
             ApiError::unauthorized("Access token validation failure. Invalid issuer.")
@@ -172,8 +172,8 @@ pub fn authorize(
             if !roles.iter().any(|r| need.granted_by(r)) {
                 return Err(ApiError::access_denied());
             }
-            let policy = state
-                .fixture
+            let fixture = state.fixture();
+            let policy = fixture
                 .app(&caller.app_id.to_string())
                 .and_then(|a| a.mailbox_access.as_ref());
             if let Some(allowed) = policy

@@ -614,10 +614,11 @@ fn resolve<'a>(
     if let Some(mb) = store.find(&key).filter(|m| m.tenant_id == caller.tenant_id) {
         return Ok(mb);
     }
-    let user = state.fixture.user(&key).or_else(|| {
+    let fixture = state.fixture();
+    let user = fixture.user(&key).or_else(|| {
         uuid::Uuid::parse_str(&key)
             .ok()
-            .and_then(|id| state.fixture.user_by_id(id))
+            .and_then(|id| fixture.user_by_id(id))
     });
     if user.is_some_and(|u| u.tenant_id == caller.tenant_id) {
         return Err(ApiError::new(
@@ -631,6 +632,30 @@ fn resolve<'a>(
         kurir_graph::codes::INVALID_USER,
         format!("The requested user '{selector}' is invalid."),
     ))
+}
+
+/// `applications(appId='…')/…` as two segments (`applications`, `(appId='…')`), the form the
+/// directory handler matches on.
+fn directory_req(req: &Req) -> Req {
+    let mut segments = Vec::new();
+    for s in &req.segments {
+        match s.find('(') {
+            Some(i) if i > 0 => {
+                segments.push(s[..i].to_owned());
+                segments.push(s[i..].to_owned());
+            }
+            _ => segments.push(s.clone()),
+        }
+    }
+    Req {
+        method: req.method.clone(),
+        segments,
+        query: req.query.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+        base: req.base.clone(),
+        request_id: req.request_id.clone(),
+    }
 }
 
 /// The mailbox a request works on, after all checks.
@@ -650,6 +675,15 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
             (sel.to_string(), &req.segments[2..])
         }
         [me, ..] if me.eq_ignore_ascii_case("me") => ("me".to_string(), &req.segments[1..]),
+        [dir, ..]
+            if dir.eq_ignore_ascii_case("applications")
+                || dir.eq_ignore_ascii_case("servicePrincipals")
+                || dir.starts_with("applications(")
+                || dir.starts_with("servicePrincipals(") =>
+        {
+            let caller = auth::authenticate(state, &req.headers)?;
+            return crate::directory::handle(state, &directory_req(req), &caller);
+        }
         _ => {
             return Err(ApiError::resource_not_found(
                 req.segments.first().map_or("", String::as_str),
@@ -709,8 +743,8 @@ async fn run(state: &Arc<EmulatorState>, req: &Req) -> ApiResult {
         Route::Copy(id) => moves::copy_message(graph, req, &t, &id),
         Route::Respond(id, kind, true) => respond::send(graph, req, &t, &id, kind),
         Route::Respond(id, kind, false) => respond::create(graph, req, &t, &id, kind),
-        Route::SendDraft(id) => send::send_draft(graph, &state.fixture, &t, &id),
-        Route::SendMail => send::send_mail(graph, &state.fixture, req, &t),
+        Route::SendDraft(id) => send::send_draft(graph, &state.fixture(), &t, &id),
+        Route::SendMail => send::send_mail(graph, &state.fixture(), req, &t),
         Route::CreateUploadSession(id) => upload::create(graph, req, &t, &id),
         Route::ListAttachments(id) => attachments::list(graph, req, &t, &id),
         Route::AddAttachment(id) => attachments::add(graph, req, &t, &id),
