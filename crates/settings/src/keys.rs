@@ -459,6 +459,15 @@ pub static KEYS: &[KeyDef] = &[
         help: "User codes or roles, comma separated, that may see this account's mail; * for everyone.",
     },
     KeyDef {
+        name: "setup_client_id",
+        label_sv: "Klient-ID för installationsinloggning",
+        label_en: "Set-up sign-in client ID",
+        kind: Kind::Guid,
+        levels: &[S],
+        help_sv: "Den offentliga klient som en administratör loggar in med när `kurir setup entra` registrerar Kurir i Entra ID (enhetskod). Standard: Microsoft Graph Command Line Tools (14d82eec-204b-4c2f-b7e8-296a70dab67e), som finns i varje klientorganisation.",
+        help: "The public client an administrator signs in with when `kurir setup entra` registers Kurir in Entra ID (device code). Default: Microsoft Graph Command Line Tools (14d82eec-204b-4c2f-b7e8-296a70dab67e), which every tenant has.",
+    },
+    KeyDef {
         name: "keep_raw_mail",
         label_sv: "Spara inkommande e-post (original)",
         label_en: "Keep incoming mail (original)",

@@ -9,6 +9,7 @@
 //! a bounded number of times, waiting what `Retry-After` says (capped) or a short backoff.
 
 mod delta;
+mod directory;
 mod folders;
 mod messages;
 mod send;

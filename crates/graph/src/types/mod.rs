@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod collection;
+pub mod directory;
 pub mod error;
 pub mod folder;
 pub mod message;
@@ -16,6 +17,9 @@ pub mod upload;
 
 pub use batch::{BatchRequest, BatchRequestItem, BatchResponse, BatchResponseItem};
 pub use collection::{Page, Removed};
+pub use directory::{
+    AppRole, AppRoleAssignment, Application, PasswordCredential, ServicePrincipal,
+};
 pub use error::{ErrorBody, ErrorDetail, InnerError, codes};
 pub use folder::{MailFolder, NewMailFolder, WELL_KNOWN_FOLDERS};
 pub use message::{

@@ -15,6 +15,7 @@ mod output;
 mod send;
 pub mod serve;
 mod settings;
+mod setup;
 mod token;
 mod upkeep;
 mod users;
@@ -124,6 +125,10 @@ pub enum Command {
     /// Test connection: settings → token → mailbox → IMAP/POP3/SMTP → folders, each step ok or
     /// what to fix.
     Check(check::CheckArgs),
+    /// Set Kurir up in Microsoft Entra ID: `kurir setup entra` registers the app, grants
+    /// consent, adds its credential and writes the settings (an administrator signs in once).
+    #[command(subcommand)]
+    Setup(setup::SetupCmd),
     /// The service's own configuration (kurir.toml): check it, or show what is in effect.
     #[command(subcommand)]
     Config(config::ConfigCmd),
@@ -199,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Messages(cmd) => messages::run(&place, cmd).await,
         Command::Serve(args) => serve::run(&place, args).await,
         Command::Check(args) => check::run(&place, args).await,
+        Command::Setup(cmd) => setup::run(&place, cmd).await,
         Command::Config(cmd) => {
             let loaded = cli.config_file.clone().unwrap_or_default();
             config::run(&place, &loaded, &cli.sources, cmd).await

@@ -1,0 +1,216 @@
+//! `kurir setup entra`: Kurir registers itself in Microsoft Entra ID with an administrator's
+//! device-code sign-in (the work is [`kurir_service::setup`]), then runs Test connection.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use kurir_entra::{
+    Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, TokenClient, TokenRequest,
+};
+use kurir_service::setup::{ADMIN_SCOPES, SetupRequest, Transports};
+use kurir_settings::Scope;
+use secrecy::SecretString;
+
+use super::{Place, open_store};
+use crate::fail::bad;
+
+#[derive(Subcommand, Debug)]
+pub enum SetupCmd {
+    /// Register Kurir in Microsoft Entra ID: an administrator signs in (device code), Kurir
+    /// creates the app registration and its service principal, grants exactly the application
+    /// permissions the transports need (admin consent), adds a client secret and writes the
+    /// system settings. Safe to run again: it reuses what exists.
+    Entra(EntraArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EntraArgs {
+    /// The tenant (Katalog-ID or a verified domain); default: the system setting tenant_id.
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// The app registration's display name.
+    #[arg(long, default_value = "Kurir (Monitor ERP e-mail)")]
+    name: String,
+    /// What the app must be allowed: graph, imap, pop, smtp (comma separated).
+    #[arg(long, default_value = "graph")]
+    transports: String,
+    /// Days a new client secret lives (at most 730).
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    secret_days: u32,
+    /// Do not let the app rotate its own secret (no owner, no Application.ReadWrite.OwnedBy).
+    #[arg(long)]
+    no_self_rotation: bool,
+    /// A mailbox the app is for (repeatable): named in the printed Exchange commands.
+    #[arg(long = "mailbox", value_name = "ADDRESS")]
+    mailboxes: Vec<String>,
+    /// Skip Test connection at the end.
+    #[arg(long)]
+    no_check: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Steps;
+impl kurir_service::setup::Progress for Steps {
+    fn step(&self, text: &str) {
+        eprintln!("kurir: {text}");
+    }
+}
+
+pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
+    let SetupCmd::Entra(args) = cmd;
+    let store = open_store(place).await?;
+    let snap = store.snapshot().await?;
+    let eff = snap.resolve(&Scope::System);
+    let tenant = args
+        .tenant
+        .clone()
+        .or_else(|| eff.get("tenant_id").map(str::to_owned))
+        .ok_or_else(|| {
+            bad("which tenant? give --tenant (the Directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com), or set tenant_id first")
+        })?;
+    // The administrator's token and the Graph calls go only to the selected cloud, unless the
+    // server allows custom endpoints (the emulator, a test tenant): issue #13.1's rule.
+    let custom = kurir_settings::endpoints::custom_endpoints(&eff);
+    if !custom.is_empty() && !eff.flag(kurir_settings::endpoints::ALLOW_CUSTOM_ENDPOINTS) {
+        return Err(bad(format!(
+            "{} point outside the selected cloud and custom endpoints are not allowed on this server; leave them unset (kurir settings unset …) or allow them with kurir settings set allow_custom_endpoints=true",
+            custom
+                .iter()
+                .map(|(k, _, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let transports = Transports::parse(&args.transports).map_err(bad)?;
+    let cloud = Cloud::parse(eff.cloud().as_str()).unwrap_or(Cloud::Global);
+    let authority =
+        Authority::url(eff.get("authority").unwrap_or(cloud.authority_host()))?.with_cloud(cloud);
+    let ca = match eff.get("ca_file") {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            bad(format!(
+                "the Extra CA certificate (ca_file) {p} cannot be read: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    // No refresh-token store: the administrator's sign-in is used once and kept nowhere.
+    let client = TokenClient::new(ClientConfig {
+        extra_ca_pem: ca.clone(),
+        ..ClientConfig::default()
+    })?;
+    let setup_client = eff
+        .get("setup_client_id")
+        .unwrap_or(kurir_service::setup::DEFAULT_SETUP_CLIENT_ID)
+        .to_owned();
+    eprintln!(
+        "kurir: an administrator of {tenant} signs in now (Global Administrator, or Application Administrator plus Privileged Role Administrator):"
+    );
+    let token = client
+        .token(&TokenRequest {
+            authority,
+            tenant: tenant.clone(),
+            client_id: setup_client,
+            credential: Credential::DeviceCode {
+                prompt: Arc::new(|p: &DeviceCodePrompt| eprintln!("{}", p.message)),
+            },
+            scope: kurir_entra::Scope::graph_delegated(cloud, ADMIN_SCOPES),
+            user: Some("kurir-setup".into()),
+        })
+        .await?;
+    let user = token
+        .claims
+        .upn
+        .clone()
+        .or_else(|| token.claims.preferred_username.clone())
+        .unwrap_or_else(|| "the signed-in user".into());
+    let tenant_id = token.claims.tid.clone().unwrap_or_else(|| tenant.clone());
+    eprintln!("kurir: signed in as {user}");
+    let base = format!(
+        "{}/v1.0",
+        eff.get("graph_endpoint")
+            .unwrap_or("https://graph.microsoft.com")
+            .trim_end_matches('/')
+    );
+    let graph =
+        kurir_graph::GraphClient::new(&base, ca.as_deref(), std::time::Duration::from_secs(60))?;
+    let req = SetupRequest {
+        display_name: args.name.clone(),
+        transports,
+        self_rotation: !args.no_self_rotation,
+        secret_days: args.secret_days,
+        mailboxes: args.mailboxes.clone(),
+    };
+    let secret: SecretString = token.secret.clone();
+    let report = kurir_service::setup::run(
+        &store, &snap, &graph, &secret, &user, &tenant_id, &req, &Steps,
+    )
+    .await
+    .map_err(|e| match e {
+        kurir_service::setup::SetupError::Store(e) => anyhow::Error::from(e),
+        e => bad(e.to_string()),
+    })?;
+    let check = if args.no_check {
+        None
+    } else {
+        Some(kurir_web::check::run(store.clone(), &Scope::System, kurir_web::i18n::Lang::En).await)
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"setup": report, "check": check}))?
+        );
+    } else {
+        let yes_no =
+            |b: bool, new: &str, old: &str| if b { new.to_owned() } else { old.to_owned() };
+        println!(
+            "App registration   {} ({})",
+            args.name,
+            yes_no(report.created_application, "created", "found")
+        );
+        println!("  client id        {}", report.app_id);
+        println!("  tenant           {}", report.tenant_id);
+        println!(
+            "Service principal  {} ({})",
+            report.service_principal_id,
+            yes_no(report.created_service_principal, "created", "found")
+        );
+        if !report.granted.is_empty() {
+            println!("Granted now        {}", report.granted.join(", "));
+        }
+        if !report.already_granted.is_empty() {
+            println!("Already granted    {}", report.already_granted.join(", "));
+        }
+        match &report.new_secret {
+            Some((id, until)) => {
+                println!("Client secret      added (id {id}, expires {until}), stored encrypted")
+            }
+            None => println!(
+                "Client secret      the stored one is kept (this app's, valid for more than 30 days)"
+            ),
+        }
+        println!(
+            "System settings    {}",
+            yes_no(report.settings_changed, "written", "unchanged")
+        );
+        println!("\nIn Exchange Online PowerShell (Kurir cannot do these through Graph):");
+        for line in &report.powershell {
+            println!("  {line}");
+        }
+        if let Some(c) = &check {
+            println!(
+                "\nTest connection: {}",
+                if c.ok {
+                    "ok"
+                } else {
+                    "problems (see `kurir check`)"
+                }
+            );
+            for s in &c.steps {
+                println!("  {:?}: {}: {}", s.status, s.title, s.detail);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,423 @@
+//! `kurir setup entra`: Kurir registers itself in Microsoft Entra ID (issue #17.1).
+//!
+//! An administrator of the tenant signs in with the device code flow (delegated, with
+//! `Application.ReadWrite.All` and `AppRoleAssignment.ReadWrite.All`) through a public client
+//! (the system setting `setup_client_id`; default Microsoft Graph Command Line Tools,
+//! `14d82eec-204b-4c2f-b7e8-296a70dab67e`, which every tenant has). Then, with Microsoft Graph:
+//! 1. find the registration by its display name, or create it (single tenant), listing the
+//!    permissions it gets as `requiredResourceAccess`;
+//! 2. find or create its service principal;
+//! 3. grant exactly the application permissions the chosen transports need (admin consent):
+//!    Graph `Mail.ReadWrite` and `Mail.Send`; Exchange Online `IMAP.AccessAsApp`,
+//!    `POP.AccessAsApp`, `SMTP.SendAsApp`; each app role is looked up by its value in the
+//!    resource's service principal, never by a hard-coded id;
+//! 4. with self-rotation, `Application.ReadWrite.OwnedBy` and the app's own service principal as
+//!    an owner of its registration, so `kurir credential rotate` can replace its secret;
+//! 5. a client secret (`addPassword`), unless the stored one is this app's and valid for more
+//!    than 30 days;
+//! 6. the system settings: method, client id, tenant, flow, secret and its expiry.
+//!
+//! Re-running finds and reuses what exists and changes nothing. A user without the needed
+//! directory role gets which role is needed and who can grant it. The parts only Exchange Online
+//! PowerShell can do are printed with the ids filled in ([`powershell`]).
+//!
+//! Calls and pages: see `kurir_graph::client::directory`.
+
+use std::sync::Arc;
+
+use kurir_graph::{AppRoleAssignment, GraphClient, GraphError, ServicePrincipal};
+use kurir_settings::{Scope, SettingsSnapshot};
+use kurir_store::{Change, KurirStore, NewValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// Microsoft Graph's and Exchange Online's application ids.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
+/// The default public client for the administrator's sign-in: Microsoft Graph Command Line Tools.
+pub const DEFAULT_SETUP_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+/// The delegated permissions the administrator's token needs.
+pub const ADMIN_SCOPES: &[&str] = &[
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+];
+
+/// Which ways of sending and reading mail the app must be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Transports {
+    pub graph: bool,
+    pub imap: bool,
+    pub pop: bool,
+    pub smtp: bool,
+}
+
+impl Transports {
+    /// `graph,imap,smtp` → the set; `None` for an unknown word.
+    pub fn parse(s: &str) -> Result<Transports, String> {
+        let mut t = Transports::default();
+        for w in s.split(',').map(|w| w.trim().to_ascii_lowercase()) {
+            match w.as_str() {
+                "graph" => t.graph = true,
+                "imap" => t.imap = true,
+                "pop" | "pop3" => t.pop = true,
+                "smtp" => t.smtp = true,
+                "" => {}
+                other => {
+                    return Err(format!(
+                        "unknown transport '{other}'; use graph, imap, pop and/or smtp"
+                    ));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The application permissions these transports need: (resource app id, role value).
+    pub fn roles(self, self_rotation: bool) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        if self.graph {
+            out.push((GRAPH_APP_ID, "Mail.ReadWrite"));
+            out.push((GRAPH_APP_ID, "Mail.Send"));
+        }
+        if self_rotation {
+            out.push((GRAPH_APP_ID, "Application.ReadWrite.OwnedBy"));
+        }
+        if self.imap {
+            out.push((EXCHANGE_APP_ID, "IMAP.AccessAsApp"));
+        }
+        if self.pop {
+            out.push((EXCHANGE_APP_ID, "POP.AccessAsApp"));
+        }
+        if self.smtp {
+            out.push((EXCHANGE_APP_ID, "SMTP.SendAsApp"));
+        }
+        out
+    }
+}
+
+/// What the set-up is asked to do.
+#[derive(Debug, Clone)]
+pub struct SetupRequest {
+    pub display_name: String,
+    pub transports: Transports,
+    /// Make the app able to rotate its own secret (owner + Application.ReadWrite.OwnedBy).
+    pub self_rotation: bool,
+    /// How long a new client secret lives (Entra allows at most two years).
+    pub secret_days: u32,
+    /// Mailboxes to name in the printed Exchange commands.
+    pub mailboxes: Vec<String>,
+}
+
+/// What the set-up found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupReport {
+    pub tenant_id: String,
+    pub app_id: String,
+    pub application_object_id: String,
+    pub service_principal_id: String,
+    pub created_application: bool,
+    pub created_service_principal: bool,
+    /// Application permissions granted now, and those that were granted already.
+    pub granted: Vec<String>,
+    pub already_granted: Vec<String>,
+    pub owner_added: bool,
+    /// The client secret added now (its id and expiry; never its value), or `None` when the
+    /// stored one was kept.
+    pub new_secret: Option<(String, String)>,
+    /// Whether the system settings changed.
+    pub settings_changed: bool,
+    /// Exchange Online PowerShell to run for IMAP/POP/SMTP and to limit the app to mailboxes.
+    pub powershell: Vec<String>,
+}
+
+/// Why the set-up stopped; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "{user} may not {what} in this tenant (Microsoft Graph: Authorization_RequestDenied). It needs the Microsoft Entra role {roles}; a Global Administrator can assign it (Entra admin center → Roles & admins), or can run `kurir setup entra` instead"
+    )]
+    Denied {
+        user: String,
+        what: &'static str,
+        roles: &'static str,
+    },
+    #[error(
+        "there are {0} app registrations named '{1}' in the tenant; give another name with --name, or remove the extra ones in the Entra admin center"
+    )]
+    Ambiguous(usize, String),
+    #[error(
+        "the resource {0} has no application permission {1} in this tenant; is the tenant's Exchange Online licensed?"
+    )]
+    NoSuchRole(&'static str, &'static str),
+    #[error("Microsoft Graph: {0}")]
+    Graph(#[from] GraphError),
+    #[error("the settings could not be written: {0}")]
+    Store(#[from] kurir_store::StoreError),
+}
+
+/// Directory steps, for progress output.
+pub trait Progress {
+    fn step(&self, text: &str);
+}
+
+fn denied(e: GraphError, user: &str, what: &'static str, roles: &'static str) -> SetupError {
+    match &e {
+        GraphError::Service { status: 403, .. } => SetupError::Denied {
+            user: user.to_owned(),
+            what,
+            roles,
+        },
+        _ => SetupError::Graph(e),
+    }
+}
+
+const APP_ROLES: &str =
+    "Application Administrator, Cloud Application Administrator or Global Administrator";
+const GRANT_ROLES: &str = "Privileged Role Administrator or Global Administrator";
+
+/// Runs the set-up with the administrator's Graph `token` (signed in as `user`).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    store: &Arc<dyn KurirStore>,
+    snap: &SettingsSnapshot,
+    graph: &GraphClient,
+    token: &SecretString,
+    user: &str,
+    tenant_id: &str,
+    req: &SetupRequest,
+    progress: &dyn Progress,
+) -> Result<SetupReport, SetupError> {
+    let t = token.expose_secret();
+    let roles = req.transports.roles(req.self_rotation);
+
+    // The resources' service principals, whose app roles name the permissions.
+    let mut resources: Vec<ServicePrincipal> = Vec::new();
+    for app_id in [GRAPH_APP_ID, EXCHANGE_APP_ID] {
+        if roles.iter().any(|(r, _)| *r == app_id)
+            && let Some(sp) = graph.service_principal(t, app_id).await?
+        {
+            resources.push(sp);
+        }
+    }
+    let mut wanted = Vec::new();
+    for (resource, value) in &roles {
+        let sp = resources
+            .iter()
+            .find(|s| s.app_id.eq_ignore_ascii_case(resource))
+            .ok_or(SetupError::NoSuchRole(resource, value))?;
+        let role = sp
+            .app_roles
+            .iter()
+            .find(|r| r.value.as_deref() == Some(*value))
+            .ok_or(SetupError::NoSuchRole(resource, value))?;
+        wanted.push((sp.id.clone(), sp.app_id.clone(), role.id.clone(), *value));
+    }
+
+    // 1. The registration.
+    let found = graph.applications_named(t, &req.display_name).await?;
+    let (app, created_application) = match found.len() {
+        0 => {
+            progress.step(&format!("registering the app '{}'", req.display_name));
+            let mut access: Vec<serde_json::Value> = Vec::new();
+            for resource in [GRAPH_APP_ID, EXCHANGE_APP_ID] {
+                let list: Vec<_> = wanted
+                    .iter()
+                    .filter(|w| w.1.eq_ignore_ascii_case(resource))
+                    .map(|w| serde_json::json!({"id": w.2, "type": "Role"}))
+                    .collect();
+                if !list.is_empty() {
+                    access.push(
+                        serde_json::json!({"resourceAppId": resource, "resourceAccess": list}),
+                    );
+                }
+            }
+            let app = graph
+                .create_application(t, &req.display_name, serde_json::Value::Array(access))
+                .await
+                .map_err(|e| denied(e, user, "register applications", APP_ROLES))?;
+            (app, true)
+        }
+        1 => {
+            progress.step(&format!("found the app '{}'", req.display_name));
+            (found.into_iter().next().expect("one"), false)
+        }
+        n => return Err(SetupError::Ambiguous(n, req.display_name.clone())),
+    };
+
+    // 2. Its service principal.
+    let (sp, created_service_principal) = match graph.service_principal(t, &app.app_id).await? {
+        Some(sp) => (sp, false),
+        None => {
+            progress.step("creating its service principal (enterprise application)");
+            let sp = graph
+                .create_service_principal(t, &app.app_id)
+                .await
+                .map_err(|e| denied(e, user, "create service principals", APP_ROLES))?;
+            (sp, true)
+        }
+    };
+
+    // 3. Admin consent for exactly these application permissions.
+    let held = graph.app_role_assignments(t, &sp.id).await?;
+    let mut granted = Vec::new();
+    let mut already_granted = Vec::new();
+    for (resource_sp, _, role_id, value) in &wanted {
+        if held.iter().any(|a| {
+            a.app_role_id.eq_ignore_ascii_case(role_id)
+                && a.resource_id.eq_ignore_ascii_case(resource_sp)
+        }) {
+            already_granted.push((*value).to_owned());
+            continue;
+        }
+        progress.step(&format!("granting {value} (admin consent)"));
+        graph
+            .grant_app_role(
+                t,
+                &AppRoleAssignment {
+                    id: None,
+                    principal_id: sp.id.clone(),
+                    resource_id: resource_sp.clone(),
+                    app_role_id: role_id.clone(),
+                },
+            )
+            .await
+            .map_err(|e| denied(e, user, "grant application permissions", GRANT_ROLES))?;
+        granted.push((*value).to_owned());
+    }
+
+    // 4. The app as an owner of itself, for rotation.
+    let mut owner_added = false;
+    if req.self_rotation {
+        let owners = graph.application_owners(t, &app.id).await?;
+        if !owners.iter().any(|o| o.eq_ignore_ascii_case(&sp.id)) {
+            progress.step("making the app an owner of its own registration (for rotation)");
+            graph
+                .add_application_owner(t, &app.id, &sp.id)
+                .await
+                .map_err(|e| denied(e, user, "change application owners", APP_ROLES))?;
+            owner_added = true;
+        }
+    }
+
+    // 5. The credential: the stored secret is kept when it is this app's and lasts.
+    let eff = snap.resolve(&Scope::System);
+    let today = time::OffsetDateTime::now_utc().date();
+    let stored_is_ours = eff.get("client_id") == Some(app.app_id.as_str())
+        && eff
+            .field("client_secret")
+            .is_some_and(|f| f.value.is_some())
+        && eff
+            .get("client_secret_expires")
+            .and_then(|d| {
+                time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
+            })
+            .is_some_and(|d| d > today + time::Duration::days(30));
+    let mut changes = Vec::new();
+    let mut new_secret = None;
+    if !stored_is_ours {
+        progress.step("adding a client secret");
+        let end = time::OffsetDateTime::now_utc()
+            + time::Duration::days(i64::from(req.secret_days.clamp(1, 730)));
+        let cred = graph
+            .add_password(t, &app.id, "Kurir", end)
+            .await
+            .map_err(|e| denied(e, user, "add client secrets", APP_ROLES))?;
+        let value = cred.secret_text.clone().ok_or_else(|| {
+            SetupError::Graph(GraphError::Decode {
+                what: "the new client secret",
+                detail: "it has no secretText".into(),
+            })
+        })?;
+        let expires = cred
+            .end_date_time
+            .as_deref()
+            .and_then(|e| e.get(..10))
+            .unwrap_or_default()
+            .to_owned();
+        changes.push(Change::Set(
+            "client_secret".into(),
+            NewValue::Secret(SecretString::from(value)),
+        ));
+        changes.push(Change::Set(
+            "client_secret_expires".into(),
+            NewValue::Plain(expires.clone()),
+        ));
+        new_secret = Some((cred.key_id.clone(), expires));
+    }
+
+    // 6. The system settings.
+    for (key, value) in [
+        ("method", "exchange-online"),
+        ("client_id", app.app_id.as_str()),
+        ("tenant_id", tenant_id),
+        ("auth_flow", "client-secret"),
+    ] {
+        if eff.get(key) != Some(value)
+            || eff
+                .field(key)
+                .is_some_and(|f| f.source == kurir_settings::Source::Default)
+        {
+            changes.push(Change::Set(key.into(), NewValue::Plain(value.into())));
+        }
+    }
+    let settings_changed = !changes.is_empty();
+    if settings_changed {
+        progress.step("writing the system settings");
+        store.apply(&Scope::System, changes).await?;
+    }
+
+    Ok(SetupReport {
+        tenant_id: tenant_id.to_owned(),
+        powershell: powershell(&app.app_id, &sp.id, &req.display_name, req),
+        app_id: app.app_id,
+        application_object_id: app.id,
+        service_principal_id: sp.id,
+        created_application,
+        created_service_principal,
+        granted,
+        already_granted,
+        owner_added,
+        new_secret,
+        settings_changed,
+    })
+}
+
+/// The Exchange Online PowerShell commands the set-up cannot run itself, ids filled in:
+/// registering the service principal in Exchange (for IMAP, POP and SMTP with app-only tokens,
+/// <https://learn.microsoft.com/en-us/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth>)
+/// and limiting the app to the configured mailboxes with RBAC for Applications
+/// (<https://learn.microsoft.com/en-us/exchange/permissions-online/application-rbac>).
+pub fn powershell(app_id: &str, sp_id: &str, name: &str, req: &SetupRequest) -> Vec<String> {
+    let mut out = vec!["Connect-ExchangeOnline".to_owned()];
+    let protocols = req.transports.imap || req.transports.pop || req.transports.smtp;
+    out.push(format!(
+        "New-ServicePrincipal -AppId {app_id} -ObjectId {sp_id} -DisplayName \"{name}\""
+    ));
+    if protocols {
+        for mb in &req.mailboxes {
+            out.push(format!(
+                "Add-MailboxPermission -Identity \"{mb}\" -User {sp_id} -AccessRights FullAccess"
+            ));
+        }
+    }
+    if req.transports.graph && !req.mailboxes.is_empty() {
+        let filter = req
+            .mailboxes
+            .iter()
+            .map(|m| format!("PrimarySmtpAddress -eq '{m}'"))
+            .collect::<Vec<_>>()
+            .join(" -or ");
+        out.push(format!(
+            "New-ManagementScope -Name \"{name} mailboxes\" -RecipientRestrictionFilter \"{filter}\""
+        ));
+        out.push(
+            "# Entra consent and RBAC for Applications add up: with this scope in place, remove the tenant-wide Mail.ReadWrite and Mail.Send grants (Entra admin center → the app → API permissions)".to_owned(),
+        );
+        for role in ["Application Mail.ReadWrite", "Application Mail.Send"] {
+            out.push(format!(
+                "New-ManagementRoleAssignment -App {sp_id} -Role \"{role}\" -CustomResourceScope \"{name} mailboxes\""
+            ));
+        }
+    }
+    out
+}
