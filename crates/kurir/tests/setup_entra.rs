@@ -237,3 +237,145 @@ async fn setup_entra_as_a_user_without_the_role_says_which_role_and_writes_nothi
     );
     assert_eq!(ok(&dir, &["settings", "export"]), before);
 }
+
+/// Rotation (issue #17.3): by hand, and by `kurir serve` before expiry while mail flows; the new
+/// secret is proven before it is stored, the old one stops working once removed, and nothing
+/// fails in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send() {
+    use kurir_store::KurirStore;
+    use secrecy::ExposeSecret;
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    point_at_emulator(&dir, &emu);
+    let (code, _, err) = setup_as(&dir, &emu, demo::ADMIN_USER, &["--no-check"]);
+    assert_eq!(code, 0, "{err}");
+    let store = kurir_store::open_store(&dir, None).await.unwrap();
+    let secret = |store: std::sync::Arc<dyn KurirStore>| async move {
+        store
+            .reveal(&kurir_settings::Scope::System, "client_secret")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    let app_id = store
+        .snapshot()
+        .await
+        .unwrap()
+        .system
+        .get("client_id")
+        .map(|v| v.display())
+        .unwrap();
+    let token_with = |value: String| {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let url = format!("{}/{}/oauth2/v2.0/token", emu.base_url(), demo::TENANT_ID);
+        let app_id = app_id.clone();
+        async move {
+            let v: Value = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", app_id.as_str()),
+                    ("client_secret", value.as_str()),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+
+    // By hand, old secret removed at once.
+    let first = secret(store.clone()).await;
+    let r: Value = serde_json::from_str(&ok(
+        &dir,
+        &["credential", "rotate", "--grace-hours", "0", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(r["old_removed"], true, "{r}");
+    let second = secret(store.clone()).await;
+    assert_ne!(first, second);
+    assert!(token_with(second.clone()).await["access_token"].is_string());
+    let refused = token_with(first).await;
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215"),
+        "{refused}"
+    );
+
+    // By kurir serve: due (expiry within rotate_before), while ANNA's mail is being sent.
+    ok(&dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    ok(
+        &dir,
+        &[
+            "settings",
+            "set",
+            "rotate_secret=true",
+            "rotate_before=500d",
+        ],
+    );
+    common::daemon::queue_outgoing(&*store, 20).await;
+    let mut d = common::daemon::Daemon::serve(
+        "rotate",
+        &dir,
+        None,
+        &[
+            "--upkeep-tick",
+            "1",
+            "--rotation-grace-secs",
+            "2",
+            "--rotation-secret-days",
+            "700",
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        let snap = store.snapshot().await.unwrap();
+        let rotated = secret(store.clone()).await != second;
+        let retired_gone = snap.system.get("retired_secret_id").is_none();
+        let sent = common::daemon::outbox_states(&*store).await.1;
+        if rotated && retired_gone && sent == 20 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "rotated {rotated}, old removed {retired_gone}, sent {sent}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(d.sigterm().success());
+    assert!(d.logged(&["client secret rotated"]));
+    assert!(d.logged(&["is removed"]));
+    let failed = store
+        .outbox_list(&kurir_store::outbox::OutboxFilter {
+            state: Some(kurir_store::outbox::OutgoingState::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        failed.is_empty(),
+        "no send failed during the rotation: {failed:?}"
+    );
+    let third = secret(store.clone()).await;
+    assert!(token_with(third).await["access_token"].is_string());
+    assert!(
+        token_with(second).await["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215")
+    );
+    common::daemon::assert_outgoing_delivered_once(&emu, 20).await;
+}

@@ -37,6 +37,7 @@ pub mod config;
 pub mod intake;
 mod listener;
 pub mod paths;
+pub mod rotation;
 pub mod setup;
 pub mod signal;
 pub mod upkeep;

@@ -342,6 +342,10 @@ pub async fn run(
             "client_secret_expires".into(),
             NewValue::Plain(expires.clone()),
         ));
+        changes.push(Change::Set(
+            "client_secret_id".into(),
+            NewValue::Plain(cred.key_id.clone()),
+        ));
         new_secret = Some((cred.key_id.clone(), expires));
     }
 

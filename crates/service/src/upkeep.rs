@@ -4,7 +4,9 @@
 //!   `alarm_email`, through Kurir's own outbox as the system sender, and/or `alarm_webhook` as
 //!   JSON), repeated at most daily while it lasts, and a "resolved" notice when it clears;
 //! - **the ERP webhook** (`erp_webhook`): a POST when new messages or import documents are there,
-//!   so the ERP fetches them through the cursor feeds at once instead of polling.
+//!   so the ERP fetches them through the cursor feeds at once instead of polling;
+//! - **credential rotation** (`rotate_secret`): the client secret replaced before it expires, the
+//!   old one removed after a grace period ([`crate::rotation`]).
 //!
 //! Webhook calls are signed when `webhook_secret` is set: `X-Kurir-Signature: sha256=<hex
 //! HMAC-SHA256 of the body>`. Delivery is at least once (a timeout after the receiver got it
@@ -36,6 +38,11 @@ pub struct UpkeepConfig {
     pub purge_every: Duration,
     /// A notified alarm that lasts is sent again after this long.
     pub repeat_after: Duration,
+    /// After a rotation, the old client secret is removed this much later (services that
+    /// cached it switch meanwhile).
+    pub rotation_grace: Duration,
+    /// How long a rotated-in client secret lives.
+    pub rotation_secret_days: u32,
 }
 
 impl Default for UpkeepConfig {
@@ -44,6 +51,8 @@ impl Default for UpkeepConfig {
             tick: Duration::from_secs(15),
             purge_every: Duration::from_secs(24 * 3600),
             repeat_after: Duration::from_secs(24 * 3600),
+            rotation_grace: Duration::from_secs(3600),
+            rotation_secret_days: 365,
         }
     }
 }
@@ -88,6 +97,7 @@ pub async fn run(
         http,
         config,
         notify_failed_at: None,
+        rotation_failed_at: None,
     };
     let mut next_purge = tokio::time::Instant::now();
     loop {
@@ -98,6 +108,7 @@ pub async fn run(
         if let Err(e) = upkeep.alarms().await {
             tracing::warn!(error = %e, "alarm notifications: the store failed; trying again shortly");
         }
+        upkeep.rotation().await;
         if let Err(e) = upkeep.erp_webhook().await {
             tracing::warn!(error = %e, "the ERP webhook: the store failed; trying again shortly");
         }
@@ -114,7 +125,12 @@ struct Upkeep {
     http: reqwest::Client,
     config: UpkeepConfig,
     notify_failed_at: Option<tokio::time::Instant>,
+    /// After a failed rotation, the next try waits (the alarm about the expiry stays).
+    rotation_failed_at: Option<tokio::time::Instant>,
 }
+
+/// After a rotation failed, try again this much later.
+const ROTATION_RETRY: Duration = Duration::from_secs(3600);
 
 fn now_text() -> String {
     time::OffsetDateTime::now_utc()
@@ -139,6 +155,34 @@ fn alarm_key(a: &Alarm) -> String {
 }
 
 impl Upkeep {
+    async fn rotation(&mut self) {
+        if self
+            .rotation_failed_at
+            .is_some_and(|at| at.elapsed() < ROTATION_RETRY)
+        {
+            return;
+        }
+        let result = async {
+            if crate::rotation::due(&self.store).await? {
+                crate::rotation::rotate(
+                    &self.store,
+                    self.config.rotation_secret_days,
+                    self.config.rotation_grace,
+                )
+                .await?;
+            }
+            crate::rotation::remove_retired(&self.store).await
+        }
+        .await;
+        match result {
+            Ok(_) => self.rotation_failed_at = None,
+            Err(e) => {
+                tracing::warn!(error = %e, "client secret rotation failed; the current secret stays in use and the expiry alarm stays; tried again in an hour");
+                self.rotation_failed_at = Some(tokio::time::Instant::now());
+            }
+        }
+    }
+
     async fn purge(&self) {
         let retention = match self.store.snapshot().await {
             Ok(snap) => retention_of(&snap),

@@ -131,6 +131,7 @@ async fn an_alarm_reaches_the_admin_by_mail_and_webhook_once_again_daily_and_whe
             tick: Duration::from_millis(200),
             purge_every: Duration::from_secs(86_400),
             repeat_after: Duration::from_secs(3),
+            ..UpkeepConfig::default()
         },
         stop,
     ));

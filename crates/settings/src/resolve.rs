@@ -341,6 +341,8 @@ fn apply_defaults(eff: &mut Effective) {
             "poll_interval" => Some("1m".into()),
             "keep_raw_mail" | "keep_import_documents" | "keep_sent_mail" => Some("90d".into()),
             "keep_records" => Some("730d".into()),
+            "rotate_secret" => Some("false".into()),
+            "rotate_before" => Some("30d".into()),
             "setup_client_id" => Some("14d82eec-204b-4c2f-b7e8-296a70dab67e".into()),
             "alarm_language" => Some("sv".into()),
             _ => None,

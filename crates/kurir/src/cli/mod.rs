@@ -6,6 +6,7 @@ mod args;
 mod assign;
 mod check;
 pub mod config;
+mod credential;
 mod demo;
 mod fetch;
 mod listener;
@@ -129,6 +130,9 @@ pub enum Command {
     /// consent, adds its credential and writes the settings (an administrator signs in once).
     #[command(subcommand)]
     Setup(setup::SetupCmd),
+    /// The app's credential in Entra ID: `kurir credential rotate` replaces the client secret.
+    #[command(subcommand)]
+    Credential(credential::CredentialCmd),
     /// The service's own configuration (kurir.toml): check it, or show what is in effect.
     #[command(subcommand)]
     Config(config::ConfigCmd),
@@ -205,6 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&place, args).await,
         Command::Check(args) => check::run(&place, args).await,
         Command::Setup(cmd) => setup::run(&place, cmd).await,
+        Command::Credential(cmd) => credential::run(&place, cmd).await,
         Command::Config(cmd) => {
             let loaded = cli.config_file.clone().unwrap_or_default();
             config::run(&place, &loaded, &cli.sources, cmd).await

@@ -73,6 +73,12 @@ pub struct ServeArgs {
     /// How often alarms and the ERP feeds are looked at, in seconds.
     #[arg(long, default_value_t = 15, value_name = "SECS", hide = true)]
     pub upkeep_tick: u64,
+    /// Seconds between switching to a rotated client secret and removing the old one.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub rotation_grace_secs: u64,
+    /// Days a rotated-in client secret lives (at most 730).
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub rotation_secret_days: u32,
     /// After how many seconds a lasting alarm is notified again (a day).
     #[arg(long, default_value_t = 86_400, value_name = "SECS", hide = true)]
     pub alarm_repeat_secs: u64,
@@ -149,6 +155,8 @@ impl ServeArgs {
                 tick: Duration::from_secs(self.upkeep_tick.max(1)),
                 purge_every: Duration::from_secs(self.purge_every_hours.max(1) * 3600),
                 repeat_after: Duration::from_secs(self.alarm_repeat_secs.max(1)),
+                rotation_grace: Duration::from_secs(self.rotation_grace_secs),
+                rotation_secret_days: self.rotation_secret_days,
             }),
         })
     }
