@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+pub mod permissions;
+
 use kurir_entra::{
     AssertionAlg, Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, EntraError,
     RefreshTokenStore, SecretString, StoreFuture, TokenClient, TokenRequest,

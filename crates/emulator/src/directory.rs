@@ -624,6 +624,10 @@ fn application_call(
             if end <= now {
                 return Err(bad("Key credential end date is invalid."));
             }
+            let end = match state.faults.secret_lifetime() {
+                Some(cap) => end.min(now + cap),
+                None => end,
+            };
             let secret = Secret {
                 id: Uuid::new_v4(),
                 // Entra secrets are 40 characters with a 3-character hint and a `~`.

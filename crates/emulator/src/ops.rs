@@ -63,6 +63,7 @@ fn faults_json(state: &EmulatorState) -> serde_json::Value {
         "fail_next": f.pending_failures(),
         "token_lifetime_secs": f.token_lifetime().as_secs(),
         "refresh_token_lifetime_secs": f.refresh_token_lifetime().as_secs(),
+        "secret_lifetime_secs": f.secret_lifetime().map(|d| d.as_secs()),
     })
 }
 
@@ -78,6 +79,7 @@ struct FaultsBody {
     fail_next: Option<u32>,
     token_lifetime_secs: Option<u64>,
     refresh_token_lifetime_secs: Option<u64>,
+    secret_lifetime_secs: Option<u64>,
 }
 
 async fn set_faults(
@@ -96,6 +98,9 @@ async fn set_faults(
     }
     if let Some(s) = body.refresh_token_lifetime_secs {
         f.set_refresh_token_lifetime(Duration::from_secs(s));
+    }
+    if let Some(s) = body.secret_lifetime_secs {
+        f.set_secret_lifetime(Duration::from_secs(s));
     }
     Json(faults_json(&state))
 }

@@ -29,6 +29,7 @@ pub struct Faults {
     fail_next: AtomicU32,
     token_lifetime_secs: AtomicU64,
     refresh_lifetime_secs: AtomicU64,
+    secret_lifetime_secs: AtomicU64,
 }
 
 impl Faults {
@@ -51,12 +52,28 @@ impl Faults {
         self.refresh_lifetime_secs
             .store(d.as_secs().max(1), Ordering::SeqCst);
     }
+    /// Caps the lifetime of client secrets added from now on (`addPassword`), as a tenant's
+    /// app management policy limits it (Microsoft Graph `appManagementPolicy`,
+    /// `passwordCredentials` restriction `passwordLifetime`); tests shorten it to minutes to see
+    /// rotation happen before expiry.
+    pub fn set_secret_lifetime(&self, d: Duration) {
+        self.secret_lifetime_secs
+            .store(d.as_secs().max(1), Ordering::SeqCst);
+    }
+    /// The cap on new client secrets' lifetime, if any.
+    pub fn secret_lifetime(&self) -> Option<Duration> {
+        match self.secret_lifetime_secs.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        }
+    }
     /// Back to no latency, no failures, default lifetimes.
     pub fn reset(&self) {
         self.latency_ms.store(0, Ordering::SeqCst);
         self.fail_next.store(0, Ordering::SeqCst);
         self.token_lifetime_secs.store(0, Ordering::SeqCst);
         self.refresh_lifetime_secs.store(0, Ordering::SeqCst);
+        self.secret_lifetime_secs.store(0, Ordering::SeqCst);
     }
     pub fn latency(&self) -> Duration {
         Duration::from_millis(self.latency_ms.load(Ordering::SeqCst))

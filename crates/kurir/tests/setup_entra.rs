@@ -188,6 +188,76 @@ async fn setup_entra_leaves_a_kurir_that_sends_and_takes_in_mail_and_a_rerun_cha
     let store = kurir_store::open_store(&dir, None).await.unwrap();
     assert_eq!(store.count_messages("Inkorg").await.unwrap().stored, 1);
 
+    // Least privilege (issue #17.2): what the set-up granted is exactly what ANNA (Graph
+    // sendMail), the Graph account and rotation need: nothing missing, nothing extra.
+    let permissions = |account: &str| {
+        let out = common::kurir(&dir)
+            .args(["check", "--json", "--account", account])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "permissions")
+            .cloned()
+            .unwrap_or_else(|| panic!("{report}"))
+    };
+    let p = permissions("Inkorg");
+    assert_eq!(
+        (&p["status"], &p["detail"]),
+        (
+            &Value::from("ok"),
+            &Value::from(
+                "Needed and granted: Application.ReadWrite.OwnedBy, Mail.ReadWrite, Mail.Send."
+            )
+        ),
+        "{p}"
+    );
+    // An IMAP account needs IMAP.AccessAsApp, which a Graph-only set-up did not grant: the
+    // step fails and says how to grant it.
+    ok(
+        &dir,
+        &[
+            "accounts",
+            "add",
+            "Imap",
+            "--type",
+            "general",
+            "--mailbox",
+            demo::M2M_MAILBOX,
+            "--protocol",
+            "imap",
+        ],
+    );
+    ok(
+        &dir,
+        &[
+            "settings",
+            "set",
+            "--account",
+            "Imap",
+            "imap_host=127.0.0.1",
+        ],
+    );
+    let p = permissions("Imap");
+    assert_eq!(p["status"], "failed", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().ends_with(
+            "Missing: IMAP.AccessAsApp (Office 365 Exchange Online), needed by account:Imap."
+        ),
+        "{p}"
+    );
+    assert!(
+        p["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("Run `kurir setup entra`"),
+        "{p}"
+    );
+    ok(&dir, &["accounts", "remove", "Imap"]);
+
     // Again: everything is found and reused; nothing changes.
     let before = ok(&dir, &["settings", "export"]);
     let (code, out, err) = setup_as(&dir, &emu, demo::ADMIN_USER, &["--json", "--no-check"]);
@@ -238,14 +308,20 @@ async fn setup_entra_as_a_user_without_the_role_says_which_role_and_writes_nothi
     assert_eq!(ok(&dir, &["settings", "export"]), before);
 }
 
-/// Rotation (issue #17.3): by hand, and by `kurir serve` before expiry while mail flows; the new
-/// secret is proven before it is stored, the old one stops working once removed, and nothing
-/// fails in between.
+/// Rotation (issue #17.3): by hand, and by `kurir serve` before expiry while mail flows both
+/// ways. The emulator caps new secrets at 90 seconds (as a tenant's app management policy
+/// would cap them at months) and access tokens at 10 seconds, so every send and fetch needs a
+/// token from whatever secret is stored at that moment: serve must rotate several times, each
+/// time before the stored secret expires, with no failed send or fetch, and must remove every
+/// replaced secret after the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send() {
+async fn the_client_secret_is_rotated_by_hand_and_by_serve_before_a_short_lifetime_ends_with_no_failed_send_or_fetch()
+ {
     use kurir_store::KurirStore;
     use secrecy::ExposeSecret;
+    const LIFETIME: Duration = Duration::from_secs(90);
     let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    emu.faults().set_secret_lifetime(LIFETIME);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     point_at_emulator(&dir, &emu);
@@ -261,14 +337,26 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send()
             .expose_secret()
             .to_owned()
     };
-    let app_id = store
-        .snapshot()
+    let system = |store: std::sync::Arc<dyn KurirStore>, key: &'static str| async move {
+        store
+            .snapshot()
+            .await
+            .unwrap()
+            .system
+            .get(key)
+            .map(|v| v.display())
+    };
+    let app_id = system(store.clone(), "client_id").await.unwrap();
+    // The set-up stores the instant Graph gave, not only the day.
+    let expires = system(store.clone(), "client_secret_expires")
         .await
-        .unwrap()
-        .system
-        .get("client_id")
-        .map(|v| v.display())
         .unwrap();
+    let at = kurir_settings::expiry(&expires).unwrap();
+    let left = at - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(91) && left > time::Duration::seconds(30),
+        "{expires}"
+    );
     let token_with = |value: String| {
         let http = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
@@ -314,19 +402,45 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send()
             .starts_with("AADSTS7000215"),
         "{refused}"
     );
+    let second_expires = kurir_settings::expiry(
+        &system(store.clone(), "client_secret_expires")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
 
-    // By kurir serve: due (expiry within rotate_before), while ANNA's mail is being sent.
+    // By kurir serve, while ANNA's mail is sent and the M2M mailbox is read, each needing a
+    // fresh token every 10 seconds.
+    emu.faults().set_token_lifetime(Duration::from_secs(10));
     ok(&dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    ok(
+        &dir,
+        &[
+            "accounts",
+            "add",
+            "Inkorg",
+            "--type",
+            "general",
+            "--mailbox",
+            demo::M2M_MAILBOX,
+            "--protocol",
+            "graph",
+        ],
+    );
+    ok(
+        &dir,
+        &["settings", "set", "rotate_secret=true", "rotate_before=60s"],
+    );
     ok(
         &dir,
         &[
             "settings",
             "set",
-            "rotate_secret=true",
-            "rotate_before=500d",
+            "--account",
+            "Inkorg",
+            "poll_interval=10s",
         ],
     );
-    common::daemon::queue_outgoing(&*store, 20).await;
     let mut d = common::daemon::Daemon::serve(
         "rotate",
         &dir,
@@ -335,29 +449,55 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send()
             "--upkeep-tick",
             "1",
             "--rotation-grace-secs",
-            "2",
+            "5",
             "--rotation-secret-days",
             "700",
         ],
     );
+    // Mail both ways, a message each way every two seconds, until the secret stored when serve
+    // started has been expired for a while.
     let t0 = std::time::Instant::now();
+    let mut i = 0;
+    let mut seen_secrets = vec![second.clone()];
+    while time::OffsetDateTime::now_utc() < second_expires + time::Duration::seconds(20) {
+        common::daemon::queue_outgoing_range(&*store, i..i + 1).await;
+        common::daemon::put_incoming(&emu, i..i + 1);
+        i += 1;
+        let now = secret(store.clone()).await;
+        if !seen_secrets.contains(&now) {
+            seen_secrets.push(now);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(200));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // Everything sent and taken in, the last replaced secret removed.
     loop {
-        let snap = store.snapshot().await.unwrap();
-        let rotated = secret(store.clone()).await != second;
-        let retired_gone = snap.system.get("retired_secret_id").is_none();
         let sent = common::daemon::outbox_states(&*store).await.1;
-        if rotated && retired_gone && sent == 20 {
+        let stored = store.count_messages("Inkorg").await.unwrap().stored;
+        let retired = system(store.clone(), "retired_secret_id").await;
+        if sent == i && stored as usize == i && retired.is_none() {
             break;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "rotated {rotated}, old removed {retired_gone}, sent {sent}"
+            t0.elapsed() < Duration::from_secs(240),
+            "sent {sent}/{i}, stored {stored}/{i}, retired secret {retired:?}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(d.sigterm().success());
-    assert!(d.logged(&["client secret rotated"]));
+    let rotations = d.log_count("client secret rotated");
+    assert!(
+        rotations >= 2 && seen_secrets.len() > 2,
+        "serve rotated {rotations} times; secrets seen {}",
+        seen_secrets.len()
+    );
     assert!(d.logged(&["is removed"]));
+    assert!(
+        !d.logged(&["intake failed"])
+            && !d.logged(&["cannot take in mail"])
+            && !d.logged(&["rotation failed"]),
+        "no fetch and no rotation failed"
+    );
     let failed = store
         .outbox_list(&kurir_store::outbox::OutboxFilter {
             state: Some(kurir_store::outbox::OutgoingState::Failed),
@@ -367,15 +507,19 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_with_no_failed_send()
         .unwrap();
     assert!(
         failed.is_empty(),
-        "no send failed during the rotation: {failed:?}"
+        "no send failed during the rotations: {failed:?}"
     );
-    let third = secret(store.clone()).await;
-    assert!(token_with(third).await["access_token"].is_string());
-    assert!(
-        token_with(second).await["error_description"]
-            .as_str()
-            .unwrap()
-            .starts_with("AADSTS7000215")
-    );
-    common::daemon::assert_outgoing_delivered_once(&emu, 20).await;
+    // Only the stored secret works; every replaced one is gone from the registration.
+    let current = secret(store.clone()).await;
+    assert!(token_with(current.clone()).await["access_token"].is_string());
+    for old in seen_secrets.iter().filter(|s| **s != current) {
+        assert!(
+            token_with(old.clone()).await["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("AADSTS7000215"),
+            "a replaced secret still signs in"
+        );
+    }
+    common::daemon::assert_outgoing_delivered_once(&emu, i).await;
 }

@@ -52,31 +52,46 @@ async fn test_connection_walks_every_graph_step_in_both_languages() {
     let ids: Vec<&str> = s.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(
         ids,
-        ["settings", "token", "mailbox", "imap", "smtp", "folders"],
+        [
+            "settings",
+            "token",
+            "permissions",
+            "mailbox",
+            "imap",
+            "smtp",
+            "folders"
+        ],
         "{report}"
     );
     let status: Vec<&str> = s.iter().map(|(_, st, _)| st.as_str()).collect();
     assert_eq!(
         status,
-        ["ok", "ok", "ok", "skipped", "skipped", "ok"],
+        ["ok", "ok", "warning", "ok", "skipped", "skipped", "ok"],
         "{report}"
     );
     assert_eq!(s[0].2, "Authentication flow: client-secret", "{report}");
     assert!(s[1].2.starts_with("Token for "), "{report}");
+    // The demo app holds more than Kurir needs (issue #17.2): flagged, with the fix.
+    assert_eq!(
+        s[2].2,
+        "Needed and granted: Mail.ReadWrite, Mail.Send. More than needed: Mail.Read, User.Read.All (nothing configured in Kurir uses them).",
+        "{report}"
+    );
     assert!(
-        s[2].2
+        s[3].2
             .starts_with(&format!("{}: Inbox reached (", demo::M2M_MAILBOX)),
         "{report}"
     );
-    assert!(s[5].2.starts_with("Inbox: exists"), "{report}");
+    assert!(s[6].2.starts_with("Inbox: exists"), "{report}");
 
     // The same in Swedish, from the Swedish table.
     let (_, report) = check(dir, &["--account", "Inkorg", "--lang", "sv"]);
     let s = steps(&report);
     assert_eq!(report["steps"][0]["title"], "Inställningarna är kompletta");
     assert_eq!(s[0].2, "Autentiseringsflöde: client-secret", "{report}");
-    assert!(s[2].2.contains(": Inkorgen nåddes ("), "{report}");
-    assert!(s[5].2.starts_with("Inbox: finns"), "{report}");
+    assert!(s[2].2.starts_with("Behövs och finns: "), "{report}");
+    assert!(s[3].2.contains(": Inkorgen nåddes ("), "{report}");
+    assert!(s[6].2.starts_with("Inbox: finns"), "{report}");
 
     // A mailbox the tenant does not have: the mailbox step says so with the fix, and the
     // folder step is not run (its outcome would say nothing).
@@ -95,19 +110,19 @@ async fn test_connection_walks_every_graph_step_in_both_languages() {
     let (ok, report) = check(dir, &["--account", "Inkorg"]);
     assert!(!ok, "a failed step fails the check: {report}");
     let s = steps(&report);
-    assert_eq!(s[2].1, "failed", "{report}");
+    assert_eq!(s[3].1, "failed", "{report}");
     assert!(
-        s[2].2.contains("there is no such mailbox in the tenant"),
+        s[3].2.contains("there is no such mailbox in the tenant"),
         "{report}"
     );
     assert!(
-        report["steps"][2]["fix"]
+        report["steps"][3]["fix"]
             .as_str()
             .unwrap()
             .contains("Check the address"),
         "{report}"
     );
-    assert_eq!(s[5].1, "not_run", "{report}");
+    assert_eq!(s[6].1, "not_run", "{report}");
 
     // A user sends: its SMTP step runs (a warning here: nothing listens on the SMTP port, and
     // Graph can still send), and folders do not apply.
@@ -130,18 +145,103 @@ async fn test_connection_walks_every_graph_step_in_both_languages() {
     let ids: Vec<&str> = s.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(
         ids,
-        ["settings", "token", "mailbox", "smtp", "folders"],
+        [
+            "settings",
+            "token",
+            "permissions",
+            "mailbox",
+            "smtp",
+            "folders"
+        ],
         "{report}"
     );
-    assert_eq!(s[2].1, "ok", "{report}");
-    assert_eq!(s[3].1, "warning", "{report}");
+    assert_eq!(s[3].1, "ok", "{report}");
+    assert_eq!(s[4].1, "warning", "{report}");
     assert!(
-        report["steps"][3]["fix"]
+        report["steps"][4]["fix"]
             .as_str()
             .unwrap()
             .contains("Check the server and port"),
         "{report}"
     );
-    assert_eq!(s[4].1, "skipped", "{report}");
+    assert_eq!(s[5].1, "skipped", "{report}");
+    emu.shutdown().await;
+}
+
+/// Least privilege in Test connection (issue #17.2): a mailbox outside the app's scope (an
+/// Exchange application access policy or RBAC for Applications scope: the app has
+/// Mail.ReadWrite, Exchange still says ErrorAccessDenied) is reported as such, not as a missing
+/// permission; a user that sends by SMTP needs SMTP.SendAsApp from Exchange Online, which the
+/// step asks Exchange for; the Swedish table says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_tells_a_mailbox_outside_the_apps_scope_from_a_missing_permission() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    emulator_world(dir, None, &emu, "Inkorg");
+    ok_db(
+        dir,
+        None,
+        &[
+            "settings",
+            "set",
+            "--account",
+            "Inkorg",
+            &format!("mailbox={}", demo::RESTRICTED_MAILBOX),
+        ],
+        &[],
+    );
+    let (ok, report) = check(dir, &["--account", "Inkorg"]);
+    assert!(!ok, "{report}");
+    let s = steps(&report);
+    assert_eq!(
+        (s[3].0.as_str(), s[3].1.as_str()),
+        ("mailbox", "failed"),
+        "{report}"
+    );
+    assert!(
+        s[3].2.starts_with(&format!(
+            "{} is outside the app's scope: the app has the permission",
+            demo::RESTRICTED_MAILBOX
+        )) && s[3].2.contains("ErrorAccessDenied"),
+        "{report}"
+    );
+    let fix = report["steps"][3]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "Test-ServicePrincipalAuthorization -Identity <service principal id> -Resource {}",
+            demo::RESTRICTED_MAILBOX
+        )) && fix.contains(demo::CLIENT_ID),
+        "{report}"
+    );
+    let (_, report) = check(dir, &["--account", "Inkorg", "--lang", "sv"]);
+    assert!(
+        steps(&report)[3].2.contains("ligger utanför appens omfång"),
+        "{report}"
+    );
+
+    // ANNA sends by SMTP: SMTP.SendAsApp is needed from Exchange Online, and the Exchange
+    // token's other roles (IMAP, POP) are more than anything configured needs.
+    ok_db(
+        dir,
+        None,
+        &[
+            "settings",
+            "set",
+            "--user",
+            "ANNA",
+            "smtp_host=127.0.0.1",
+            "smtp_port=9",
+        ],
+        &[],
+    );
+    let (_, report) = check(dir, &["--user", "ANNA"]);
+    let s = steps(&report);
+    assert_eq!(s[2].0, "permissions", "{report}");
+    assert!(
+        s[2].2.contains("Needed and granted: SMTP.SendAsApp.")
+            && s[2].2.contains("IMAP.AccessAsApp, POP.AccessAsApp"),
+        "{report}"
+    );
     emu.shutdown().await;
 }

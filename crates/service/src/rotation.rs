@@ -68,13 +68,13 @@ pub async fn due(store: &Arc<dyn KurirStore>) -> Result<bool, RotationError> {
     let before = eff
         .duration("rotate_before")
         .unwrap_or(Duration::from_secs(30 * 86_400));
-    let Some(expires) = eff.get("client_secret_expires").and_then(|d| {
-        time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
-    }) else {
+    let Some(expires) = eff
+        .get("client_secret_expires")
+        .and_then(kurir_settings::expiry)
+    else {
         return Ok(false);
     };
-    let limit = time::OffsetDateTime::now_utc() + before;
-    Ok(expires.midnight().assume_utc() <= limit)
+    Ok(expires <= time::OffsetDateTime::now_utc() + before)
 }
 
 /// One rotation of the system settings' client secret.
@@ -138,12 +138,7 @@ pub async fn rotate(
         let _ = graph.remove_password(t, &app.id, &cred.key_id).await;
         return Err(RotationError::NewSecretRefused(e.to_string()));
     }
-    let expires = cred
-        .end_date_time
-        .as_deref()
-        .and_then(|e| e.get(..10))
-        .unwrap_or_default()
-        .to_owned();
+    let expires = stored_expiry(cred.end_date_time.as_deref());
     let old_id = eff.get("client_secret_id").map(str::to_owned);
     let remove_after = rfc3339(time::OffsetDateTime::now_utc() + grace);
     let mut changes = vec![
@@ -175,6 +170,14 @@ pub async fn rotate(
         retired_secret_id: old_id,
         remove_after,
     })
+}
+
+/// Graph's `endDateTime` as stored in `client_secret_expires`: the instant, so that a secret
+/// with a short lifetime (a tenant policy, the emulator) is rotated in time.
+pub(crate) fn stored_expiry(end: Option<&str>) -> String {
+    end.and_then(kurir_settings::expiry)
+        .map(kurir_settings::format_instant)
+        .unwrap_or_default()
 }
 
 fn forbidden(e: kurir_graph::GraphError) -> RotationError {

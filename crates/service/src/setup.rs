@@ -15,7 +15,8 @@
 //!    an owner of its registration, so `kurir credential rotate` can replace its secret;
 //! 5. a client secret (`addPassword`), unless the stored one is this app's and valid for more
 //!    than 30 days;
-//! 6. the system settings: method, client id, tenant, flow, secret and its expiry.
+//! 6. the system settings: method, client id, tenant, flow, secret and its expiry, and, with
+//!    self-rotation, `rotate_secret=true`.
 //!
 //! Re-running finds and reuses what exists and changes nothing. A user without the needed
 //! directory role gets which role is needed and who can grant it. The parts only Exchange Online
@@ -31,9 +32,9 @@ use kurir_store::{Change, KurirStore, NewValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-/// Microsoft Graph's and Exchange Online's application ids.
-pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
+use kurir_connect::permissions::Use;
+pub use kurir_connect::permissions::{EXCHANGE_APP_ID, GRAPH_APP_ID};
+
 /// The default public client for the administrator's sign-in: Microsoft Graph Command Line Tools.
 pub const DEFAULT_SETUP_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
 /// The delegated permissions the administrator's token needs.
@@ -74,24 +75,21 @@ impl Transports {
 
     /// The application permissions these transports need: (resource app id, role value).
     pub fn roles(self, self_rotation: bool) -> Vec<(&'static str, &'static str)> {
-        let mut out = Vec::new();
-        if self.graph {
-            out.push((GRAPH_APP_ID, "Mail.ReadWrite"));
-            out.push((GRAPH_APP_ID, "Mail.Send"));
-        }
-        if self_rotation {
-            out.push((GRAPH_APP_ID, "Application.ReadWrite.OwnedBy"));
-        }
-        if self.imap {
-            out.push((EXCHANGE_APP_ID, "IMAP.AccessAsApp"));
-        }
-        if self.pop {
-            out.push((EXCHANGE_APP_ID, "POP.AccessAsApp"));
-        }
-        if self.smtp {
-            out.push((EXCHANGE_APP_ID, "SMTP.SendAsApp"));
-        }
-        out
+        let uses = [
+            (self.graph, Use::GraphRead),
+            (self.graph, Use::GraphSend),
+            (self_rotation, Use::SelfRotation),
+            (self.imap, Use::ImapRead),
+            (self.pop, Use::PopRead),
+            (self.smtp, Use::SmtpSend),
+        ];
+        uses.into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, u)| {
+                let (resource, role) = u.permission();
+                (resource.app_id(), role)
+            })
+            .collect()
     }
 }
 
@@ -301,17 +299,15 @@ pub async fn run(
 
     // 5. The credential: the stored secret is kept when it is this app's and lasts.
     let eff = snap.resolve(&Scope::System);
-    let today = time::OffsetDateTime::now_utc().date();
+    let now = time::OffsetDateTime::now_utc();
     let stored_is_ours = eff.get("client_id") == Some(app.app_id.as_str())
         && eff
             .field("client_secret")
             .is_some_and(|f| f.value.is_some())
         && eff
             .get("client_secret_expires")
-            .and_then(|d| {
-                time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
-            })
-            .is_some_and(|d| d > today + time::Duration::days(30));
+            .and_then(kurir_settings::expiry)
+            .is_some_and(|t| t > now + time::Duration::days(30));
     let mut changes = Vec::new();
     let mut new_secret = None;
     if !stored_is_ours {
@@ -328,12 +324,7 @@ pub async fn run(
                 detail: "it has no secretText".into(),
             })
         })?;
-        let expires = cred
-            .end_date_time
-            .as_deref()
-            .and_then(|e| e.get(..10))
-            .unwrap_or_default()
-            .to_owned();
+        let expires = crate::rotation::stored_expiry(cred.end_date_time.as_deref());
         changes.push(Change::Set(
             "client_secret".into(),
             NewValue::Secret(SecretString::from(value)),
@@ -363,6 +354,18 @@ pub async fn run(
         {
             changes.push(Change::Set(key.into(), NewValue::Plain(value.into())));
         }
+    }
+    // With the means to rotate, rotation is on (`rotate_before` before expiry); an
+    // administrator who wants it off sets rotate_secret=false, and a re-run leaves that be.
+    if req.self_rotation
+        && eff
+            .field("rotate_secret")
+            .is_none_or(|f| f.source == kurir_settings::Source::Default)
+    {
+        changes.push(Change::Set(
+            "rotate_secret".into(),
+            NewValue::Plain("true".into()),
+        ));
     }
     let settings_changed = !changes.is_empty();
     if settings_changed {

@@ -18,7 +18,7 @@ pub mod typed;
 pub mod validate;
 
 pub use keys::{KEYS, KeyDef, Kind, choice_label, key, key_or_hint};
-pub use parse::{InvalidValue, parse_value};
+pub use parse::{InvalidValue, expiry, format_instant, parse_value};
 pub use resolve::{
     ACCORDING_TO_USER_SETTINGS, Effective, EffectiveField, Layer, SecretInfo, SettingsSnapshot,
     StoredValue, WEBSHOP_USER,

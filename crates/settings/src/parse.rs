@@ -81,12 +81,20 @@ pub fn parse_value(def: &KeyDef, level: Level, raw: &str) -> Result<String, Inva
             }
         }
         Kind::Secret => check_secret(def, &value).map(|()| value),
-        Kind::Date => time::Date::parse(
-            &value,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .map(|_| value.clone())
-        .map_err(|_| invalid(def, format!("'{value}' is not a date; write it as YYYY-MM-DD"))),
+        Kind::Date => expiry(&value)
+            .map(|t| {
+                if value.len() == 10 {
+                    value.clone()
+                } else {
+                    format_instant(t)
+                }
+            })
+            .ok_or_else(|| {
+                invalid(
+                    def,
+                    format!("'{value}' is not a date; write it as YYYY-MM-DD (or as Entra's endDateTime, e.g. 2027-02-28T09:30:00Z)"),
+                )
+            }),
         Kind::Url => parse_url(&value).map_err(|p| invalid(def, p)),
         Kind::Host => {
             if value.contains("://") || value.contains('/') || value.contains(' ') {
@@ -289,6 +297,35 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// When a dated credential stops working: a date (`YYYY-MM-DD`, as the Entra admin center shows
+/// it; read as the start of that day in UTC, the cautious reading) or an instant (RFC 3339, as
+/// Graph's `endDateTime` gives it; what the set-up and rotation store, so a secret that lives
+/// minutes is rotated by the minute). `None` when it is neither.
+pub fn expiry(raw: &str) -> Option<time::OffsetDateTime> {
+    let raw = raw.trim();
+    if raw.len() == 10 {
+        return time::Date::parse(
+            raw,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
+        .map(|d| d.midnight().assume_utc());
+    }
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.to_offset(time::UtcOffset::UTC))
+}
+
+/// An instant as stored: RFC 3339 in UTC, whole seconds.
+pub fn format_instant(t: time::OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +418,15 @@ mod tests {
         assert_eq!(
             p("client_secret_expires", Level::System, "2027-02-28").unwrap(),
             "2027-02-28"
+        );
+        assert_eq!(
+            p(
+                "client_secret_expires",
+                Level::System,
+                "2027-02-28T10:30:00.1234567+01:00"
+            )
+            .unwrap(),
+            "2027-02-28T09:30:00Z"
         );
         assert!(p("imap_port", Level::System, "0").is_err());
         assert!(p("imap_port", Level::System, "70000").is_err());

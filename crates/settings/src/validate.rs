@@ -390,10 +390,7 @@ fn check_expiry(c: &mut Checker<'_>, today: time::Date) {
     let Some(raw) = c.eff.get("client_secret_expires") else {
         return;
     };
-    let Ok(date) = time::Date::parse(
-        raw,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    ) else {
+    let Some(date) = crate::expiry(raw).map(|t| t.date()) else {
         return;
     };
     let days = (date - today).whole_days();

@@ -88,55 +88,54 @@ pub fn compute(
     let mut out = Vec::new();
     for (scope, layer) in layers(snap) {
         let who = lang.subject(&scope);
-        if let Some(StoredValue::Plain(raw)) = layer.get("client_secret_expires") {
-            let fmt = time::macros::format_description!("[year]-[month]-[day]");
-            if let Ok(date) = time::Date::parse(raw, &fmt) {
-                let days = (date - today).whole_days();
-                if days <= WARN_DAYS {
-                    let expired = days < 0;
-                    out.push(Alarm {
-                        kind: if expired {
-                            AlarmKind::ClientSecretExpired
-                        } else {
-                            AlarmKind::ClientSecretExpiring
-                        },
-                        severity: if expired {
-                            AlarmSeverity::Error
-                        } else {
-                            AlarmSeverity::Warning
-                        },
-                        subject: scope.storage_key(),
-                        scope: scope.clone(),
-                        days_left: Some(days),
-                        message: if expired {
-                            format!(
-                                "{who}: {} {date} ({} {}).",
-                                lang.pick(
-                                    "Klienthemligheten gick ut",
-                                    "The client secret expired on"
-                                ),
-                                -days,
-                                lang.pick("dagar sedan", "days ago")
-                            )
-                        } else {
-                            format!(
-                                "{who}: {} {date}, {} {days} {}.",
-                                lang.pick(
-                                    "Klienthemligheten går ut",
-                                    "The client secret expires on"
-                                ),
-                                lang.pick("om", "in"),
-                                lang.pick("dagar", "days")
-                            )
-                        },
-                        fix: lang
-                            .pick(
-                                "Skapa en ny klienthemlighet i Entra ID (Appregistreringar → Certifikat och hemligheter), ange dess Värde i Klienthemlighet och dess slutdatum i Klienthemlighet upphör.",
-                                "Create a new client secret in Entra ID (App registrations → Certificates & secrets), enter its Value in Client secret and its date in Client secret expires.",
-                            )
-                            .to_owned(),
-                    });
-                }
+        if let Some(StoredValue::Plain(raw)) = layer.get("client_secret_expires")
+            && let Some(date) = kurir_settings::expiry(raw).map(|t| t.date())
+        {
+            let days = (date - today).whole_days();
+            if days <= WARN_DAYS {
+                let expired = days < 0;
+                out.push(Alarm {
+                    kind: if expired {
+                        AlarmKind::ClientSecretExpired
+                    } else {
+                        AlarmKind::ClientSecretExpiring
+                    },
+                    severity: if expired {
+                        AlarmSeverity::Error
+                    } else {
+                        AlarmSeverity::Warning
+                    },
+                    subject: scope.storage_key(),
+                    scope: scope.clone(),
+                    days_left: Some(days),
+                    message: if expired {
+                        format!(
+                            "{who}: {} {date} ({} {}).",
+                            lang.pick(
+                                "Klienthemligheten gick ut",
+                                "The client secret expired on"
+                            ),
+                            -days,
+                            lang.pick("dagar sedan", "days ago")
+                        )
+                    } else {
+                        format!(
+                            "{who}: {} {date}, {} {days} {}.",
+                            lang.pick(
+                                "Klienthemligheten går ut",
+                                "The client secret expires on"
+                            ),
+                            lang.pick("om", "in"),
+                            lang.pick("dagar", "days")
+                        )
+                    },
+                    fix: lang
+                        .pick(
+                            "Skapa en ny klienthemlighet i Entra ID (Appregistreringar → Certifikat och hemligheter), ange dess Värde i Klienthemlighet och dess slutdatum i Klienthemlighet upphör.",
+                            "Create a new client secret in Entra ID (App registrations → Certificates & secrets), enter its Value in Client secret and its date in Client secret expires.",
+                        )
+                        .to_owned(),
+                });
             }
         }
         if let Some(StoredValue::Plain(pem)) = layer.get("certificate") {
@@ -322,12 +321,11 @@ pub fn export_metrics(snap: &SettingsSnapshot, alarms: &[Alarm], today: time::Da
     use crate::metrics as m;
     for (scope, layer) in layers(snap) {
         let subject = scope.storage_key();
-        if let Some(StoredValue::Plain(raw)) = layer.get("client_secret_expires") {
-            let fmt = time::macros::format_description!("[year]-[month]-[day]");
-            if let Ok(date) = time::Date::parse(raw, &fmt) {
-                metrics::gauge!(m::SECRET_DAYS_LEFT, "subject" => subject.clone())
-                    .set((date - today).whole_days() as f64);
-            }
+        if let Some(StoredValue::Plain(raw)) = layer.get("client_secret_expires")
+            && let Some(date) = kurir_settings::expiry(raw).map(|t| t.date())
+        {
+            metrics::gauge!(m::SECRET_DAYS_LEFT, "subject" => subject.clone())
+                .set((date - today).whole_days() as f64);
         }
         if let Some(StoredValue::Plain(pem)) = layer.get("certificate")
             && let Some(date) = certificate_not_after(pem)

@@ -113,8 +113,13 @@ pub fn put_incoming(emu: &RunningEmulator, range: std::ops::Range<usize>) {
 /// `n` messages from ANNA to megan.bowen (`outgoing 0` …), built and queued as `kurir send`
 /// does, in one commit (one spawn per message would only slow the tests down).
 pub async fn queue_outgoing(store: &dyn KurirStore, n: usize) {
+    queue_outgoing_range(store, 0..n).await
+}
+
+/// `outgoing {from}` … `outgoing {to - 1}`, queued as [`queue_outgoing`] does.
+pub async fn queue_outgoing_range(store: &dyn KurirStore, range: std::ops::Range<usize>) {
     let mut queue = Vec::new();
-    for i in 0..n {
+    for i in range {
         let subject = format!("outgoing {i}");
         let c = kurir_outbox::compose(&kurir_outbox::Draft {
             from: demo::USER.into(),
@@ -283,6 +288,16 @@ impl Daemon {
             .unwrap()
             .iter()
             .any(|l| needles.iter().all(|n| l.contains(n)))
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     pub fn sigterm(&mut self) -> std::process::ExitStatus {

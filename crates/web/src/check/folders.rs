@@ -1,4 +1,4 @@
-//! Step 5 for incoming-mail accounts read by IMAP or Graph: the folder to read exists. The
+//! Step 6 for incoming-mail accounts read by IMAP or Graph: the folder to read exists. The
 //! processed and quarantine folders are created by the intake when missing, so their absence is
 //! only mentioned.
 

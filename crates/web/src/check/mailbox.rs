@@ -1,4 +1,4 @@
-//! Step 3: the mailbox is reachable through Microsoft Graph (its Inbox), with Graph's 404 and 403
+//! Step 4: the mailbox is reachable through Microsoft Graph (its Inbox), with Graph's 404 and 403
 //! explained.
 
 use kurir_entra::{AccessToken, ExposeSecret};
@@ -6,7 +6,13 @@ use kurir_entra::{AccessToken, ExposeSecret};
 use super::texts::fill;
 use super::{Ctx, Path, Run, graph_base, graph_error, http_client, path_segment};
 
-pub(super) async fn step(run: &mut Run, ctx: &Ctx<'_>, token: Option<&AccessToken>) {
+/// `graph_roles`: the app-only token's roles, when the permissions step read them.
+pub(super) async fn step(
+    run: &mut Run,
+    ctx: &Ctx<'_>,
+    token: Option<&AccessToken>,
+    graph_roles: Option<&[String]>,
+) {
     let t = run.t;
     if ctx.path != Path::Graph {
         run.skipped("mailbox", t.read_by_protocol);
@@ -15,14 +21,38 @@ pub(super) async fn step(run: &mut Run, ctx: &Ctx<'_>, token: Option<&AccessToke
     if !run.gate("mailbox") {
         return;
     }
+    let can_read = graph_roles.map(|roles| {
+        roles.iter().any(|r| {
+            matches!(
+                r.as_str(),
+                "Mail.ReadWrite" | "Mail.Read" | "Mail.ReadBasic"
+            )
+        })
+    });
+    if can_read == Some(false) && !ctx.is_account() {
+        // Least privilege for a subject that only sends: reading its Inbox would be refused
+        // although sending works.
+        run.skipped("mailbox", t.send_only);
+        return;
+    }
     match (token, &ctx.mailbox) {
-        (Some(token), Some(mailbox)) => graph_mailbox(run, ctx, token, mailbox).await,
+        (Some(token), Some(mailbox)) => {
+            graph_mailbox(run, ctx, token, mailbox, can_read == Some(true)).await
+        }
         (_, None) => run.skipped("mailbox", t.no_mailbox),
         (None, _) => run.not_run("mailbox"),
     }
 }
 
-async fn graph_mailbox(run: &mut Run, ctx: &Ctx<'_>, token: &AccessToken, mailbox: &str) {
+/// `may_read`: the token carries a read permission, so a 403 means the mailbox is outside the
+/// app's scope (an application access policy or an RBAC for Applications management scope).
+async fn graph_mailbox(
+    run: &mut Run,
+    ctx: &Ctx<'_>,
+    token: &AccessToken,
+    mailbox: &str,
+    may_read: bool,
+) {
     let t = run.t;
     let client = match http_client(ctx.ca_pem()) {
         Ok(c) => c,
@@ -76,6 +106,10 @@ async fn graph_mailbox(run: &mut Run, ctx: &Ctx<'_>, token: &AccessToken, mailbo
         (404, "MailboxNotEnabledForRESTAPI") => (
             fill(t.not_rest_enabled, &values),
             t.not_rest_enabled_fix.to_owned(),
+        ),
+        (403, _) | (_, "ErrorAccessDenied") if may_read => (
+            fill(t.outside_scope, &values),
+            fill(t.outside_scope_fix, &values),
         ),
         (403, _) | (_, "ErrorAccessDenied") => (
             fill(t.access_denied, &values),

@@ -4,11 +4,14 @@
 //! The steps follow the path a message takes, so the first failure is the one to fix:
 //! 1. settings complete (the validation problems),
 //! 2. a token from Entra ID (AADSTS codes explained in the page's language),
-//! 3. the mailbox reachable through Microsoft Graph (404 / 403 explained),
-//! 4. for IMAP / POP3 accounts: connect + XOAUTH2 (service principal and mailbox permission
+//! 3. for app-only flows, least privilege: the roles the app's tokens carry against what the
+//!    configured transports need, missing ones with the fix, extra ones flagged,
+//! 4. the mailbox reachable through Microsoft Graph (404 / 403 explained; a mailbox outside the
+//!    app's access policy or RBAC scope said as such),
+//! 5. for IMAP / POP3 accounts: connect + XOAUTH2 (service principal and mailbox permission
 //!    explained); for users and the webshop: SMTP AUTH XOAUTH2 (5.7.139 explained), which only
 //!    matters when mail is sent by SMTP, so its failure is a warning,
-//! 5. folders exist.
+//! 6. folders exist.
 //!
 //! After a failure, later steps are "not run": their outcome would say nothing.
 //! The same report serves the UI, the REST API and `kurir check`.
@@ -29,6 +32,7 @@ pub use texts::CheckTexts;
 
 mod folders;
 mod mailbox;
+mod permissions;
 mod settings;
 mod signin;
 mod smtp;
@@ -49,7 +53,7 @@ pub enum StepStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// Stable id: `settings`, `token`, `mailbox`, `imap`, `pop3`, `smtp`, `folders`.
+    /// Stable id: `settings`, `token`, `permissions`, `mailbox`, `imap`, `pop3`, `smtp`, `folders`.
     pub id: &'static str,
     pub title: String,
     pub status: StepStatus,
@@ -102,6 +106,7 @@ impl Run {
         match id {
             "settings" => t.title_settings,
             "token" => t.title_token,
+            "permissions" => t.title_permissions,
             "mailbox" => t.title_mailbox,
             "imap" => t.title_imap,
             "pop3" => t.title_pop3,
@@ -262,7 +267,8 @@ pub async fn run(store: Arc<dyn KurirStore>, scope: &Scope, lang: Lang) -> Repor
     let ctx = Ctx::new(&store, &snap, scope);
     settings::step(&mut run, &ctx);
     let token = token::step(&mut run, &ctx).await;
-    mailbox::step(&mut run, &ctx, token.as_ref()).await;
+    let graph_roles = permissions::step(&mut run, &ctx, token.as_ref()).await;
+    mailbox::step(&mut run, &ctx, token.as_ref(), graph_roles.as_deref()).await;
     let imap_folders = signin::step(&mut run, &ctx, token.as_ref()).await;
     smtp::step(&mut run, &ctx).await;
     folders::step(&mut run, &ctx, token.as_ref(), imap_folders).await;

@@ -24,6 +24,28 @@ pub struct CheckTexts {
     /// `{aud}`, `{perms}`
     pub token_ok: &'static str,
     pub settings_incomplete_fix: &'static str,
+    pub title_permissions: &'static str,
+    /// Delegated flows: the signed-in user's scopes are what counts.
+    pub permissions_delegated: &'static str,
+    /// `{roles}`
+    pub permissions_granted: &'static str,
+    /// `{roles}`
+    pub permissions_unused: &'static str,
+    /// `{role}`, `{resource}`, `{by}`
+    pub permission_missing: &'static str,
+    /// `{roles}`
+    pub permissions_extra: &'static str,
+    /// `{resource}`, `{error}`
+    pub permissions_unchecked: &'static str,
+    /// `{roles}`, `{resource}`
+    pub permission_missing_fix: &'static str,
+    /// `{roles}`
+    pub permissions_extra_fix: &'static str,
+    /// `{mailbox}`, `{code}`, `{message}`
+    pub outside_scope: &'static str,
+    /// `{mailbox}`, `{client_id}`
+    pub outside_scope_fix: &'static str,
+    pub send_only: &'static str,
     pub token_timeout: &'static str,
     pub token_timeout_fix: &'static str,
 
@@ -124,6 +146,18 @@ pub static SV: CheckTexts = CheckTexts {
     no_permissions_fix: "Lägg till API-behörigheterna (Mail.ReadWrite, Mail.Send eller IMAP.AccessAsApp / POP.AccessAsApp / SMTP.SendAsApp) i appregistreringen och bevilja administratörsmedgivande.",
     token_ok: "Token för {aud} (behörigheter: {perms})",
     settings_incomplete_fix: "Komplettera inställningarna enligt meddelandet.",
+    title_permissions: "Appen har de behörigheter som behövs, och inga fler",
+    permissions_delegated: "Delegerat flöde: det är den inloggade användarens behörigheter (scp) som gäller.",
+    permissions_granted: "Behövs och finns: {roles}.",
+    permissions_unused: "Ingen användare, inget konto och ingen standardavsändare använder appen ännu; den har: {roles}.",
+    permission_missing: "Saknas: {role} ({resource}), behövs av {by}.",
+    permissions_extra: "Fler än som behövs: {roles} (inget som är inställt i Kurir använder dem).",
+    permissions_unchecked: "{resource} kunde inte kontrolleras: {error}",
+    permission_missing_fix: "Kör `kurir setup entra` (den beviljar exakt det som behövs), eller i Entra administrationscenter: Appregistreringar → appen → API-behörigheter → Lägg till en behörighet → {resource} → Programbehörigheter → {roles}, och sedan Bevilja administratörsmedgivande.",
+    permissions_extra_fix: "Ta bort {roles} om inget utanför Kurir använder appen: Entra administrationscenter → Appregistreringar → appen → API-behörigheter → … → Ta bort behörighet, och Företagsprogram → appen → Behörigheter för att återkalla medgivandet.",
+    outside_scope: "{mailbox} ligger utanför appens omfång: appen har behörigheten men Exchange begränsar den till andra brevlådor ({code}: {message})",
+    outside_scope_fix: "Ta med brevlådan i appens omfång. Med RBAC för program: lägg till den i hanteringsomfånget (Get-ManagementRoleAssignment -RoleAssignee <tjänsteobjektets id> visar omfånget; Test-ServicePrincipalAuthorization -Identity <tjänsteobjektets id> -Resource {mailbox} ska visa InScope True). Med en Application Access Policy: lägg till brevlådan i policyns grupp; Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client_id} ska ge Granted.",
+    send_only: "Appen får bara skicka (Mail.Send, ingen läsbehörighet): brevlådan kontrolleras när e-post skickas.",
     token_timeout: "Ingen token inom 30 sekunder.",
     token_timeout_fix: "Med enhetskodsflödet (device-code) måste någon logga in en gång: kör `kurir token` för samma användare eller konto på servern. Kontrollera annars nätverket till inloggningstjänsten.",
 
@@ -182,6 +216,18 @@ pub static EN: CheckTexts = CheckTexts {
     no_permissions_fix: "Add the API permissions (Mail.ReadWrite, Mail.Send or IMAP.AccessAsApp / POP.AccessAsApp / SMTP.SendAsApp) to the app registration and grant admin consent.",
     token_ok: "Token for {aud} (permissions: {perms})",
     settings_incomplete_fix: "Complete the settings as the message says.",
+    title_permissions: "The app has the permissions it needs, and no more",
+    permissions_delegated: "Delegated flow: the signed-in user's permissions (scp) are what counts.",
+    permissions_granted: "Needed and granted: {roles}.",
+    permissions_unused: "No user, account or Default sender uses the app yet; it holds: {roles}.",
+    permission_missing: "Missing: {role} ({resource}), needed by {by}.",
+    permissions_extra: "More than needed: {roles} (nothing configured in Kurir uses them).",
+    permissions_unchecked: "{resource} could not be checked: {error}",
+    permission_missing_fix: "Run `kurir setup entra` (it grants exactly what is needed), or in the Entra admin center: App registrations → the app → API permissions → Add a permission → {resource} → Application permissions → {roles}, then Grant admin consent.",
+    permissions_extra_fix: "Remove {roles} unless something outside Kurir uses the app: Entra admin center → App registrations → the app → API permissions → … → Remove permission, and Enterprise applications → the app → Permissions to revoke the consent.",
+    outside_scope: "{mailbox} is outside the app's scope: the app has the permission but Exchange limits it to other mailboxes ({code}: {message})",
+    outside_scope_fix: "Bring the mailbox into the app's scope. With RBAC for Applications: add it to the management scope (Get-ManagementRoleAssignment -RoleAssignee <service principal id> shows the scope; Test-ServicePrincipalAuthorization -Identity <service principal id> -Resource {mailbox} must show InScope True). With an Application Access Policy: add the mailbox to the policy's group; Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client_id} must say Granted.",
+    send_only: "The app may only send (Mail.Send, no read permission): the mailbox is checked when mail is sent.",
     token_timeout: "No token within 30 seconds.",
     token_timeout_fix: "With the device-code flow someone must sign in once: run `kurir token` for the same user or account on the server. Otherwise check the network to the sign-in service.",
 

@@ -29,7 +29,8 @@ pub(super) async fn step(run: &mut Run, ctx: &Ctx<'_>) -> Option<AccessToken> {
             } else {
                 c.scp.clone().unwrap_or_default()
             };
-            if perms.is_empty() {
+            // App-only: the next step names what is missing and how to grant it.
+            if perms.is_empty() && !ctx.eff.auth_flow().is_app_only() {
                 run.fail("token", t.no_permissions.to_owned(), t.no_permissions_fix);
                 return None;
             }
@@ -69,6 +70,16 @@ pub(super) enum TokenFailure {
     Settings(String),
     Entra(kurir_entra::EntraError),
     Timeout,
+}
+
+impl std::fmt::Display for TokenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenFailure::Settings(m) => f.write_str(m),
+            TokenFailure::Entra(e) => write!(f, "{e}"),
+            TokenFailure::Timeout => f.write_str("Entra ID did not answer within 30 seconds"),
+        }
+    }
 }
 
 /// A token for `scope` as the intake or the outbox would get it (the same cache, the same

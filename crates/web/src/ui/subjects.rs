@@ -228,6 +228,9 @@ fn field_views(
         let effective = shown(&eff_value, def, lang);
         let input = match def.kind {
             Kind::Secret => "password",
+            // An instant (what the set-up and rotation store) would show as an empty date
+            // picker and be lost on save: a text field keeps it.
+            Kind::Date if own_value.len() > 10 => "text",
             Kind::Date => "date",
             Kind::CertificatePem => "textarea",
             Kind::Choice(_) => "select",
