@@ -39,7 +39,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::entra::scope::{EXCHANGE_APP_ID, GRAPH_APP_ID};
-use crate::fixture::{App, Fixture, Secret, stable_id};
+use crate::fixture::{App, Fixture, KeyCredential, Secret, stable_id};
 use crate::graph::Req;
 use crate::graph::auth::{Caller, CallerKind};
 use crate::graph::reply::{ApiError, ApiResult, Reply};
@@ -246,8 +246,116 @@ fn application_json(a: &App, base: &str) -> Value {
         "requiredResourceAccess": a.required_resource_access,
         // Secrets are never returned: only their ids, names, dates and hint.
         "passwordCredentials": a.secrets.iter().map(password_json).collect::<Vec<_>>(),
-        "keyCredentials": [],
+        // Certificates: the public part's metadata; `key` is never returned.
+        "keyCredentials": a.key_credentials.iter().map(key_json).collect::<Vec<_>>(),
     })
+}
+
+fn key_json(k: &KeyCredential) -> Value {
+    use base64::Engine;
+    let c = &k.certificate;
+    let at = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t)
+            .map(rfc3339)
+            .unwrap_or_default()
+    };
+    json!({
+        // Binary in Graph's schema, so base64; the portal puts the SHA-1 thumbprint here
+        // (unverified: Kurir matches certificates by keyId, never by this field).
+        "customKeyIdentifier": base64::engine::general_purpose::STANDARD.encode(&c.sha1),
+        "displayName": k.display_name,
+        "endDateTime": at(c.not_after),
+        "key": Value::Null,
+        "keyId": k.id.to_string(),
+        "startDateTime": at(c.not_before),
+        "type": "AsymmetricX509Cert",
+        "usage": "Verify",
+    })
+}
+
+/// A `keyCredential` in a request: `type` AsymmetricX509Cert, `usage` Verify, `key` the
+/// certificate's DER in base64 (the public part only).
+fn key_from_request(v: &Value) -> Result<KeyCredential, ApiError> {
+    use base64::Engine;
+    if v["type"].as_str() != Some("AsymmetricX509Cert") || v["usage"].as_str() != Some("Verify") {
+        return Err(bad(
+            "keyCredential must have type 'AsymmetricX509Cert' and usage 'Verify'.",
+        ));
+    }
+    let key = v["key"]
+        .as_str()
+        .ok_or_else(|| bad("Property key is required for a new keyCredential."))?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|_| bad("Property key must be the certificate in base64."))?;
+    let certificate = crate::keys::RegisteredCertificate::from_der(&der)
+        .map_err(|e| bad(format!("Invalid certificate: {e}")))?;
+    Ok(KeyCredential {
+        id: v["keyId"]
+            .as_str()
+            .and_then(|k| Uuid::parse_str(k).ok())
+            .unwrap_or_else(Uuid::new_v4),
+        display_name: v["displayName"].as_str().map(str::to_owned),
+        certificate,
+    })
+}
+
+/// The proof of possession `addKey` and `removeKey` demand: a JWT signed with one of the app's
+/// valid certificates, `aud` 00000002-0000-0000-c000-000000000000, `iss` the application's
+/// object id, `exp` at most 10 minutes after `nbf`
+/// (<https://learn.microsoft.com/en-us/graph/application-rollkey-prooftoken>). The error's
+/// code and text are unverified.
+fn verify_proof(state: &EmulatorState, app: &App, proof: Option<&str>) -> Result<(), ApiError> {
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let fail = |why: &str| {
+        bad(format!(
+            "Proof of possession token validation failed: {why}."
+        ))
+    };
+    let proof = proof.ok_or_else(|| fail("the proof is missing"))?;
+    let header = jsonwebtoken::decode_header(proof).map_err(|_| fail("not a JWT"))?;
+    let thumb = header
+        .x5t
+        .as_deref()
+        .ok_or_else(|| fail("the header has no x5t"))?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(thumb.trim_end_matches('='))
+        .unwrap_or_default();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let cert = state
+        .app_certificates
+        .get(&app.client_id)
+        .into_iter()
+        .flatten()
+        .chain(app.key_credentials.iter().map(|k| &k.certificate))
+        .filter(|c| c.not_after > now)
+        .find(|c| c.sha1 == raw)
+        .ok_or_else(|| fail("it is not signed with a valid certificate of the application"))?;
+    if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
+        return Err(fail("it must be signed with RS256"));
+    }
+    let mut v = Validation::new(header.alg);
+    v.set_audience(&["00000002-0000-0000-c000-000000000000"]);
+    v.set_issuer(&[app.object_id.to_string()]);
+    v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
+    v.leeway = 0;
+    #[derive(serde::Deserialize)]
+    struct Times {
+        nbf: i64,
+        exp: i64,
+    }
+    let t = jsonwebtoken::decode::<Times>(
+        proof,
+        &DecodingKey::from_rsa_der(&cert.pkcs1_public_key),
+        &v,
+    )
+    .map_err(|e| fail(&e.to_string()))?
+    .claims;
+    if t.exp - t.nbf > 600 {
+        return Err(fail("exp must be at most 10 minutes after nbf"));
+    }
+    Ok(())
 }
 
 fn password_json(s: &Secret) -> Value {
@@ -483,6 +591,7 @@ pub(crate) fn handle(state: &Arc<EmulatorState>, req: &Req, caller: &Caller) -> 
                 },
                 required_resource_access: required,
                 has_service_principal: false,
+                key_credentials: Vec::new(),
                 created: OffsetDateTime::now_utc(),
             };
             let reply = application_json(&app, base);
@@ -579,7 +688,12 @@ fn application_call(
     } else {
         Need::WriteApps
     };
-    if !allowed(fixture, caller, need, Some(app)) {
+    // "An application does not need any specific permission to roll its own keys"
+    // (addKey/removeKey): the proof of possession is the authorization.
+    let rolls_own_key = matches!(rest, [a] if a.eq_ignore_ascii_case("addKey") || a.eq_ignore_ascii_case("removeKey"))
+        && matches!(caller.kind, CallerKind::App { .. })
+        && caller.app_id == app.client_id;
+    if !rolls_own_key && !allowed(fixture, caller, need, Some(app)) {
         return Err(denied());
     }
     fn change<'f>(f: &'f mut Fixture, object_id: Uuid, key: &str) -> Result<&'f mut App, ApiError> {
@@ -599,6 +713,30 @@ fn application_call(
                 }
                 if let Some(r) = b.get("requiredResourceAccess") {
                     a.required_resource_access = r.clone();
+                }
+                // The collection is replaced: an entry naming an existing keyId without a key
+                // keeps that certificate, an entry with a key adds one, the rest go.
+                if let Some(list) = b.get("keyCredentials") {
+                    let list = list
+                        .as_array()
+                        .ok_or_else(|| bad("Property keyCredentials must be an array."))?;
+                    let mut next = Vec::new();
+                    for v in list {
+                        let existing = v["keyId"]
+                            .as_str()
+                            .and_then(|k| Uuid::parse_str(k).ok())
+                            .and_then(|id| a.key_credentials.iter().find(|k| k.id == id));
+                        match (existing, v["key"].is_null()) {
+                            (Some(k), true) => next.push(k.clone()),
+                            (_, false) => next.push(key_from_request(v)?),
+                            (None, true) => {
+                                return Err(bad(
+                                    "Property key is required for a new keyCredential.",
+                                ));
+                            }
+                        }
+                    }
+                    a.key_credentials = next;
                 }
                 Ok::<_, ApiError>(())
             })?;
@@ -646,6 +784,47 @@ fn application_call(
                 Ok::<_, ApiError>(())
             })?;
             Ok(Reply::json(StatusCode::OK, out))
+        }
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("addKey") => {
+            let b = body(req)?;
+            verify_proof(state, app, b["proof"].as_str())?;
+            let cred = KeyCredential {
+                id: Uuid::new_v4(),
+                ..key_from_request(&b["keyCredential"])?
+            };
+            let mut out = key_json(&cred);
+            out["@odata.context"] = json!(format!(
+                "{base}/v1.0/$metadata#microsoft.graph.keyCredential"
+            ));
+            state.change_directory(|f| {
+                change(f, object_id, key)?
+                    .key_credentials
+                    .push(cred.clone());
+                Ok::<_, ApiError>(())
+            })?;
+            Ok(Reply::json(StatusCode::OK, out))
+        }
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("removeKey") => {
+            let b = body(req)?;
+            verify_proof(state, app, b["proof"].as_str())?;
+            let key_id = b["keyId"]
+                .as_str()
+                .and_then(|k| Uuid::parse_str(k).ok())
+                .ok_or_else(|| bad("Property keyId is required."))?;
+            state.change_directory(|f| {
+                let a = change(f, object_id, key)?;
+                let before = a.key_credentials.len();
+                a.key_credentials.retain(|k| k.id != key_id);
+                if a.key_credentials.len() == before {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "Request_ResourceNotFound",
+                        format!("No key credential found with keyId {key_id}."),
+                    ));
+                }
+                Ok(())
+            })?;
+            Ok(Reply::empty(StatusCode::NO_CONTENT))
         }
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("removePassword") => {
             let b = body(req)?;

@@ -113,6 +113,9 @@ pub struct App {
     /// `POST /servicePrincipals`).
     pub has_service_principal: bool,
     pub created: OffsetDateTime,
+    /// Certificates added through Graph (`PATCH keyCredentials`, `addKey`) while the emulator
+    /// runs; those of the fixture (`certificates`) are registered at start.
+    pub key_credentials: Vec<KeyCredential>,
 }
 
 /// A client secret: Microsoft shows its id and its value side by side, and the id is often
@@ -132,6 +135,14 @@ pub struct Secret {
 pub enum CertificateSource {
     Pem(String),
     Path(PathBuf),
+}
+
+/// A certificate credential added through Graph.
+#[derive(Clone, Debug)]
+pub struct KeyCredential {
+    pub id: Uuid,
+    pub display_name: Option<String>,
+    pub certificate: crate::keys::RegisteredCertificate,
 }
 
 /// A user account and the conditions that make sign-in fail.
@@ -459,6 +470,7 @@ impl RawFixture {
                 required_resource_access: serde_json::Value::Array(Vec::new()),
                 has_service_principal: true,
                 created: OffsetDateTime::UNIX_EPOCH,
+                key_credentials: Vec::new(),
             });
         }
 

@@ -441,3 +441,185 @@ async fn a_user_without_a_directory_role_is_refused_with_authorization_request_d
         .await;
     assert_eq!(st, 403);
 }
+
+/// A key pair and self-signed certificate, as `kurir setup entra` makes one.
+struct Cert {
+    der: Vec<u8>,
+    key: jsonwebtoken::EncodingKey,
+    x5t: String,
+}
+
+fn new_cert() -> Cert {
+    use base64::Engine;
+    use sha1::Digest;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["kurir-test".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().to_vec();
+    Cert {
+        x5t: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&der)),
+        key: jsonwebtoken::EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap(),
+        der,
+    }
+}
+
+impl Cert {
+    fn b64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&self.der)
+    }
+    fn sign(&self, claims: &Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.x5t = Some(self.x5t.clone());
+        jsonwebtoken::encode(&h, claims, &self.key).unwrap()
+    }
+    /// The proof of possession addKey/removeKey demand.
+    fn proof(&self, object_id: &str) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.sign(&json!({"aud": "00000002-0000-0000-c000-000000000000", "iss": object_id, "nbf": now, "exp": now + 600}))
+    }
+}
+
+impl H {
+    /// An app-only Graph token with a client assertion signed by `cert`.
+    async fn cert_token(&self, client: &str, cert: &Cert) -> Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let aud = self.url(&format!("/{}/oauth2/v2.0/token", demo::TENANT_ID));
+        let assertion = cert.sign(&json!({
+            "aud": aud, "iss": client, "sub": client, "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now, "exp": now + 600,
+        }));
+        self.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .await
+    }
+}
+
+/// Certificates (issue #17.1/#17.3): the administrator uploads the first one's public part with
+/// `PATCH keyCredentials`; the app signs in with it at once; the app rolls it itself with
+/// `addKey`/`removeKey` and no permission, but only with a proof of possession signed by a
+/// registered certificate (one signed by any other key, or for another application, is refused);
+/// the removed certificate no longer signs in.
+#[tokio::test]
+async fn an_app_rolls_its_own_certificate_with_a_proof_of_possession() {
+    let h = H::start().await;
+    let admin = h.device_code_token(demo::ADMIN_USER).await;
+    let (st, app) = h
+        .call(
+            Method::POST,
+            "/applications",
+            &admin,
+            Some(json!({"displayName": "Kurir cert", "signInAudience": "AzureADMyOrg"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{app}");
+    let (object_id, app_id) = (
+        app["id"].as_str().unwrap().to_owned(),
+        app["appId"].as_str().unwrap().to_owned(),
+    );
+    let (st, _) = h
+        .call(
+            Method::POST,
+            "/servicePrincipals",
+            &admin,
+            Some(json!({"appId": app_id})),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let first = new_cert();
+    let first_id = uuid::Uuid::new_v4().to_string();
+    let (st, e) = h
+        .call(
+            Method::PATCH,
+            &format!("/applications/{object_id}"),
+            &admin,
+            Some(json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": first.b64(), "keyId": first_id, "displayName": "Kurir"}]})),
+        )
+        .await;
+    assert_eq!(st, 204, "{e}");
+    let (_, listed) = h
+        .call(
+            Method::GET,
+            &format!("/applications/{object_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    let keys = listed["keyCredentials"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["keyId"], first_id.as_str());
+    assert!(keys[0]["key"].is_null(), "the key is never returned");
+    let t = h.cert_token(&app_id, &first).await;
+    let app_token = t["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_owned();
+
+    // addKey without any permission, but with a proof: one signed by an unregistered key, or
+    // naming another application, is refused; the right one is taken.
+    let second = new_cert();
+    let add = |proof: String| json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": second.b64(), "displayName": "Kurir (rotated)"}, "passwordCredential": null, "proof": proof});
+    let stranger = new_cert();
+    for bad in [stranger.proof(&object_id), first.proof(&app_id)] {
+        let (st, e) = h
+            .call(
+                Method::POST,
+                &format!("/applications/{object_id}/addKey"),
+                &app_token,
+                Some(add(bad)),
+            )
+            .await;
+        assert_eq!(st, 400, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Proof of possession token validation failed"),
+            "{e}"
+        );
+    }
+    let (st, added) = h
+        .call(
+            Method::POST,
+            &format!("/applications/{object_id}/addKey"),
+            &app_token,
+            Some(add(first.proof(&object_id))),
+        )
+        .await;
+    assert_eq!(st, 200, "{added}");
+    assert!(h.cert_token(&app_id, &second).await["access_token"].is_string());
+
+    // removeKey of the first, proven with the second: the first no longer signs in.
+    let (st, e) = h
+        .call(
+            Method::POST,
+            &format!("/applications/{object_id}/removeKey"),
+            &app_token,
+            Some(json!({"keyId": first_id, "proof": second.proof(&object_id)})),
+        )
+        .await;
+    assert_eq!(st, 204, "{e}");
+    let refused = h.cert_token(&app_id, &first).await;
+    assert!(refused["access_token"].is_null(), "{refused}");
+    assert!(h.cert_token(&app_id, &second).await["access_token"].is_string());
+    let (_, listed) = h
+        .call(
+            Method::GET,
+            &format!("/applications/{object_id}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(listed["keyCredentials"][0]["keyId"], added["keyId"]);
+    assert_eq!(listed["keyCredentials"].as_array().unwrap().len(), 1);
+}

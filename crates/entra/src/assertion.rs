@@ -139,6 +139,41 @@ impl CertificateCredential {
     }
 }
 
+impl CertificateCredential {
+    /// The proof of possession Microsoft Graph's `addKey` and `removeKey` demand when an app
+    /// rolls its own certificate: signed with this (currently registered) certificate, `aud`
+    /// 00000002-0000-0000-c000-000000000000, `iss` the application's OBJECT id, valid for 10
+    /// minutes (<https://learn.microsoft.com/en-us/graph/application-rollkey-prooftoken>).
+    pub fn proof_of_possession(
+        &self,
+        application_object_id: &str,
+    ) -> Result<SecretString, EntraError> {
+        #[derive(Serialize)]
+        struct Proof<'a> {
+            aud: &'a str,
+            iss: &'a str,
+            nbf: i64,
+            exp: i64,
+        }
+        let mut header = Header::new(Algorithm::RS256);
+        header.x5t = Some(self.sha1_thumbprint.clone());
+        header.typ = Some("JWT".into());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Proof {
+            aud: "00000002-0000-0000-c000-000000000000",
+            iss: application_object_id,
+            nbf: now,
+            exp: now + LIFETIME_SECS,
+        };
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map(SecretString::from)
+            .map_err(|e| EntraError::Config {
+                setting: "certificate_key",
+                problem: format!("signing the proof of possession failed ({e})"),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,16 +91,31 @@ async fn setup_entra_leaves_a_kurir_that_sends_and_takes_in_mail_and_a_rerun_cha
     let s = &v["setup"];
     assert_eq!(s["created_application"], true, "{s}");
     assert_eq!(s["created_service_principal"], true);
+    // A certificate rolls itself with a proof of possession: no Application.ReadWrite.OwnedBy,
+    // no owner (least privilege).
     assert_eq!(
         s["granted"],
-        serde_json::json!([
-            "Mail.ReadWrite",
-            "Mail.Send",
-            "Application.ReadWrite.OwnedBy"
-        ])
+        serde_json::json!(["Mail.ReadWrite", "Mail.Send"])
     );
-    assert_eq!(s["owner_added"], true);
-    assert!(s["new_secret"].is_array(), "{s}");
+    assert_eq!(s["owner_added"], false);
+    // The recommended credential: a certificate made here, its public part uploaded.
+    assert!(s["new_certificate"].is_array(), "{s}");
+    assert!(s["new_secret"].is_null(), "{s}");
+    assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"));
+    let store = kurir_store::open_store(&dir, None).await.unwrap();
+    {
+        let snap = store.snapshot().await.unwrap();
+        let sys = snap.resolve(&kurir_settings::Scope::System);
+        assert_eq!(sys.get("auth_flow"), Some("certificate"));
+        assert_eq!(sys.get("certificate_id"), s["new_certificate"][0].as_str());
+        assert!(
+            sys.get("certificate")
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(sys.get("rotate_secret"), Some("true"));
+        assert!(sys.get("client_secret").is_none(), "no secret was made");
+    }
     assert_eq!(s["settings_changed"], true);
     let ps = s["powershell"].as_array().unwrap();
     assert!(
@@ -132,14 +147,7 @@ async fn setup_entra_leaves_a_kurir_that_sends_and_takes_in_mail_and_a_rerun_cha
         .iter()
         .map(|r| r.as_str().unwrap())
         .collect();
-    assert_eq!(
-        roles,
-        [
-            "Mail.ReadWrite",
-            "Mail.Send",
-            "Application.ReadWrite.OwnedBy"
-        ]
-    );
+    assert_eq!(roles, ["Mail.ReadWrite", "Mail.Send"]);
 
     // Mail works end to end with nothing about Entra typed by hand.
     ok(&dir, &["users", "add", "ANNA", "--email", demo::USER]);
@@ -185,7 +193,6 @@ async fn setup_entra_leaves_a_kurir_that_sends_and_takes_in_mail_and_a_rerun_cha
     )
     .unwrap();
     ok(&dir, &["fetch", "--account", "Inkorg"]);
-    let store = kurir_store::open_store(&dir, None).await.unwrap();
     assert_eq!(store.count_messages("Inkorg").await.unwrap().stored, 1);
 
     // Least privilege (issue #17.2): what the set-up granted is exactly what ANNA (Graph
@@ -209,9 +216,7 @@ async fn setup_entra_leaves_a_kurir_that_sends_and_takes_in_mail_and_a_rerun_cha
         (&p["status"], &p["detail"]),
         (
             &Value::from("ok"),
-            &Value::from(
-                "Needed and granted: Application.ReadWrite.OwnedBy, Mail.ReadWrite, Mail.Send."
-            )
+            &Value::from("Needed and granted: Mail.ReadWrite, Mail.Send.")
         ),
         "{p}"
     );
@@ -325,7 +330,12 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_before_a_short_lifeti
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     point_at_emulator(&dir, &emu);
-    let (code, _, err) = setup_as(&dir, &emu, demo::ADMIN_USER, &["--no-check"]);
+    let (code, _, err) = setup_as(
+        &dir,
+        &emu,
+        demo::ADMIN_USER,
+        &["--no-check", "--credential", "secret"],
+    );
     assert_eq!(code, 0, "{err}");
     let store = kurir_store::open_store(&dir, None).await.unwrap();
     let secret = |store: std::sync::Arc<dyn KurirStore>| async move {
@@ -522,4 +532,95 @@ async fn the_client_secret_is_rotated_by_hand_and_by_serve_before_a_short_lifeti
         );
     }
     common::daemon::assert_outgoing_delivered_once(&emu, i).await;
+}
+
+/// The certificate credential rotated (issue #17.3): the app adds a new certificate with
+/// `addKey` and a proof signed by the stored one, proves it with a token, stores it, and removes
+/// the old one with `removeKey`; the old certificate no longer signs in, mail still goes out, and
+/// the private keys never appear in any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_is_rotated_with_a_proof_of_possession_and_the_old_one_removed() {
+    let emu = Emulator::start(EmulatorConfig::demo()).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    point_at_emulator(&dir, &emu);
+    let (code, _, err) = setup_as(&dir, &emu, demo::ADMIN_USER, &["--no-check"]);
+    assert_eq!(code, 0, "{err}");
+    let store = kurir_store::open_store(&dir, None).await.unwrap();
+    let system = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .snapshot()
+                .await
+                .unwrap()
+                .system
+                .get(key)
+                .map(|v| v.display())
+        }
+    };
+    let (first_pem, first_id) = (
+        system("certificate").await.unwrap(),
+        system("certificate_id").await.unwrap(),
+    );
+    let out = ok(
+        &dir,
+        &["credential", "rotate", "--grace-hours", "0", "--json"],
+    );
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["old_removed"], true, "{r}");
+    assert_eq!(r["rotated"]["retired_secret_id"], first_id.as_str(), "{r}");
+    let (second_pem, second_id) = (
+        system("certificate").await.unwrap(),
+        system("certificate_id").await.unwrap(),
+    );
+    assert_ne!(first_pem, second_pem);
+    assert_eq!(r["rotated"]["new_secret_id"], second_id.as_str());
+    assert!(system("retired_secret_id").await.is_none());
+    // The registration holds only the new certificate, and Kurir signs in and sends with it.
+    let app = emu
+        .fixture()
+        .apps
+        .iter()
+        .find(|a| a.display_name == "Kurir (Monitor ERP e-mail)")
+        .cloned()
+        .unwrap();
+    let ids: Vec<String> = app
+        .key_credentials
+        .iter()
+        .map(|k| k.id.to_string())
+        .collect();
+    assert_eq!(ids, [second_id]);
+    let t: Value = serde_json::from_str(&ok(&dir, &["token", "--json"])).unwrap();
+    assert!(t["roles"].is_array(), "{t}");
+    ok(&dir, &["users", "add", "ANNA", "--email", demo::USER]);
+    ok(
+        &dir,
+        &[
+            "send",
+            "--as",
+            "ANNA",
+            "--to",
+            demo::USER2,
+            "--subject",
+            "after the rotation",
+            "--wait",
+        ],
+    );
+    // The old certificate no longer signs in: Kurir with its settings put back is refused.
+    ok(
+        &dir,
+        &["settings", "set", &format!("certificate={first_pem}")],
+    );
+    let out = common::kurir(&dir)
+        .args(["token", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AADSTS700027") || err.contains("AADSTS"),
+        "{err}"
+    );
 }

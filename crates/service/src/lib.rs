@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod backup;
+pub mod certificate;
 pub mod config;
 pub mod intake;
 mod listener;

@@ -1,20 +1,24 @@
-//! Credential rotation (issue #17.3): the app replaces its own client secret before it expires.
+//! Credential rotation (issue #17.3): the app replaces its own client secret or certificate
+//! before it expires.
 //!
-//! One round ([`rotate`]): with a token from the current secret, the app (owner of its own
-//! registration, with `Application.ReadWrite.OwnedBy`, as `kurir setup entra` leaves it) adds a
-//! new secret; a token is requested with the NEW secret before anything is stored (a secret
-//! Entra does not accept yet is never switched to); then the new secret, its expiry and id are
-//! stored in one transaction, and the old one is marked for removal after a grace period
-//! ([`remove_retired`] removes it). At every moment a valid secret is stored: the old one until
-//! the new one is proven, the new one after.
+//! One round ([`rotate`]): with a token from the current credential, the app adds a new one to
+//! its own registration: a secret with `addPassword` (it needs `Application.ReadWrite.OwnedBy`
+//! and to own its registration, as `kurir setup entra` leaves it), a certificate generated here
+//! with `addKey` and a proof of possession signed by the current certificate (no permission
+//! needed: <https://learn.microsoft.com/en-us/graph/api/application-addkey>). A token is
+//! requested with the NEW credential before anything is stored (one Entra does not accept yet
+//! is never switched to); then it is stored with its expiry and id in one transaction, and the
+//! old one is marked for removal after a grace period ([`remove_retired`] removes it with
+//! `removePassword` / `removeKey`). At every moment a valid credential is stored: the old one
+//! until the new one is proven, the new one after.
 //!
 //! Without the permission the round fails with the manual fix, and the expiry alarm stays.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kurir_graph::GraphClient;
-use kurir_settings::Scope;
+use kurir_graph::{Application, GraphClient};
+use kurir_settings::{AuthFlow, Effective, Scope};
 use kurir_store::{Change, KurirStore, NewValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -36,10 +40,12 @@ pub enum RotationError {
         "the app may not change its own registration (Microsoft Graph answered 403): it needs Application.ReadWrite.OwnedBy and to be an owner of its registration — run `kurir setup entra` again, or create a new secret by hand in the Entra admin center (App registrations → Certificates & secrets) and set client_secret and client_secret_expires"
     )]
     NotAllowed,
-    #[error("the system settings do not use a client secret with Exchange Online: {0}")]
+    #[error(
+        "the system settings do not use a client secret or certificate with Exchange Online: {0}"
+    )]
     NotApplicable(String),
     #[error(
-        "Entra ID does not accept the new secret yet ({0}); nothing was switched, the current secret stays in use; it is tried again later"
+        "Entra ID does not accept the new credential yet ({0}); nothing was switched, the current one stays in use; it is tried again later"
     )]
     NewSecretRefused(String),
     #[error("{0}")]
@@ -57,7 +63,21 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// Whether the stored secret is due: `rotate_secret=true` and its expiry within
+/// When the stored credential expires: the client secret's `client_secret_expires`, the
+/// certificate's own end of validity.
+fn expiry_of(eff: &Effective) -> Option<time::OffsetDateTime> {
+    match eff.auth_flow() {
+        AuthFlow::ClientSecret => eff
+            .get("client_secret_expires")
+            .and_then(kurir_settings::expiry),
+        AuthFlow::Certificate => eff
+            .get("certificate")
+            .and_then(crate::certificate::not_after),
+        _ => None,
+    }
+}
+
+/// Whether the stored credential is due: `rotate_secret=true` and its expiry within
 /// `rotate_before`.
 pub async fn due(store: &Arc<dyn KurirStore>) -> Result<bool, RotationError> {
     let snap = store.snapshot().await?;
@@ -68,21 +88,23 @@ pub async fn due(store: &Arc<dyn KurirStore>) -> Result<bool, RotationError> {
     let before = eff
         .duration("rotate_before")
         .unwrap_or(Duration::from_secs(30 * 86_400));
-    let Some(expires) = eff
-        .get("client_secret_expires")
-        .and_then(kurir_settings::expiry)
-    else {
+    let Some(expires) = expiry_of(&eff) else {
         return Ok(false);
     };
     Ok(expires <= time::OffsetDateTime::now_utc() + before)
 }
 
-/// One rotation of the system settings' client secret.
-pub async fn rotate(
-    store: &Arc<dyn KurirStore>,
-    secret_days: u32,
-    grace: Duration,
-) -> Result<Rotated, RotationError> {
+/// The app as its own credential sees it: settings, a Graph token, Graph, its registration.
+struct AppSession {
+    eff: Effective,
+    req: kurir_entra::TokenRequest,
+    token: SecretString,
+    graph: GraphClient,
+    app: Application,
+    ca: Option<String>,
+}
+
+async fn session(store: &Arc<dyn KurirStore>) -> Result<AppSession, RotationError> {
     let snap = store.snapshot().await?;
     let (eff, req) = kurir_connect::token_request(
         &**store,
@@ -91,18 +113,20 @@ pub async fn rotate(
         kurir_connect::Resource::Graph,
     )
     .await?;
-    if eff.auth_flow() != kurir_settings::AuthFlow::ClientSecret {
+    if !matches!(
+        eff.auth_flow(),
+        AuthFlow::ClientSecret | AuthFlow::Certificate
+    ) {
         return Err(RotationError::NotApplicable(format!(
             "auth_flow is {}",
             eff.auth_flow()
         )));
     }
     let client = kurir_connect::token_client(&eff, store.clone())?;
-    let token = client.token(&req).await?;
-    let ca = match eff.get("ca_file") {
-        Some(p) => std::fs::read_to_string(p).ok(),
-        None => None,
-    };
+    let token = client.token(&req).await?.secret;
+    let ca = eff
+        .get("ca_file")
+        .and_then(|p| std::fs::read_to_string(p).ok());
     let base = format!(
         "{}/v1.0",
         eff.get("graph_endpoint")
@@ -110,48 +134,153 @@ pub async fn rotate(
             .trim_end_matches('/')
     );
     let graph = GraphClient::new(&base, ca.as_deref(), Duration::from_secs(60))?;
-    let t = token.secret.expose_secret();
-    let app = graph
-        .application_by_app_id(t, &req.client_id)
-        .await
-        .map_err(forbidden)?
-        .ok_or(RotationError::NotAllowed)?;
-    let end = time::OffsetDateTime::now_utc()
-        + time::Duration::days(i64::from(secret_days.clamp(1, 730)));
-    let cred = graph
-        .add_password(t, &app.id, "Kurir (rotated)", end)
-        .await
-        .map_err(forbidden)?;
-    let value = SecretString::from(cred.secret_text.clone().unwrap_or_default());
-    // Proven before it is stored: a token with the new secret.
-    let mut probe = req.clone();
-    probe.credential = kurir_entra::Credential::ClientSecret {
-        secret: value.clone(),
-        basic_auth: false,
+    // An app rolling its own certificate needs no permission, not even to read its
+    // registration: the object id the set-up stored is all it needs. Secrets need
+    // Application.ReadWrite.OwnedBy, which reads it.
+    let stored_object_id = eff
+        .get("application_object_id")
+        .filter(|_| eff.auth_flow() == AuthFlow::Certificate);
+    let app = match stored_object_id {
+        Some(id) => Application {
+            id: id.to_owned(),
+            app_id: req.client_id.clone(),
+            display_name: None,
+            password_credentials: Vec::new(),
+            key_credentials: Vec::new(),
+        },
+        None => graph
+            .application_by_app_id(token.expose_secret(), &req.client_id)
+            .await
+            .map_err(forbidden)?
+            .ok_or(RotationError::NotAllowed)?,
     };
+    Ok(AppSession {
+        eff,
+        req,
+        token,
+        graph,
+        app,
+        ca,
+    })
+}
+
+/// The stored certificate, ready to sign a proof of possession.
+async fn stored_certificate(
+    store: &Arc<dyn KurirStore>,
+    eff: &Effective,
+) -> Result<kurir_entra::CertificateCredential, RotationError> {
+    let pem = eff.get("certificate").unwrap_or_default();
+    let key = store
+        .reveal(&Scope::System, "certificate_key")
+        .await?
+        .unwrap_or_else(|| SecretString::from(String::new()));
+    Ok(kurir_entra::CertificateCredential::from_pem(pem, &key)?)
+}
+
+/// One rotation of the system settings' credential (secret or certificate, as `auth_flow`).
+pub async fn rotate(
+    store: &Arc<dyn KurirStore>,
+    days: u32,
+    grace: Duration,
+) -> Result<Rotated, RotationError> {
+    let s = session(store).await?;
+    let t = s.token.expose_secret();
+    let app = &s.app;
     let fresh = kurir_entra::TokenClient::new(kurir_entra::ClientConfig {
-        extra_ca_pem: ca.clone(),
+        extra_ca_pem: s.ca.clone(),
         ..kurir_entra::ClientConfig::default()
     })?;
-    if let Err(e) = fresh.token(&probe).await {
-        // Leave nothing behind that nobody stores.
-        let _ = graph.remove_password(t, &app.id, &cred.key_id).await;
-        return Err(RotationError::NewSecretRefused(e.to_string()));
-    }
-    let expires = stored_expiry(cred.end_date_time.as_deref());
-    let old_id = eff.get("client_secret_id").map(str::to_owned);
+    let mut probe = s.req.clone();
+    let (mut changes, new_id, expires, old_id) = if s.eff.auth_flow() == AuthFlow::Certificate {
+        let current = stored_certificate(store, &s.eff).await?;
+        let name = app
+            .display_name
+            .as_deref()
+            .unwrap_or("Kurir (Monitor ERP e-mail)");
+        let cert = crate::certificate::generate(name, days).map_err(|e| {
+            RotationError::NotApplicable(format!("no certificate could be made: {e}"))
+        })?;
+        let proof = current.proof_of_possession(&app.id)?;
+        let added = s
+            .graph
+            .add_key(
+                t,
+                &app.id,
+                "Kurir (rotated)",
+                &cert.der_base64,
+                proof.expose_secret(),
+            )
+            .await
+            .map_err(forbidden)?;
+        let alg = match &s.req.credential {
+            kurir_entra::Credential::Certificate { alg, .. } => *alg,
+            _ => kurir_entra::AssertionAlg::default(),
+        };
+        probe.credential = kurir_entra::Credential::Certificate {
+            cert_pem: cert.pem.clone(),
+            key_pem: cert.key_pem.clone(),
+            alg,
+        };
+        // Proven before it is stored: a token with the new certificate.
+        if let Err(e) = fresh.token(&probe).await {
+            if let Ok(p) = current.proof_of_possession(&app.id) {
+                let _ = s
+                    .graph
+                    .remove_key(t, &app.id, &added.key_id, p.expose_secret())
+                    .await;
+            }
+            return Err(RotationError::NewSecretRefused(e.to_string()));
+        }
+        let changes = vec![
+            Change::Set("certificate".into(), NewValue::Plain(cert.pem)),
+            Change::Set("certificate_key".into(), NewValue::Secret(cert.key_pem)),
+            Change::Set(
+                "certificate_id".into(),
+                NewValue::Plain(added.key_id.clone()),
+            ),
+        ];
+        let old = s.eff.get("certificate_id").map(str::to_owned);
+        (
+            changes,
+            added.key_id,
+            kurir_settings::format_instant(cert.not_after),
+            old,
+        )
+    } else {
+        let end =
+            time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days.clamp(1, 730)));
+        let cred = s
+            .graph
+            .add_password(t, &app.id, "Kurir (rotated)", end)
+            .await
+            .map_err(forbidden)?;
+        let value = SecretString::from(cred.secret_text.clone().unwrap_or_default());
+        probe.credential = kurir_entra::Credential::ClientSecret {
+            secret: value.clone(),
+            basic_auth: false,
+        };
+        // Proven before it is stored: a token with the new secret.
+        if let Err(e) = fresh.token(&probe).await {
+            // Leave nothing behind that nobody stores.
+            let _ = s.graph.remove_password(t, &app.id, &cred.key_id).await;
+            return Err(RotationError::NewSecretRefused(e.to_string()));
+        }
+        let expires = stored_expiry(cred.end_date_time.as_deref());
+        let changes = vec![
+            Change::Set("client_secret".into(), NewValue::Secret(value)),
+            Change::Set(
+                "client_secret_expires".into(),
+                NewValue::Plain(expires.clone()),
+            ),
+            Change::Set(
+                "client_secret_id".into(),
+                NewValue::Plain(cred.key_id.clone()),
+            ),
+        ];
+        let old = s.eff.get("client_secret_id").map(str::to_owned);
+        (changes, cred.key_id, expires, old)
+    };
     let remove_after = rfc3339(time::OffsetDateTime::now_utc() + grace);
-    let mut changes = vec![
-        Change::Set("client_secret".into(), NewValue::Secret(value)),
-        Change::Set(
-            "client_secret_expires".into(),
-            NewValue::Plain(expires.clone()),
-        ),
-        Change::Set(
-            "client_secret_id".into(),
-            NewValue::Plain(cred.key_id.clone()),
-        ),
-    ];
     if let Some(old) = &old_id {
         changes.push(Change::Set(
             "retired_secret_id".into(),
@@ -163,9 +292,9 @@ pub async fn rotate(
         ));
     }
     store.apply(&Scope::System, changes).await?;
-    tracing::info!(new_secret = %cred.key_id, expires = %expires, "client secret rotated");
+    tracing::info!(new_credential = %new_id, expires = %expires, flow = %s.eff.auth_flow(), "client secret rotated");
     Ok(Rotated {
-        new_secret_id: cred.key_id,
+        new_secret_id: new_id,
         expires,
         retired_secret_id: old_id,
         remove_after,
@@ -203,32 +332,18 @@ pub async fn remove_retired(store: &Arc<dyn KurirStore>) -> Result<bool, Rotatio
     if !due {
         return Ok(false);
     }
-    let (eff, req) = kurir_connect::token_request(
-        &**store,
-        &snap,
-        &Scope::System,
-        kurir_connect::Resource::Graph,
-    )
-    .await?;
-    let client = kurir_connect::token_client(&eff, store.clone())?;
-    let token = client.token(&req).await?;
-    let ca = eff
-        .get("ca_file")
-        .and_then(|p| std::fs::read_to_string(p).ok());
-    let base = format!(
-        "{}/v1.0",
-        eff.get("graph_endpoint")
-            .unwrap_or("https://graph.microsoft.com")
-            .trim_end_matches('/')
-    );
-    let graph = GraphClient::new(&base, ca.as_deref(), Duration::from_secs(60))?;
-    let t = token.secret.expose_secret();
-    let app = graph
-        .application_by_app_id(t, &req.client_id)
-        .await
-        .map_err(forbidden)?
-        .ok_or(RotationError::NotAllowed)?;
-    match graph.remove_password(t, &app.id, &old).await {
+    let s = session(store).await?;
+    let t = s.token.expose_secret();
+    let removed = if s.eff.auth_flow() == AuthFlow::Certificate {
+        let current = stored_certificate(store, &s.eff).await?;
+        let proof = current.proof_of_possession(&s.app.id)?;
+        s.graph
+            .remove_key(t, &s.app.id, &old, proof.expose_secret())
+            .await
+    } else {
+        s.graph.remove_password(t, &s.app.id, &old).await
+    };
+    match removed {
         Ok(()) => {}
         // Already gone (removed by hand): done all the same.
         Err(kurir_graph::GraphError::Service { status: 404, .. }) => {}

@@ -11,10 +11,13 @@
 //!    Graph `Mail.ReadWrite` and `Mail.Send`; Exchange Online `IMAP.AccessAsApp`,
 //!    `POP.AccessAsApp`, `SMTP.SendAsApp`; each app role is looked up by its value in the
 //!    resource's service principal, never by a hard-coded id;
-//! 4. with self-rotation, `Application.ReadWrite.OwnedBy` and the app's own service principal as
-//!    an owner of its registration, so `kurir credential rotate` can replace its secret;
-//! 5. a client secret (`addPassword`), unless the stored one is this app's and valid for more
-//!    than 30 days;
+//! 4. with self-rotation of a client secret, `Application.ReadWrite.OwnedBy` and the app's own
+//!    service principal as an owner of its registration, so `kurir credential rotate` can replace
+//!    its secret (a certificate needs neither: see [`SetupRequest::secret_self_rotation`]);
+//! 5. the credential, unless the stored one is this app's and valid for more than 30 days: a
+//!    certificate generated here (recommended; only its public part is uploaded, with
+//!    `PATCH keyCredentials` or, when the app has one already, `addKey`), or a client secret
+//!    (`addPassword`);
 //! 6. the system settings: method, client id, tenant, flow, secret and its expiry, and, with
 //!    self-rotation, `rotate_secret=true`.
 //!
@@ -100,10 +103,53 @@ pub struct SetupRequest {
     pub transports: Transports,
     /// Make the app able to rotate its own secret (owner + Application.ReadWrite.OwnedBy).
     pub self_rotation: bool,
-    /// How long a new client secret lives (Entra allows at most two years).
+    /// A certificate (recommended) or a client secret.
+    pub credential: CredentialKind,
+    /// How long a new client secret or certificate lives (Entra allows secrets two years).
     pub secret_days: u32,
     /// Mailboxes to name in the printed Exchange commands.
     pub mailboxes: Vec<String>,
+}
+
+/// The app's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// A certificate generated here; only its public part goes to Entra ID.
+    Certificate,
+    /// A client secret (`addPassword`).
+    Secret,
+}
+
+impl CredentialKind {
+    pub fn parse(s: &str) -> Result<CredentialKind, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "certificate" | "cert" => Ok(CredentialKind::Certificate),
+            "secret" | "client-secret" => Ok(CredentialKind::Secret),
+            other => Err(format!(
+                "unknown credential '{other}'; use certificate (recommended) or secret"
+            )),
+        }
+    }
+
+    /// The `auth_flow` setting it goes with.
+    pub fn auth_flow(self) -> &'static str {
+        match self {
+            CredentialKind::Certificate => "certificate",
+            CredentialKind::Secret => "client-secret",
+        }
+    }
+}
+
+impl SetupRequest {
+    /// Whether the app needs the owner + `Application.ReadWrite.OwnedBy` to rotate: only for a
+    /// client secret. An app rolls its own certificate with `addKey`/`removeKey` and a proof of
+    /// possession, which needs no permission
+    /// (<https://learn.microsoft.com/en-us/graph/api/application-addkey>), so a certificate
+    /// set-up grants nothing for it: least privilege.
+    pub fn secret_self_rotation(&self) -> bool {
+        self.self_rotation && self.credential == CredentialKind::Secret
+    }
 }
 
 /// What the set-up found and did.
@@ -122,6 +168,9 @@ pub struct SetupReport {
     /// The client secret added now (its id and expiry; never its value), or `None` when the
     /// stored one was kept.
     pub new_secret: Option<(String, String)>,
+    /// The certificate added now (its key id, expiry and SHA-1 thumbprint), or `None` when the
+    /// stored one was kept.
+    pub new_certificate: Option<(String, String, String)>,
     /// Whether the system settings changed.
     pub settings_changed: bool,
     /// Exchange Online PowerShell to run for IMAP/POP/SMTP and to limit the app to mailboxes.
@@ -147,6 +196,12 @@ pub enum SetupError {
         "the resource {0} has no application permission {1} in this tenant; is the tenant's Exchange Online licensed?"
     )]
     NoSuchRole(&'static str, &'static str),
+    #[error(
+        "the app registration already has {0} certificate(s) Kurir holds no key of; uploading one would replace them (Graph's keyCredentials is one collection). Remove them in the Entra admin center (App registrations → the app → Certificates & secrets) if nothing uses them, or run again with --credential secret"
+    )]
+    ForeignCertificates(usize),
+    #[error("the certificate could not be made: {0}")]
+    Certificate(String),
     #[error("Microsoft Graph: {0}")]
     Graph(#[from] GraphError),
     #[error("the settings could not be written: {0}")]
@@ -186,7 +241,7 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<SetupReport, SetupError> {
     let t = token.expose_secret();
-    let roles = req.transports.roles(req.self_rotation);
+    let roles = req.transports.roles(req.secret_self_rotation());
 
     // The resources' service principals, whose app roles name the permissions.
     let mut resources: Vec<ServicePrincipal> = Vec::new();
@@ -285,7 +340,7 @@ pub async fn run(
 
     // 4. The app as an owner of itself, for rotation.
     let mut owner_added = false;
-    if req.self_rotation {
+    if req.secret_self_rotation() {
         let owners = graph.application_owners(t, &app.id).await?;
         if !owners.iter().any(|o| o.eq_ignore_ascii_case(&sp.id)) {
             progress.step("making the app an owner of its own registration (for rotation)");
@@ -297,47 +352,20 @@ pub async fn run(
         }
     }
 
-    // 5. The credential: the stored secret is kept when it is this app's and lasts.
+    // 5. The credential, kept when the stored one is this app's and lasts 30 days more.
     let eff = snap.resolve(&Scope::System);
-    let now = time::OffsetDateTime::now_utc();
-    let stored_is_ours = eff.get("client_id") == Some(app.app_id.as_str())
-        && eff
-            .field("client_secret")
-            .is_some_and(|f| f.value.is_some())
-        && eff
-            .get("client_secret_expires")
-            .and_then(kurir_settings::expiry)
-            .is_some_and(|t| t > now + time::Duration::days(30));
     let mut changes = Vec::new();
     let mut new_secret = None;
-    if !stored_is_ours {
-        progress.step("adding a client secret");
-        let end = time::OffsetDateTime::now_utc()
-            + time::Duration::days(i64::from(req.secret_days.clamp(1, 730)));
-        let cred = graph
-            .add_password(t, &app.id, "Kurir", end)
-            .await
-            .map_err(|e| denied(e, user, "add client secrets", APP_ROLES))?;
-        let value = cred.secret_text.clone().ok_or_else(|| {
-            SetupError::Graph(GraphError::Decode {
-                what: "the new client secret",
-                detail: "it has no secretText".into(),
-            })
-        })?;
-        let expires = crate::rotation::stored_expiry(cred.end_date_time.as_deref());
-        changes.push(Change::Set(
-            "client_secret".into(),
-            NewValue::Secret(SecretString::from(value)),
-        ));
-        changes.push(Change::Set(
-            "client_secret_expires".into(),
-            NewValue::Plain(expires.clone()),
-        ));
-        changes.push(Change::Set(
-            "client_secret_id".into(),
-            NewValue::Plain(cred.key_id.clone()),
-        ));
-        new_secret = Some((cred.key_id.clone(), expires));
+    let mut new_certificate = None;
+    match req.credential {
+        CredentialKind::Secret => {
+            new_secret = secret_credential(graph, t, user, &app, &eff, req, &mut changes).await?;
+        }
+        CredentialKind::Certificate => {
+            new_certificate =
+                certificate_credential(store, graph, t, user, &app, &eff, req, &mut changes)
+                    .await?;
+        }
     }
 
     // 6. The system settings.
@@ -345,7 +373,8 @@ pub async fn run(
         ("method", "exchange-online"),
         ("client_id", app.app_id.as_str()),
         ("tenant_id", tenant_id),
-        ("auth_flow", "client-secret"),
+        ("auth_flow", req.credential.auth_flow()),
+        ("application_object_id", app.id.as_str()),
     ] {
         if eff.get(key) != Some(value)
             || eff
@@ -385,8 +414,145 @@ pub async fn run(
         already_granted,
         owner_added,
         new_secret,
+        new_certificate,
         settings_changed,
     })
+}
+
+/// A client secret unless the stored one is this app's and lasts; `Some((id, expiry))` when one
+/// was added.
+async fn secret_credential(
+    graph: &GraphClient,
+    t: &str,
+    user: &str,
+    app: &kurir_graph::Application,
+    eff: &kurir_settings::Effective,
+    req: &SetupRequest,
+    changes: &mut Vec<Change>,
+) -> Result<Option<(String, String)>, SetupError> {
+    let now = time::OffsetDateTime::now_utc();
+    let stored_is_ours = eff.get("client_id") == Some(app.app_id.as_str())
+        && eff
+            .field("client_secret")
+            .is_some_and(|f| f.value.is_some())
+        && eff
+            .get("client_secret_expires")
+            .and_then(kurir_settings::expiry)
+            .is_some_and(|t| t > now + time::Duration::days(30));
+    if stored_is_ours {
+        return Ok(None);
+    }
+    let end = now + time::Duration::days(i64::from(req.secret_days.clamp(1, 730)));
+    let cred = graph
+        .add_password(t, &app.id, "Kurir", end)
+        .await
+        .map_err(|e| denied(e, user, "add client secrets", APP_ROLES))?;
+    let value = cred.secret_text.clone().ok_or_else(|| {
+        SetupError::Graph(GraphError::Decode {
+            what: "the new client secret",
+            detail: "it has no secretText".into(),
+        })
+    })?;
+    let expires = crate::rotation::stored_expiry(cred.end_date_time.as_deref());
+    changes.push(Change::Set(
+        "client_secret".into(),
+        NewValue::Secret(SecretString::from(value)),
+    ));
+    changes.push(Change::Set(
+        "client_secret_expires".into(),
+        NewValue::Plain(expires.clone()),
+    ));
+    changes.push(Change::Set(
+        "client_secret_id".into(),
+        NewValue::Plain(cred.key_id.clone()),
+    ));
+    Ok(Some((cred.key_id, expires)))
+}
+
+/// A certificate generated here, its public part uploaded, unless the stored one is this app's
+/// (its key id registered) and lasts. The first certificate goes up with `PATCH
+/// keyCredentials`, which replaces the collection: so when the registration already holds
+/// certificates, a new one is added with `addKey` and a proof signed by the stored one, and when
+/// Kurir holds none of them the set-up stops rather than remove someone else's certificate.
+/// `Some((key id, expiry, thumbprint))` when one was added.
+#[allow(clippy::too_many_arguments)]
+async fn certificate_credential(
+    store: &Arc<dyn KurirStore>,
+    graph: &GraphClient,
+    t: &str,
+    user: &str,
+    app: &kurir_graph::Application,
+    eff: &kurir_settings::Effective,
+    req: &SetupRequest,
+    changes: &mut Vec<Change>,
+) -> Result<Option<(String, String, String)>, SetupError> {
+    let now = time::OffsetDateTime::now_utc();
+    let registered = |id: &str| {
+        app.key_credentials
+            .iter()
+            .any(|k| k.key_id.eq_ignore_ascii_case(id))
+    };
+    let stored_id = eff
+        .get("certificate_id")
+        .filter(|id| eff.get("client_id") == Some(app.app_id.as_str()) && registered(id));
+    let stored_pem = eff.get("certificate").map(str::to_owned);
+    let stored_key = match (&stored_id, &stored_pem) {
+        (Some(_), Some(_)) => store.reveal(&Scope::System, "certificate_key").await?,
+        _ => None,
+    };
+    let stored = match (stored_pem, stored_key) {
+        (Some(pem), Some(key)) if stored_id.is_some() => {
+            kurir_entra::CertificateCredential::from_pem(&pem, &key)
+                .ok()
+                .map(|c| (pem, c))
+        }
+        _ => None,
+    };
+    if let Some((pem, _)) = &stored
+        && crate::certificate::not_after(pem).is_some_and(|t| t > now + time::Duration::days(30))
+    {
+        return Ok(None);
+    }
+    let cert = crate::certificate::generate(&req.display_name, req.secret_days)
+        .map_err(|e| SetupError::Certificate(e.to_string()))?;
+    let name = "Kurir";
+    let key_id = match (&stored, app.key_credentials.is_empty()) {
+        (_, true) => {
+            let id = uuid::Uuid::new_v4().to_string();
+            graph
+                .set_certificate(t, &app.id, name, &cert.der_base64, Some(&id))
+                .await
+                .map_err(|e| denied(e, user, "add certificates", APP_ROLES))?;
+            id
+        }
+        (Some((_, current)), false) => {
+            let proof = current
+                .proof_of_possession(&app.id)
+                .map_err(|e| SetupError::Certificate(e.to_string()))?;
+            graph
+                .add_key(t, &app.id, name, &cert.der_base64, proof.expose_secret())
+                .await
+                .map_err(|e| denied(e, user, "add certificates", APP_ROLES))?
+                .key_id
+        }
+        (None, false) => {
+            return Err(SetupError::ForeignCertificates(app.key_credentials.len()));
+        }
+    };
+    let thumbprint = kurir_entra::CertificateCredential::from_pem(&cert.pem, &cert.key_pem)
+        .map(|c| c.thumbprint_hex())
+        .unwrap_or_default();
+    let expires = kurir_settings::format_instant(cert.not_after);
+    changes.push(Change::Set("certificate".into(), NewValue::Plain(cert.pem)));
+    changes.push(Change::Set(
+        "certificate_key".into(),
+        NewValue::Secret(cert.key_pem),
+    ));
+    changes.push(Change::Set(
+        "certificate_id".into(),
+        NewValue::Plain(key_id.clone()),
+    ));
+    Ok(Some((key_id, expires, thumbprint)))
 }
 
 /// The Exchange Online PowerShell commands the set-up cannot run itself, ids filled in:

@@ -69,12 +69,14 @@ fn layers(snap: &SettingsSnapshot) -> Vec<(Scope, &kurir_settings::Layer)> {
 
 /// The day a PEM certificate stops being valid.
 pub fn certificate_not_after(pem: &str) -> Option<time::Date> {
+    certificate_not_after_instant(pem).map(|t| t.date())
+}
+
+/// The instant a PEM certificate stops being valid (rotation decides on it).
+pub fn certificate_not_after_instant(pem: &str) -> Option<time::OffsetDateTime> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()).ok()?;
     let cert = pem.parse_x509().ok()?;
-    let ts = cert.validity().not_after.timestamp();
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .map(|t| t.date())
+    time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
 }
 
 /// Computes the alarms of the settings and the intake health records.

@@ -147,18 +147,21 @@ fn verify_assertion(
             "The client assertion must be signed with RS256 or PS256.",
         ));
     }
-    let registered = state
+    // The fixture's certificates, and those added through Graph while the emulator runs.
+    let registered: Vec<&crate::keys::RegisteredCertificate> = state
         .app_certificates
         .get(&app.client_id)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .chain(app.key_credentials.iter().map(|k| &k.certificate))
+        .collect();
     let (thumbprint_shown, cert) = if let Some(s256) = &header.x5t_s256 {
         let raw = URL_SAFE_NO_PAD
             .decode(s256.trim_end_matches('='))
             .unwrap_or_default();
         (
             hex::encode_upper(&raw),
-            registered.iter().find(|c| c.sha256 == raw),
+            registered.iter().find(|c| c.sha256 == raw).copied(),
         )
     } else if let Some(x5t) = &header.x5t {
         let raw = URL_SAFE_NO_PAD
@@ -166,7 +169,7 @@ fn verify_assertion(
             .unwrap_or_default();
         (
             hex::encode_upper(&raw),
-            registered.iter().find(|c| c.sha1 == raw),
+            registered.iter().find(|c| c.sha1 == raw).copied(),
         )
     } else {
         return Err(malformed(

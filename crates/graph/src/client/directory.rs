@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::{Body, Call, GraphClient};
 use crate::error::GraphError;
-use crate::types::{AppRoleAssignment, Application, PasswordCredential, ServicePrincipal};
+use crate::types::{
+    AppRoleAssignment, Application, KeyCredential, PasswordCredential, ServicePrincipal,
+};
 
 /// A quoted OData string literal (`'` doubled).
 fn literal(s: &str) -> String {
@@ -147,6 +149,87 @@ impl GraphClient {
             headers: Vec::new(),
         };
         self.json(&call, "the new client secret").await
+    }
+
+    /// Replaces the registration's certificates (`PATCH /applications/{id}` with
+    /// `keyCredentials`, <https://learn.microsoft.com/en-us/graph/api/application-update>):
+    /// how the first certificate gets there (`addKey` needs one already). `certificate_der_b64`
+    /// is the public certificate only.
+    pub async fn set_certificate(
+        &self,
+        token: &str,
+        application_id: &str,
+        display_name: &str,
+        certificate_der_b64: &str,
+        key_id: Option<&str>,
+    ) -> Result<(), GraphError> {
+        let mut cred = json!({
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+            "displayName": display_name,
+            "key": certificate_der_b64,
+        });
+        // The caller names the key id, since PATCH answers 204 with no body to read it from.
+        if let Some(id) = key_id {
+            cred["keyId"] = json!(id);
+        }
+        let call = Call {
+            method: Method::PATCH,
+            url: self.api_url(&["applications", application_id]),
+            token: Some(token),
+            body: Body::json(&json!({"keyCredentials": [cred]}))?,
+            headers: Vec::new(),
+        };
+        self.execute(&call).await.map(|_| ())
+    }
+
+    /// Adds a certificate with a proof of possession of a registered one (`addKey`,
+    /// <https://learn.microsoft.com/en-us/graph/api/application-addkey>): how an app rolls its
+    /// own certificate.
+    pub async fn add_key(
+        &self,
+        token: &str,
+        application_id: &str,
+        display_name: &str,
+        certificate_der_b64: &str,
+        proof: &str,
+    ) -> Result<KeyCredential, GraphError> {
+        let call = Call {
+            method: Method::POST,
+            url: self.api_url(&["applications", application_id, "addKey"]),
+            token: Some(token),
+            body: Body::json(&json!({
+                "keyCredential": {
+                    "type": "AsymmetricX509Cert",
+                    "usage": "Verify",
+                    "displayName": display_name,
+                    "key": certificate_der_b64,
+                },
+                "passwordCredential": null,
+                "proof": proof,
+            }))?,
+            headers: Vec::new(),
+        };
+        self.json(&call, "the new key credential").await
+    }
+
+    /// Removes a certificate (`removeKey`,
+    /// <https://learn.microsoft.com/en-us/graph/api/application-removekey>).
+    pub async fn remove_key(
+        &self,
+        token: &str,
+        application_id: &str,
+        key_id: &str,
+        proof: &str,
+    ) -> Result<(), GraphError> {
+        let call = Call {
+            method: Method::POST,
+            url: self.api_url(&["applications", application_id, "removeKey"]),
+            token: Some(token),
+            body: Body::json(&json!({"keyId": key_id, "proof": proof}))?,
+            headers: Vec::new(),
+        };
+        self.execute(&call).await.map(|_| ())
     }
 
     pub async fn remove_password(

@@ -18,6 +18,19 @@ pub struct Application {
     pub display_name: Option<String>,
     #[serde(default)]
     pub password_credentials: Vec<PasswordCredential>,
+    #[serde(default)]
+    pub key_credentials: Vec<KeyCredential>,
+}
+
+/// A certificate credential as Graph lists it (the public key itself is never returned).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCredential {
+    pub key_id: String,
+    pub display_name: Option<String>,
+    pub end_date_time: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// A client secret as Graph lists it; `secret_text` only in `addPassword`'s answer.

@@ -18,7 +18,7 @@ pub mod upload;
 pub use batch::{BatchRequest, BatchRequestItem, BatchResponse, BatchResponseItem};
 pub use collection::{Page, Removed};
 pub use directory::{
-    AppRole, AppRoleAssignment, Application, PasswordCredential, ServicePrincipal,
+    AppRole, AppRoleAssignment, Application, KeyCredential, PasswordCredential, ServicePrincipal,
 };
 pub use error::{ErrorBody, ErrorDetail, InnerError, codes};
 pub use folder::{MailFolder, NewMailFolder, WELL_KNOWN_FOLDERS};

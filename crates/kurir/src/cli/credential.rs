@@ -1,4 +1,4 @@
-//! `kurir credential rotate`: replace the client secret now (what `kurir serve` does by itself
+//! `kurir credential rotate`: replace the client secret or certificate now (what `kurir serve` does by itself
 //! before expiry when `rotate_secret=true`), see [`kurir_service::rotation`].
 
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use crate::fail::bad;
 
 #[derive(Subcommand, Debug)]
 pub enum CredentialCmd {
-    /// Add a new client secret to the app, switch to it once Entra ID accepts it, and remove the
+    /// Add a new client secret (or certificate) to the app, switch to it once Entra ID accepts it, and remove the
     /// old one after the grace period (0: at once). Needs the app to own its registration with
     /// Application.ReadWrite.OwnedBy (`kurir setup entra` arranges it).
     Rotate(RotateArgs),
@@ -55,13 +55,13 @@ pub async fn run(place: &Place, cmd: CredentialCmd) -> anyhow::Result<ExitCode> 
         );
     } else {
         println!(
-            "New client secret {} in use (expires {}).",
+            "New credential {} in use (expires {}).",
             r.new_secret_id, r.expires
         );
         match (&r.retired_secret_id, removed) {
-            (Some(old), true) => println!("The old secret {old} is removed."),
+            (Some(old), true) => println!("The old credential {old} is removed."),
             (Some(old), false) => println!(
-                "The old secret {old} is removed after {} (by kurir serve, or the next kurir credential rotate).",
+                "The old credential {old} is removed after {} (by kurir serve, or the next kurir credential rotate).",
                 r.remove_after
             ),
             (None, _) => println!(

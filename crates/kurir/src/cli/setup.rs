@@ -35,7 +35,11 @@ pub struct EntraArgs {
     /// What the app must be allowed: graph, imap, pop, smtp (comma separated).
     #[arg(long, default_value = "graph")]
     transports: String,
-    /// Days a new client secret lives (at most 730).
+    /// The app's credential: certificate (recommended: generated here, only its public part is
+    /// uploaded, the key stays encrypted in Kurir) or secret.
+    #[arg(long, default_value = "certificate", value_name = "KIND")]
+    credential: String,
+    /// Days a new client secret or certificate lives (at most 730).
     #[arg(long, default_value_t = 365, value_name = "DAYS")]
     secret_days: u32,
     /// Do not let the app rotate its own secret (no owner, no Application.ReadWrite.OwnedBy).
@@ -84,6 +88,7 @@ pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
         )));
     }
     let transports = Transports::parse(&args.transports).map_err(bad)?;
+    let credential = kurir_service::setup::CredentialKind::parse(&args.credential).map_err(bad)?;
     let cloud = Cloud::parse(eff.cloud().as_str()).unwrap_or(Cloud::Global);
     let authority =
         Authority::url(eff.get("authority").unwrap_or(cloud.authority_host()))?.with_cloud(cloud);
@@ -139,6 +144,7 @@ pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
         display_name: args.name.clone(),
         transports,
         self_rotation: !args.no_self_rotation,
+        credential,
         secret_days: args.secret_days,
         mailboxes: args.mailboxes.clone(),
     };
@@ -182,12 +188,15 @@ pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
         if !report.already_granted.is_empty() {
             println!("Already granted    {}", report.already_granted.join(", "));
         }
-        match &report.new_secret {
-            Some((id, until)) => {
+        match (&report.new_secret, &report.new_certificate) {
+            (Some((id, until)), _) => {
                 println!("Client secret      added (id {id}, expires {until}), stored encrypted")
             }
-            None => println!(
-                "Client secret      the stored one is kept (this app's, valid for more than 30 days)"
+            (_, Some((id, until, thumbprint))) => println!(
+                "Certificate        generated and its public part uploaded (key id {id}, thumbprint {thumbprint}, expires {until}); the private key is stored encrypted and never left Kurir"
+            ),
+            (None, None) => println!(
+                "Credential         the stored one is kept (this app's, valid for more than 30 days)"
             ),
         }
         println!(
