@@ -12,7 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -494,6 +495,55 @@ test('quarantine actions: mark handled, forward, reprocess after a type change, 
   await page.waitForURL(/\/quarantine\?done=deleted/);
   assert.equal(await page.locator('#flash').textContent(), 'Meddelandet är borttaget.');
   assert.equal(await page.locator('table#messages tr:has-text("ta bort mig")').count(), 0);
+});
+
+test('the Entra set-up wizard: refused in Swedish for a user without the role, done in English for the admin', async () => {
+  // The emulator's hook approves a device code as the user would at the verification page.
+  const approve = (code, username) => new Promise((ok, fail) => {
+    const body = JSON.stringify({ user_code: code, username });
+    const req = httpsRequest(`${emu.base_url}/_emulator/devicecode/approve`, {
+      method: 'POST', ca: readFileSync(emu.ca_path), headers: { 'content-type': 'application/json' },
+    }, (res) => { res.resume(); res.on('end', () => (res.statusCode < 300 ? ok() : fail(new Error(`approve: ${res.statusCode}`)))); });
+    req.on('error', fail);
+    req.end(body);
+  });
+  const run = async (username) => {
+    await page.click('#setup-start');
+    const code = page.locator('#user-code');
+    await code.waitFor({ timeout: 20000 });
+    await approve((await code.textContent()).trim(), username);
+    await page.locator('#setup-job[data-state="done"], #setup-job[data-state="failed"]').waitFor({ timeout: 60000 });
+  };
+
+  await page.goto(`${base}/setup?lang=sv`);
+  assert.equal(await page.locator('h1').textContent(), 'Konfigurera Microsoft Entra ID');
+  assert.equal(await page.locator('#tenant').inputValue(), emu.tenant_id);
+  assert.ok(await page.locator('#c-certificate').isChecked(), 'a certificate is the default');
+  await shot('setup-form-sv');
+  await run('adele.vance@kurirdemo.onmicrosoft.com');
+  const refused = await page.locator('#setup-failed').textContent();
+  assert.match(refused, /Konfigurationen stoppades/);
+  assert.match(refused, /får inte registrera appar/);
+  assert.match(refused, /Application Administrator/);
+  await shot('setup-refused-sv');
+
+  await page.goto(`${base}/setup?lang=en`);
+  assert.equal(await page.locator('h1').textContent(), 'Set up Microsoft Entra ID');
+  await page.fill('#mailboxes', 'm2m@kurirdemo.onmicrosoft.com');
+  await run('admin@kurirdemo.onmicrosoft.com');
+  assert.match(await page.locator('#setup-done').textContent(), /Entra ID is set up/);
+  assert.match(await page.locator('#signed-in').textContent(), /admin@kurirdemo/);
+  const facts = await page.locator('#setup-facts').textContent();
+  assert.match(facts, /Client ID/);
+  assert.match(facts, /Mail\.ReadWrite, Mail\.Send/);
+  assert.match(facts, /certificate [0-9a-f-]{36}/);
+  assert.ok(!(await page.content()).includes('PRIVATE KEY'), 'the private key is never shown');
+  assert.match(await page.locator('#setup-powershell').textContent(), /New-ServicePrincipal -AppId [0-9a-f-]{36}/);
+  assert.equal(await page.locator('#check-report li[data-step="token"]').getAttribute('data-status'), 'ok');
+  await shot('setup-done-en');
+  // The system settings now name the new app and its certificate.
+  const shown = kurir(['settings', 'show']);
+  assert.match(shown, /auth_flow\s+certificate/);
 });
 
 test('log out', async () => {

@@ -132,6 +132,7 @@ impl Service {
 
         let outbox = Outbox::new(store.clone(), worker_cfg);
         let state = kurir_web::AppState::new(store.clone(), config, outbox.submitter());
+        let _ = state.entra_setup.set(Arc::new(setup::WebSetup));
         let scheme = if tls.is_some() { "https" } else { "http" };
         let web = {
             let mut stop = stop_rx.clone();

@@ -204,12 +204,104 @@ pub enum SetupError {
     Certificate(String),
     #[error("Microsoft Graph: {0}")]
     Graph(#[from] GraphError),
+    #[error("{0}")]
+    Settings(String),
+    #[error(transparent)]
+    Entra(#[from] kurir_entra::EntraError),
     #[error("the settings could not be written: {0}")]
     Store(#[from] kurir_store::StoreError),
 }
 
+/// The administrator, signed in for the set-up: the Graph token is used for this run only and
+/// kept nowhere.
+pub struct AdminSession {
+    pub token: SecretString,
+    /// Who signed in (UPN).
+    pub user: String,
+    /// The tenant's id, from the token.
+    pub tenant_id: String,
+    pub graph: GraphClient,
+}
+
+/// The administrator's device-code sign-in through the public client `setup_client_id` (default
+/// Microsoft Graph Command Line Tools), with the delegated [`ADMIN_SCOPES`]; `prompt` shows the
+/// code. The token and the Graph calls go only to the selected cloud unless the server allows
+/// custom endpoints (issue #13.1's rule).
+pub async fn admin_sign_in(
+    eff: &kurir_settings::Effective,
+    tenant: &str,
+    prompt: kurir_entra::DeviceCodeCallback,
+) -> Result<AdminSession, SetupError> {
+    use kurir_entra::{Authority, ClientConfig, Cloud, Credential, TokenClient, TokenRequest};
+    let custom = kurir_settings::endpoints::custom_endpoints(eff);
+    if !custom.is_empty() && !eff.flag(kurir_settings::endpoints::ALLOW_CUSTOM_ENDPOINTS) {
+        return Err(SetupError::Settings(format!(
+            "{} point outside the selected cloud and custom endpoints are not allowed on this server; leave them unset (kurir settings unset …) or allow them with kurir settings set allow_custom_endpoints=true",
+            custom
+                .iter()
+                .map(|(k, _, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let cloud = Cloud::parse(eff.cloud().as_str()).unwrap_or(Cloud::Global);
+    let authority =
+        Authority::url(eff.get("authority").unwrap_or(cloud.authority_host()))?.with_cloud(cloud);
+    let ca = match eff.get("ca_file") {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            SetupError::Settings(format!(
+                "the Extra CA certificate (ca_file) {p} cannot be read: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    // No refresh-token store: the administrator's sign-in is used once and kept nowhere.
+    let client = TokenClient::new(ClientConfig {
+        extra_ca_pem: ca.clone(),
+        ..ClientConfig::default()
+    })?;
+    let setup_client = eff
+        .get("setup_client_id")
+        .unwrap_or(DEFAULT_SETUP_CLIENT_ID)
+        .to_owned();
+    let token = client
+        .token(&TokenRequest {
+            authority,
+            tenant: tenant.to_owned(),
+            client_id: setup_client,
+            credential: Credential::DeviceCode { prompt },
+            scope: kurir_entra::Scope::graph_delegated(cloud, ADMIN_SCOPES),
+            user: Some("kurir-setup".into()),
+        })
+        .await?;
+    let user = token
+        .claims
+        .upn
+        .clone()
+        .or_else(|| token.claims.preferred_username.clone())
+        .unwrap_or_else(|| "the signed-in user".into());
+    let tenant_id = token
+        .claims
+        .tid
+        .clone()
+        .unwrap_or_else(|| tenant.to_owned());
+    let base = format!(
+        "{}/v1.0",
+        eff.get("graph_endpoint")
+            .unwrap_or("https://graph.microsoft.com")
+            .trim_end_matches('/')
+    );
+    let graph = GraphClient::new(&base, ca.as_deref(), std::time::Duration::from_secs(60))?;
+    Ok(AdminSession {
+        token: token.secret.clone(),
+        user,
+        tenant_id,
+        graph,
+    })
+}
+
 /// Directory steps, for progress output.
-pub trait Progress {
+pub trait Progress: Send + Sync {
     fn step(&self, text: &str);
 }
 
@@ -593,4 +685,129 @@ pub fn powershell(app_id: &str, sp_id: &str, name: &str, req: &SetupRequest) -> 
         }
     }
     out
+}
+
+/// The set-up as the web UI's wizard runs it (`kurir_web::ui::setup`): the same steps as
+/// `kurir setup entra`, reported into the page's job.
+pub struct WebSetup;
+
+struct JobProgress(Arc<kurir_web::ui::setup::SetupJob>);
+impl Progress for JobProgress {
+    fn step(&self, text: &str) {
+        self.0.step(text);
+    }
+}
+
+impl kurir_web::ui::setup::EntraSetup for WebSetup {
+    fn run(
+        &self,
+        store: Arc<dyn KurirStore>,
+        request: kurir_web::ui::setup::WizardRequest,
+        job: Arc<kurir_web::ui::setup::SetupJob>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let outcome = web_run(&store, &request, &job).await;
+            job.finish(outcome);
+        })
+    }
+}
+
+async fn web_run(
+    store: &Arc<dyn KurirStore>,
+    r: &kurir_web::ui::setup::WizardRequest,
+    job: &Arc<kurir_web::ui::setup::SetupJob>,
+) -> Result<kurir_web::ui::setup::Outcome, String> {
+    let sv = r.lang == kurir_web::i18n::Lang::Sv;
+    let snap = store.snapshot().await.map_err(|e| e.to_string())?;
+    let eff = snap.resolve(&Scope::System);
+    let tenant = if r.tenant.is_empty() {
+        eff.get("tenant_id").unwrap_or_default().to_owned()
+    } else {
+        r.tenant.clone()
+    };
+    let transports = Transports::parse(&r.transports)?;
+    let credential = CredentialKind::parse(&r.credential)?;
+    let j = job.clone();
+    let admin = admin_sign_in(
+        &eff,
+        &tenant,
+        Arc::new(move |p: &kurir_entra::DeviceCodePrompt| {
+            j.sign_in(&p.verification_uri, &p.user_code)
+        }),
+    )
+    .await
+    .map_err(|e| explain(&e, sv))?;
+    job.signed_in(&admin.user);
+    let req = SetupRequest {
+        display_name: r.display_name.clone(),
+        transports,
+        self_rotation: r.self_rotation,
+        credential,
+        secret_days: 365,
+        mailboxes: r.mailboxes.clone(),
+    };
+    let report = run(
+        store,
+        &snap,
+        &admin.graph,
+        &admin.token,
+        &admin.user,
+        &admin.tenant_id,
+        &req,
+        &JobProgress(job.clone()),
+    )
+    .await
+    .map_err(|e| explain(&e, sv))?;
+    let check = kurir_web::check::run(store.clone(), &Scope::System, r.lang).await;
+    let pick = |s: &'static str, e: &'static str| if sv { s } else { e }.to_owned();
+    let mut facts = vec![
+        (pick("Klient-ID", "Client ID"), report.app_id.clone()),
+        (pick("Katalog-ID", "Tenant ID"), report.tenant_id.clone()),
+        (
+            pick("Tjänsteobjekt", "Service principal"),
+            report.service_principal_id.clone(),
+        ),
+        (
+            pick("Beviljat nu", "Granted now"),
+            report.granted.join(", "),
+        ),
+        (
+            pick("Redan beviljat", "Already granted"),
+            report.already_granted.join(", "),
+        ),
+    ];
+    facts.push((
+        pick("Inloggningsuppgift", "Credential"),
+        match (&report.new_secret, &report.new_certificate) {
+            (Some((id, until)), _) => format!("client secret {id}, {until}"),
+            (_, Some((id, until, thumb))) => format!("certificate {id}, {thumb}, {until}"),
+            _ => pick("den lagrade behålls", "the stored one is kept"),
+        },
+    ));
+    Ok(kurir_web::ui::setup::Outcome {
+        facts,
+        powershell: report.powershell,
+        check: Some(check),
+    })
+}
+
+/// A refusal in the page's language: the missing directory role in Swedish too; Microsoft's
+/// and Graph's own texts stay as they are.
+fn explain(e: &SetupError, sv: bool) -> String {
+    match (e, sv) {
+        (SetupError::Denied { user, what, roles }, true) => format!(
+            "{user} får inte {} i den här klientorganisationen (Microsoft Graph: Authorization_RequestDenied). Det kräver Entra-rollen {roles}; en global administratör kan tilldela den (Entra administrationscenter → Roller och administratörer) eller köra konfigurationen själv.",
+            match *what {
+                "register applications" => "registrera appar",
+                "create service principals" => "skapa tjänsteobjekt",
+                "grant application permissions" => "bevilja programbehörigheter",
+                "change application owners" => "ändra appägare",
+                "add client secrets" => "lägga till klienthemligheter",
+                "add certificates" => "lägga till certifikat",
+                other => other,
+            }
+        ),
+        (SetupError::Entra(e), _) => e.to_string(),
+        (e, _) => e.to_string(),
+    }
 }

@@ -89,6 +89,11 @@ pub struct AppState {
     /// Bounds password guessing on `POST /login` and API keys (shared with the SMTP listener's
     /// AUTH when both run in one process: one budget of argon2 verifications per process).
     pub throttle: Arc<kurir_outbox::login_throttle::LoginThrottle>,
+    /// The Entra set-up the wizard page runs (`kurir_service` hands it in; absent, the page
+    /// says the service must run it).
+    pub entra_setup: std::sync::OnceLock<Arc<dyn ui::setup::EntraSetup>>,
+    /// The wizard's set-up in progress or last finished.
+    pub(crate) setup_job: Mutex<Option<Arc<ui::setup::SetupJob>>>,
 }
 
 impl AppState {
@@ -104,6 +109,8 @@ impl AppState {
             metrics: metrics::install(),
             verified_keys: Mutex::new(HashMap::new()),
             throttle: kurir_outbox::login_throttle::LoginThrottle::shared(),
+            entra_setup: std::sync::OnceLock::new(),
+            setup_job: Mutex::new(None),
         })
     }
 }

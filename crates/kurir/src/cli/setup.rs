@@ -5,10 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use kurir_entra::{
-    Authority, ClientConfig, Cloud, Credential, DeviceCodePrompt, TokenClient, TokenRequest,
-};
-use kurir_service::setup::{ADMIN_SCOPES, SetupRequest, Transports};
+use kurir_entra::DeviceCodePrompt;
+use kurir_service::setup::{SetupRequest, Transports};
 use kurir_settings::Scope;
 use secrecy::SecretString;
 
@@ -74,72 +72,23 @@ pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| {
             bad("which tenant? give --tenant (the Directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com), or set tenant_id first")
         })?;
-    // The administrator's token and the Graph calls go only to the selected cloud, unless the
-    // server allows custom endpoints (the emulator, a test tenant): issue #13.1's rule.
-    let custom = kurir_settings::endpoints::custom_endpoints(&eff);
-    if !custom.is_empty() && !eff.flag(kurir_settings::endpoints::ALLOW_CUSTOM_ENDPOINTS) {
-        return Err(bad(format!(
-            "{} point outside the selected cloud and custom endpoints are not allowed on this server; leave them unset (kurir settings unset …) or allow them with kurir settings set allow_custom_endpoints=true",
-            custom
-                .iter()
-                .map(|(k, _, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
     let transports = Transports::parse(&args.transports).map_err(bad)?;
     let credential = kurir_service::setup::CredentialKind::parse(&args.credential).map_err(bad)?;
-    let cloud = Cloud::parse(eff.cloud().as_str()).unwrap_or(Cloud::Global);
-    let authority =
-        Authority::url(eff.get("authority").unwrap_or(cloud.authority_host()))?.with_cloud(cloud);
-    let ca = match eff.get("ca_file") {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            bad(format!(
-                "the Extra CA certificate (ca_file) {p} cannot be read: {e}"
-            ))
-        })?),
-        None => None,
-    };
-    // No refresh-token store: the administrator's sign-in is used once and kept nowhere.
-    let client = TokenClient::new(ClientConfig {
-        extra_ca_pem: ca.clone(),
-        ..ClientConfig::default()
-    })?;
-    let setup_client = eff
-        .get("setup_client_id")
-        .unwrap_or(kurir_service::setup::DEFAULT_SETUP_CLIENT_ID)
-        .to_owned();
     eprintln!(
         "kurir: an administrator of {tenant} signs in now (Global Administrator, or Application Administrator plus Privileged Role Administrator):"
     );
-    let token = client
-        .token(&TokenRequest {
-            authority,
-            tenant: tenant.clone(),
-            client_id: setup_client,
-            credential: Credential::DeviceCode {
-                prompt: Arc::new(|p: &DeviceCodePrompt| eprintln!("{}", p.message)),
-            },
-            scope: kurir_entra::Scope::graph_delegated(cloud, ADMIN_SCOPES),
-            user: Some("kurir-setup".into()),
-        })
-        .await?;
-    let user = token
-        .claims
-        .upn
-        .clone()
-        .or_else(|| token.claims.preferred_username.clone())
-        .unwrap_or_else(|| "the signed-in user".into());
-    let tenant_id = token.claims.tid.clone().unwrap_or_else(|| tenant.clone());
+    let admin = kurir_service::setup::admin_sign_in(
+        &eff,
+        &tenant,
+        Arc::new(|p: &DeviceCodePrompt| eprintln!("{}", p.message)),
+    )
+    .await
+    .map_err(|e| match e {
+        kurir_service::setup::SetupError::Entra(e) => anyhow::Error::from(e),
+        e => bad(e.to_string()),
+    })?;
+    let (user, tenant_id, graph) = (admin.user.clone(), admin.tenant_id.clone(), admin.graph);
     eprintln!("kurir: signed in as {user}");
-    let base = format!(
-        "{}/v1.0",
-        eff.get("graph_endpoint")
-            .unwrap_or("https://graph.microsoft.com")
-            .trim_end_matches('/')
-    );
-    let graph =
-        kurir_graph::GraphClient::new(&base, ca.as_deref(), std::time::Duration::from_secs(60))?;
     let req = SetupRequest {
         display_name: args.name.clone(),
         transports,
@@ -148,7 +97,7 @@ pub async fn run(place: &Place, cmd: SetupCmd) -> anyhow::Result<ExitCode> {
         secret_days: args.secret_days,
         mailboxes: args.mailboxes.clone(),
     };
-    let secret: SecretString = token.secret.clone();
+    let secret: SecretString = admin.token;
     let report = kurir_service::setup::run(
         &store, &snap, &graph, &secret, &user, &tenant_id, &req, &Steps,
     )

@@ -22,6 +22,7 @@ mod lists;
 mod login;
 mod outbox;
 mod overview;
+pub mod setup;
 mod subjects;
 
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub fn routes() -> Router<Shared> {
         .merge(lists::routes())
         .merge(outbox::routes())
         .merge(incoming::routes())
+        .merge(setup::routes())
         .route("/health", get(health::health_page))
 }
 

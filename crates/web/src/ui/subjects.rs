@@ -295,7 +295,7 @@ fn field_views(
     (rows, other)
 }
 
-fn step_views(report: &Report, lang: Lang) -> Vec<StepView> {
+pub(super) fn step_views(report: &Report, lang: Lang) -> Vec<StepView> {
     use crate::check::StepStatus as S;
     let t = lang.texts();
     report
